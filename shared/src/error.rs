@@ -1,0 +1,118 @@
+//! Errors of the engine. A [`FileError`] means the file as a whole cannot be used: it ends in a
+//! manifest with status `failed`. An [`Error`] is anything else (storage, I/O of outputs).
+
+use crate::input::DecompressLimit;
+use std::io;
+
+/// Why a whole input file is unusable. Each message names the cause; the caller adds the object.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The gzip stream is truncated or corrupt.
+    #[error("truncated or corrupt gzip stream: {0}")]
+    Gzip(String),
+    /// Decompressing went past the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Reading the object failed.
+    #[error("read failed: {0}")]
+    Read(String),
+    /// A compression or encoding that is not supported.
+    #[error("unsupported input: {0}")]
+    Unsupported(String),
+    /// The file has no header line.
+    #[error("empty file: no header line")]
+    Empty,
+    /// The header cannot be decoded in the profile's encoding.
+    #[error("header is not valid {encoding} (column {position}: {value})")]
+    HeaderEncoding {
+        /// The profile's encoding.
+        encoding: &'static str,
+        /// 1-based position in the header.
+        position: usize,
+        /// The bytes, escaped.
+        value: String,
+    },
+    /// A required column is neither in the header nor given by the key or profile.
+    #[error("required column `{column}` is missing (header has: {header})")]
+    MissingColumn {
+        /// The contract column.
+        column: String,
+        /// The header as read.
+        header: String,
+    },
+    /// Two header fields map to the same column.
+    #[error("header names column `{column}` twice (`{first}` and `{second}`)")]
+    DuplicateColumn {
+        /// The contract column.
+        column: String,
+        /// The first header naming it.
+        first: String,
+        /// The second header naming it.
+        second: String,
+    },
+    /// A value the key or file name gives does not fit its column.
+    #[error("the object key gives {column} = `{value}`, which is not valid ({reason})")]
+    BadKeyValue {
+        /// The contract column.
+        column: String,
+        /// The value from the key.
+        value: String,
+        /// The reason code.
+        reason: crate::reason::Reason,
+    },
+    /// A wide file without a date column.
+    #[error("no date column (looked for {looked_for})")]
+    NoDateColumn {
+        /// The names tried.
+        looked_for: String,
+    },
+    /// A record longer than the configured maximum.
+    #[error("record {record} is longer than the limit of {limit} bytes")]
+    RecordTooLong {
+        /// 1-based record number.
+        record: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// The processing deadline passed (set by the caller).
+    #[error("stopped: {0}")]
+    Stopped(String),
+}
+
+impl FileError {
+    /// Classifies an I/O error from the decoding stack.
+    pub fn read(e: io::Error) -> FileError {
+        if let Some(limit) = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<DecompressLimit>())
+        {
+            return FileError::TooLarge(limit.to_string());
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::InvalidData => FileError::Gzip(e.to_string()),
+            _ => FileError::Read(e.to_string()),
+        }
+    }
+}
+
+/// An error that is not about the file's content: storage, output I/O, configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing or reading an object failed.
+    #[error("storage: {0}")]
+    Storage(#[from] io::Error),
+    /// Parquet encoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed to build a batch.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A contract or profile problem.
+    #[error(transparent)]
+    Contract(#[from] crate::contract::ContractError),
+    /// Bad configuration or arguments.
+    #[error("{0}")]
+    Config(String),
+}

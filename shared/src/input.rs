@@ -1,0 +1,322 @@
+//! The input side: bytes in (any `Read`), compression detected from content, CSV records out in
+//! chunks that own their bytes, so a chunk can cross to another thread.
+
+use crate::error::FileError;
+use flate2::read::MultiGzDecoder;
+use std::io::{self, Cursor, Read};
+
+/// Limits that keep one bad file from taking the process down. All configurable.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most decompressed bytes one file may expand to (guards against gzip bombs).
+    pub max_decompressed_bytes: u64,
+    /// Longest field; a longer one rejects its record as `field_too_long`.
+    pub max_field_bytes: usize,
+    /// Longest record; a longer one fails the file (memory stays bounded).
+    pub max_record_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_decompressed_bytes: 64 << 30,
+            max_field_bytes: 64 << 10,
+            max_record_bytes: 8 << 20,
+        }
+    }
+}
+
+/// A reader over the decompressed, BOM-less text of an object.
+pub type Decoded = Box<dyn Read + Send>;
+
+/// Opens an object's bytes: gzip (multi-member) when it starts with gzip's magic bytes, plain text
+/// otherwise (decision 19); a UTF-8 BOM is dropped; other compressions and UTF-16 are named errors.
+pub fn open(mut raw: impl Read + Send + 'static, limits: &Limits) -> Result<Decoded, FileError> {
+    let head = read_prefix(&mut raw, 4).map_err(FileError::read)?;
+    let compressed = Cursor::new(head.clone()).chain(raw);
+    let decompressed: Decoded = match head.as_slice() {
+        [0x1f, 0x8b, ..] => Box::new(MultiGzDecoder::new(compressed)),
+        [b'P', b'K', 3, 4] => {
+            return Err(FileError::Unsupported(
+                "zip archive; expected gzip or plain CSV".into(),
+            ));
+        }
+        [b'B', b'Z', b'h', ..] => {
+            return Err(FileError::Unsupported(
+                "bzip2; expected gzip or plain CSV".into(),
+            ));
+        }
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            return Err(FileError::Unsupported(
+                "zstd; expected gzip or plain CSV".into(),
+            ));
+        }
+        [0xfd, b'7', b'z', b'X'] => {
+            return Err(FileError::Unsupported(
+                "xz; expected gzip or plain CSV".into(),
+            ));
+        }
+        _ => Box::new(compressed),
+    };
+    let mut limited = LimitedReader {
+        inner: decompressed,
+        left: limits.max_decompressed_bytes,
+        limit: limits.max_decompressed_bytes,
+    };
+    let text_head = read_prefix(&mut limited, 3).map_err(FileError::read)?;
+    let rest: &[u8] = match text_head.as_slice() {
+        [0xef, 0xbb, 0xbf] => &[],
+        [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => {
+            return Err(FileError::Unsupported(
+                "UTF-16 text (byte-order mark FF FE / FE FF); expected UTF-8".into(),
+            ));
+        }
+        other => other,
+    };
+    Ok(Box::new(Cursor::new(rest.to_vec()).chain(limited)))
+}
+
+/// Reads up to `n` bytes, however short the reads of `r` are.
+fn read_prefix(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+struct LimitedReader<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(DecompressLimit(self.limit)));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Marker error: the decompressed size passed the limit.
+#[derive(Debug)]
+pub(crate) struct DecompressLimit(pub u64);
+
+impl std::fmt::Display for DecompressLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decompressed size exceeds the limit of {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for DecompressLimit {}
+
+/// A run of CSV records whose fields live in one buffer.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    data: Vec<u8>,
+    /// End offset in `data` of every field, records one after the other.
+    ends: Vec<u32>,
+    /// Index into `ends` of each record's first field; one extra entry closes the last record.
+    starts: Vec<u32>,
+    /// 1-based number of the first record (header excluded).
+    pub first_record: u64,
+}
+
+impl Chunk {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// True when the chunk holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th record.
+    #[inline]
+    pub fn record(&self, i: usize) -> Record<'_> {
+        let (a, b) = (self.starts[i] as usize, self.starts[i + 1] as usize);
+        let base = if a == 0 { 0 } else { self.ends[a - 1] as usize };
+        Record {
+            data: &self.data,
+            ends: &self.ends[a..b],
+            base,
+        }
+    }
+
+    /// Bytes held, for accounting.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// One CSV record: its fields, unescaped.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    data: &'a [u8],
+    ends: &'a [u32],
+    base: usize,
+}
+
+impl<'a> Record<'a> {
+    /// Number of fields.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True for a record with no field (never produced by the reader).
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `j`-th field's bytes.
+    #[inline]
+    pub fn field(&self, j: usize) -> &'a [u8] {
+        let start = if j == 0 {
+            self.base
+        } else {
+            self.ends[j - 1] as usize
+        };
+        &self.data[start..self.ends[j] as usize]
+    }
+
+    /// All the record's bytes, fields run together (for an all-ASCII check).
+    #[inline]
+    pub fn bytes(&self) -> &'a [u8] {
+        &self.data[self.base..self.ends.last().map_or(self.base, |&e| e as usize)]
+    }
+
+    /// The fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.len()).map(|j| self.field(j))
+    }
+}
+
+/// Splits decoded text into CSV records (RFC 4180: quoted commas, doubled quotes, quoted newlines;
+/// LF or CRLF; blank lines skipped and not numbered, decision 17).
+pub struct CsvChunker<R> {
+    src: R,
+    reader: csv_core::Reader,
+    inbuf: Vec<u8>,
+    in_pos: usize,
+    in_len: usize,
+    eof: bool,
+    next_record: u64,
+    max_record_bytes: usize,
+}
+
+impl<R: Read> CsvChunker<R> {
+    /// A chunker reading `read_size` bytes at a time.
+    pub fn new(src: R, read_size: usize, limits: &Limits) -> Self {
+        CsvChunker {
+            src,
+            reader: csv_core::ReaderBuilder::new().build(),
+            inbuf: vec![0; read_size.max(1)],
+            in_pos: 0,
+            in_len: 0,
+            eof: false,
+            next_record: 0,
+            max_record_bytes: limits.max_record_bytes,
+        }
+    }
+
+    /// The next up-to-`max_records` records (or about `max_bytes` of field data, whichever comes
+    /// first); `None` at the end of input. A chunk always ends on a record boundary.
+    pub fn next_chunk(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Chunk>, FileError> {
+        let mut chunk = Chunk {
+            // The buffer is kept at its full (zeroed) length; `used` marks what holds data.
+            data: vec![0; max_bytes.clamp(4096, 1 << 20)],
+            ends: Vec::with_capacity(max_records.min(1 << 16) * 8),
+            starts: Vec::with_capacity(max_records.min(1 << 16) + 1),
+            first_record: self.next_record + 1,
+        };
+        chunk.starts.push(0);
+        let mut used = 0usize;
+        let mut rec_start = 0usize;
+        let mut ends_scratch = [0usize; 64];
+        loop {
+            if self.in_pos == self.in_len && !self.eof {
+                self.refill()?;
+            }
+            if used == chunk.data.len() {
+                let grown = chunk.data.len() * 2;
+                chunk.data.resize(grown, 0);
+            }
+            let (res, nin, nout, nend) = self.reader.read_record(
+                &self.inbuf[self.in_pos..self.in_len],
+                &mut chunk.data[used..],
+                &mut ends_scratch,
+            );
+            self.in_pos += nin;
+            used += nout;
+            // csv_core reports field ends relative to the record's start.
+            chunk
+                .ends
+                .extend(ends_scratch[..nend].iter().map(|&e| (rec_start + e) as u32));
+            if used - rec_start > self.max_record_bytes {
+                return Err(FileError::RecordTooLong {
+                    record: self.next_record + 1,
+                    limit: self.max_record_bytes,
+                });
+            }
+            use csv_core::ReadRecordResult as R;
+            match res {
+                R::InputEmpty | R::OutputFull | R::OutputEndsFull => {}
+                R::Record => {
+                    chunk.starts.push(chunk.ends.len() as u32);
+                    rec_start = used;
+                    self.next_record += 1;
+                    if chunk.len() >= max_records
+                        || used >= max_bytes
+                        || used > (u32::MAX / 2) as usize
+                    {
+                        break;
+                    }
+                }
+                R::End => break,
+            }
+        }
+        chunk.data.truncate(used);
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
+
+    /// Reads the header record: its fields, or `None` for an empty file. Records after it are
+    /// numbered from 1.
+    pub fn read_header(&mut self) -> Result<Option<Vec<Vec<u8>>>, FileError> {
+        let chunk = self.next_chunk(1, 4096)?;
+        self.next_record = 0;
+        Ok(chunk.map(|c| c.record(0).fields().map(<[u8]>::to_vec).collect()))
+    }
+
+    fn refill(&mut self) -> Result<(), FileError> {
+        loop {
+            match self.src.read(&mut self.inbuf) {
+                Ok(n) => {
+                    self.in_pos = 0;
+                    self.in_len = n;
+                    self.eof = n == 0;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FileError::read(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! # bondlake
+//!
+//! The pipeline library of bondlake: every rule and every step, with no Lambda types. The Lambda
+//! functions and the `bondlake` CLI are thin edges over it.
+//!
+//! - [`contract`]: data contracts (`contracts/*.toml`), loaded and checked at run time.
+//! - [`pipeline::process`]: one input object to Parquet parts, quarantine and manifest.
+//! - [`store`]: object storage behind a trait (local folder; S3 in the functions).
+//! - [`synth`]: deterministic synthetic vendor files with known defects, for tests and benchmarks.
+
+pub mod clean;
+pub mod contract;
+pub mod error;
+pub mod input;
+pub mod manifest;
+pub mod output;
+pub mod parse;
+pub mod pipeline;
+pub mod reason;
+pub mod schema;
+pub mod store;
+pub mod synth;
+pub mod wide;
+
+pub use contract::{Contract, load_dataset};
+pub use error::{Error, FileError};
+pub use manifest::{Manifest, Status};
+pub use pipeline::{Options, Outcome, process};
+pub use reason::Reason;

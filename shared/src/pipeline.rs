@@ -1,0 +1,409 @@
+//! One input file, end to end: bytes in, Parquet parts, quarantine and manifest out.
+//!
+//! Three stages overlap when more than one thread is allowed: reading (decompression and CSV
+//! splitting), cleaning (the contract's rules, Arrow building) and writing (Parquet encoding and
+//! zstd). With one thread they run in turn. Either way the output is the same, and memory is
+//! bounded by the batch size and the two-deep queues between stages, not by the file.
+
+use crate::clean::{ChunkOutput, FileContext, RecordsCleaner, Stats, plan};
+use crate::contract::{Contract, Profile, Shape};
+use crate::error::{Error, FileError};
+use crate::input::{self, Chunk, CsvChunker, Limits};
+use crate::manifest::{
+    MANIFEST_VERSION, Manifest, OutputFile, QuarantineFile, SourceRef, Status, now_us, rfc3339,
+};
+use crate::output::{OutputNames, OutputOptions, PartitionedWriter, QuarantineWriter};
+use crate::parse::format_decimal;
+use crate::schema::output_schema;
+use crate::store::ObjectStore;
+use crate::wide::WideCleaner;
+use std::io::Read;
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+/// How to run one file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// 1 runs the stages in turn; 2 or more runs reading, cleaning and writing on their own threads.
+    pub threads: usize,
+    /// Records per chunk (and so per Arrow batch).
+    pub batch_rows: usize,
+    /// Bytes read from the decompressed stream at a time.
+    pub read_buffer: usize,
+    /// Input limits.
+    pub limits: Limits,
+    /// Output settings.
+    pub output: OutputOptions,
+    /// `_ingested_at` for every row; the run's start when `None`.
+    pub ingested_at_us: Option<i64>,
+    /// Stop cleanly (file `failed`, no outputs) when this instant passes.
+    pub deadline: Option<Instant>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_rows: 64 * 1024,
+            read_buffer: 256 * 1024,
+            limits: Limits::default(),
+            output: OutputOptions::default(),
+            ingested_at_us: None,
+            deadline: None,
+        }
+    }
+}
+
+/// What a run produced: the manifest and where it was written.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// Its key in the store.
+    pub manifest_key: String,
+}
+
+enum RunError {
+    File(FileError),
+    Other(Error),
+}
+
+impl From<FileError> for RunError {
+    fn from(e: FileError) -> Self {
+        RunError::File(e)
+    }
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        RunError::Other(e)
+    }
+}
+
+struct Produced {
+    stats: Stats,
+    outputs: Vec<OutputFile>,
+    quarantine: Option<QuarantineFile>,
+    unknown_columns: Vec<String>,
+    rows_written: u64,
+}
+
+/// Processes one input object into `store`: Parquet parts, quarantine, then the manifest.
+///
+/// A file that is unusable as a whole (not gzip, truncated, undecodable header, a required column
+/// missing) is not an `Err`: it gets a manifest with status `failed` and no clean output. `Err` is
+/// kept for what a retry may fix (storage failures) and for a bad profile name.
+///
+/// ```no_run
+/// use bondlake::{contract, pipeline, manifest::SourceRef, store::LocalStore};
+/// let contract = contract::load_dataset("investor_holdings", None)?;
+/// let store = LocalStore::new("out");
+/// let file = std::fs::File::open("holdings.csv.gz")?;
+/// let source = SourceRef { bucket: "local".into(), key: "holdings/acme/holdings.csv.gz".into(), etag: "1".into(), bytes: 0 };
+/// let outcome = pipeline::process(&contract, None, source, file, &store, &pipeline::Options::default())?;
+/// assert_eq!(outcome.manifest.rows_read, outcome.manifest.rows_ok + outcome.manifest.rows_rejected);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn process(
+    contract: &Contract,
+    profile: Option<&str>,
+    source: SourceRef,
+    body: impl Read + Send + 'static,
+    store: &dyn ObjectStore,
+    opts: &Options,
+) -> Result<Outcome, Error> {
+    let started = now_us();
+    let profile = contract.profile(profile).map_err(Error::Config)?;
+    let names = OutputNames::new(
+        &contract.dataset,
+        &contract.version,
+        &contract.columns[contract.partition].name,
+        &source.bucket,
+        &source.key,
+        &source.etag,
+    );
+    let ctx = FileContext {
+        source_key: source.key.clone(),
+        ingested_at_us: opts.ingested_at_us.unwrap_or(started),
+    };
+    tracing::info!(dataset = %contract.dataset, key = %source.key, profile = %profile.name, "processing");
+    let run = run_file(contract, profile, &names, ctx, body, store, opts);
+    let (status, error, produced) = match run {
+        Ok(p) => {
+            let over = p.stats.rows_read > 0
+                && p.stats.rows_rejected as f64
+                    > contract.reject_threshold * p.stats.rows_read as f64;
+            (
+                if over {
+                    Status::RejectedOverThreshold
+                } else {
+                    Status::Ok
+                },
+                None,
+                p,
+            )
+        }
+        Err(RunError::File(e)) => {
+            let message = format!("{}: {e}", store_location(&source));
+            tracing::warn!(key = %source.key, error = %e, "file failed");
+            (
+                Status::Failed,
+                Some(message),
+                Produced {
+                    stats: Stats::default(),
+                    outputs: Vec::new(),
+                    quarantine: None,
+                    unknown_columns: Vec::new(),
+                    rows_written: 0,
+                },
+            )
+        }
+        Err(RunError::Other(e)) => return Err(e),
+    };
+    let stats = &produced.stats;
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        dataset: contract.dataset.clone(),
+        contract_version: contract.version.clone(),
+        profile: profile.name.clone(),
+        source,
+        rows_read: stats.rows_read,
+        rows_ok: stats.rows_ok,
+        rows_rejected: stats.rows_rejected,
+        rows_written: produced.rows_written,
+        reject_reasons: stats
+            .reasons
+            .iter()
+            .map(|(r, n)| (r.code().to_string(), *n))
+            .collect(),
+        outputs: produced.outputs,
+        quarantine: produced.quarantine,
+        control_totals: contract
+            .control_totals
+            .iter()
+            .enumerate()
+            .map(|(t, &c)| {
+                let col = &contract.columns[c];
+                let sum = stats.totals.get(t).copied().unwrap_or(0);
+                (col.name.clone(), format_decimal(sum, col.ty.scale()))
+            })
+            .collect(),
+        null_values: stats.gaps,
+        unknown_columns: produced.unknown_columns,
+        started_at: rfc3339(started),
+        finished_at: rfc3339(now_us()),
+        status,
+        error,
+    };
+    let manifest_key = names.manifest_key();
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;
+    let mut w = store.create(&manifest_key)?;
+    w.write_all(&json)?;
+    w.commit()?;
+    Ok(Outcome {
+        manifest,
+        manifest_key,
+    })
+}
+
+fn store_location(source: &SourceRef) -> String {
+    if source.bucket == "local" {
+        source.key.clone()
+    } else {
+        format!("s3://{}/{}", source.bucket, source.key)
+    }
+}
+
+use std::io::Write as _;
+
+fn run_file(
+    contract: &Contract,
+    profile: &Profile,
+    names: &OutputNames,
+    ctx: FileContext,
+    body: impl Read + Send + 'static,
+    store: &dyn ObjectStore,
+    opts: &Options,
+) -> Result<Produced, RunError> {
+    let decoded = input::open(body, &opts.limits)?;
+    let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
+    let header = chunker.read_header()?.ok_or(FileError::Empty)?;
+    let schema = output_schema(contract);
+    let mut writer = PartitionedWriter::new(store, schema, names.clone(), opts.output);
+    let mut quarantine = QuarantineWriter::new(store, names.quarantine_key());
+    if contract.shape == Shape::Wide {
+        let mut stats = Stats::default();
+        let result = run_wide(
+            contract,
+            profile,
+            &header,
+            ctx,
+            &mut chunker,
+            &mut writer,
+            &mut quarantine,
+            opts,
+        )
+        .map(|(written, s)| {
+            stats = s;
+            written
+        });
+        let mut p = finish(result, writer, quarantine)?;
+        p.stats = stats;
+        return Ok(p);
+    }
+    let plan = plan(contract, profile, &header, &ctx.source_key)?;
+    let unknown_columns = plan.unknown_columns.clone();
+    let mut cleaner =
+        RecordsCleaner::new(contract, profile, plan, opts.limits, ctx, opts.batch_rows);
+    let chunk_bytes = 32 << 20;
+    let deadline = opts.deadline;
+    let batch_rows = opts.batch_rows.max(1);
+    if opts.threads <= 1 {
+        let result = (|| -> Result<(), RunError> {
+            while let Some(chunk) = chunker.next_chunk(batch_rows, chunk_bytes)? {
+                check_deadline(deadline)?;
+                let out = cleaner.process(&chunk)?;
+                write_output(&mut writer, &mut quarantine, out)?;
+            }
+            Ok(())
+        })();
+        let mut p = finish(result.map(|()| 0), writer, quarantine)?;
+        p.rows_written = cleaner.stats.rows_ok;
+        p.stats = cleaner.stats;
+        p.unknown_columns = unknown_columns;
+        return Ok(p);
+    }
+    let (result, writer, quarantine) = std::thread::scope(|s| {
+        let (chunk_tx, chunk_rx) = sync_channel::<Result<Chunk, FileError>>(2);
+        let (out_tx, out_rx) = sync_channel::<ChunkOutput>(2);
+        s.spawn(move || {
+            loop {
+                match chunker.next_chunk(batch_rows, chunk_bytes) {
+                    Ok(Some(c)) => {
+                        if chunk_tx.send(Ok(c)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = chunk_tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        let writing = s.spawn(move || {
+            let mut result = Ok(());
+            for out in out_rx {
+                if let Err(e) = write_output(&mut writer, &mut quarantine, out) {
+                    result = Err(e);
+                    break; // dropping the receiver stops the cleaner
+                }
+            }
+            (result, writer, quarantine)
+        });
+        let mut cleaning = Ok(());
+        for item in chunk_rx {
+            let step = (|| -> Result<ChunkOutput, RunError> {
+                let chunk = item?;
+                check_deadline(deadline)?;
+                Ok(cleaner.process(&chunk)?)
+            })();
+            match step {
+                Ok(out) => {
+                    if out_tx.send(out).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    cleaning = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(out_tx);
+        let (written, writer, quarantine) = match writing.join() {
+            Ok(t) => t,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (cleaning.and(written), writer, quarantine)
+    });
+    let mut p = finish(result.map(|()| 0), writer, quarantine)?;
+    p.rows_written = cleaner.stats.rows_ok;
+    p.stats = cleaner.stats;
+    p.unknown_columns = unknown_columns;
+    Ok(p)
+}
+
+fn check_deadline(deadline: Option<Instant>) -> Result<(), FileError> {
+    match deadline {
+        Some(d) if Instant::now() >= d => Err(FileError::Stopped(
+            "deadline reached before the end of the file".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn write_output(
+    writer: &mut PartitionedWriter<'_>,
+    quarantine: &mut QuarantineWriter<'_>,
+    out: ChunkOutput,
+) -> Result<(), RunError> {
+    for (part, batch) in &out.batches {
+        writer.write(part, batch)?;
+    }
+    quarantine.write(&out.rejects)?;
+    Ok(())
+}
+
+/// Commits both writers after a successful run, or aborts both (removing what was committed).
+fn finish(
+    result: Result<u64, RunError>,
+    writer: PartitionedWriter<'_>,
+    quarantine: QuarantineWriter<'_>,
+) -> Result<Produced, RunError> {
+    match result {
+        Ok(rows_written) => {
+            let outputs = writer.finish()?;
+            let quarantine = quarantine.finish()?;
+            Ok(Produced {
+                stats: Stats::default(),
+                outputs,
+                quarantine,
+                unknown_columns: Vec::new(),
+                rows_written,
+            })
+        }
+        Err(e) => {
+            writer.abort();
+            quarantine.abort();
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_wide(
+    contract: &Contract,
+    profile: &Profile,
+    header: &[Vec<u8>],
+    ctx: FileContext,
+    chunker: &mut CsvChunker<input::Decoded>,
+    writer: &mut PartitionedWriter<'_>,
+    quarantine: &mut QuarantineWriter<'_>,
+    opts: &Options,
+) -> Result<(u64, Stats), RunError> {
+    let mut cleaner = WideCleaner::new(contract, profile, header, ctx, opts.limits)?;
+    while let Some(chunk) = chunker.next_chunk(opts.batch_rows.max(1), 32 << 20)? {
+        check_deadline(opts.deadline)?;
+        let rejects = cleaner.process(&chunk);
+        quarantine.write(&rejects)?;
+    }
+    let (batches, stats) = cleaner.finish(opts.batch_rows.max(1))?;
+    let mut written = 0;
+    for (part, batch) in &batches {
+        written += batch.num_rows() as u64;
+        writer.write(part, batch)?;
+    }
+    Ok((written, stats))
+}

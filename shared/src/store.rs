@@ -1,0 +1,177 @@
+//! Object storage behind one trait: a local folder here, S3 in the Lambda (issue 3).
+//!
+//! Writes stream: an [`ObjectWriter`] is a `Write` that becomes visible only on [`ObjectWriter::commit`]
+//! (a local file is renamed into place; S3 completes its multipart upload). Dropping a writer
+//! without committing aborts it, so a failed run leaves no partial object.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A streaming write of one object.
+pub trait ObjectWriter: Write + Send {
+    /// Makes the object visible under its key; returns its size in bytes.
+    fn commit(self: Box<Self>) -> io::Result<u64>;
+}
+
+/// Where outputs go and inputs come from.
+pub trait ObjectStore: Send + Sync {
+    /// Starts writing the object `key`.
+    fn create(&self, key: &str) -> io::Result<Box<dyn ObjectWriter>>;
+    /// Opens the object `key` for reading.
+    fn open(&self, key: &str) -> io::Result<Box<dyn Read + Send>>;
+    /// Deletes `key`; deleting a missing key is not an error.
+    fn delete(&self, key: &str) -> io::Result<()>;
+    /// Keys under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// A human-readable location of `key` (a path, or `s3://bucket/key`).
+    fn locate(&self, key: &str) -> String;
+}
+
+/// A folder standing in for a bucket: key `a/b.parquet` is the file `root/a/b.parquet`.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        if key.split('/').any(|s| s == ".." || s.is_empty()) || key.starts_with('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad object key `{key}`"),
+            ));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+struct LocalWriter {
+    file: Option<io::BufWriter<fs::File>>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("writer closed"))?
+            .write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("writer closed"))?
+            .flush()
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn commit(mut self: Box<Self>) -> io::Result<u64> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("writer closed"))?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        let size = file.metadata()?.len();
+        drop(file);
+        fs::rename(&self.tmp, &self.dest)?;
+        Ok(size)
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Not committed: abort.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl ObjectStore for LocalStore {
+    fn create(&self, key: &str) -> io::Result<Box<dyn ObjectWriter>> {
+        let dest = self.path(key)?;
+        if let Some(dir) = dest.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
+        let tmp = dest.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let file = fs::File::create(&tmp)?;
+        Ok(Box::new(LocalWriter {
+            file: Some(io::BufWriter::with_capacity(1 << 20, file)),
+            tmp,
+            dest,
+        }))
+    }
+
+    fn open(&self, key: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(fs::File::open(self.path(key)?)?))
+    }
+
+    fn delete(&self, key: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(key)?) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        // Walk from the deepest folder the prefix names.
+        let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(dir_part)
+        };
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.root) {
+                    let key = rel.to_string_lossy().replace('\\', "/");
+                    let hidden = rel
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'));
+                    if key.starts_with(prefix) && !hidden {
+                        out.push(key);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn locate(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+}
