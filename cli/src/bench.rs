@@ -220,10 +220,7 @@ fn measure(engine: &str, threads: usize, r: Run, mb: f64, rows: u64, note: &str)
 
 fn print_table(results: &[Measure], cores: usize) {
     println!();
-    println!(
-        "{:<10} {:>7} {:>9} {:>9} {:>12} {:>10}  {}",
-        "engine", "threads", "seconds", "MB/s", "rows/s", "peak MiB", "note"
-    );
+    println!("engine     threads   seconds      MB/s       rows/s   peak MiB  note");
     for m in results {
         println!(
             "{:<10} {:>7} {:>9.2} {:>9.1} {:>12.0} {:>10.1}  {}",

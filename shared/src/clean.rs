@@ -250,7 +250,7 @@ pub fn fixed_values(
             let date = stem
                 .get(..f.prefix.len())
                 .filter(|p| p.eq_ignore_ascii_case(&f.prefix))
-                .and_then(|_| f.format.parse(stem[f.prefix.len()..].as_bytes()));
+                .and_then(|_| f.format.parse(&stem.as_bytes()[f.prefix.len()..]));
             match date {
                 Some(d) => {
                     fixed[c] = Some(Fixed::Date(d));
@@ -499,7 +499,7 @@ impl<'c> RecordsCleaner<'c> {
     fn flush(&mut self) -> Result<Vec<(PartKey, RecordBatch)>, crate::error::Error> {
         let mut batches = Vec::with_capacity(self.builders.len());
         for (key, b) in self.builders.drain(..) {
-            if b.len() > 0 {
+            if !b.is_empty() {
                 batches.push((key, b.finish()?));
             }
         }

@@ -17,6 +17,7 @@ pub mod output;
 pub mod parse;
 pub mod pipeline;
 pub mod reason;
+pub mod route;
 pub mod schema;
 pub mod store;
 pub mod synth;

@@ -183,46 +183,58 @@ impl<'s> PartitionedWriter<'s> {
 
     /// Writes one batch whose rows all belong to `partition`.
     pub fn write(&mut self, partition: &PartKey, batch: &RecordBatch) -> Result<(), Error> {
-        let idx = match self.open.iter().position(|p| &p.partition == partition) {
-            Some(i) => i,
-            None => {
-                if self.open.len() >= self.opts.max_open_partitions {
-                    let oldest = self.open.remove(0);
-                    self.close(oldest)?;
-                }
-                let n = match self.next_part.iter_mut().find(|(k, _)| k == partition) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        self.next_part.push((partition.clone(), 0));
-                        0
-                    }
-                };
-                let key = self.names.part_key(partition, n);
-                let sink = self.store.create(&key)?;
-                let writer =
-                    ArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone()))?;
-                self.open.push(OpenPart {
-                    partition: partition.clone(),
-                    key,
-                    writer,
-                    rows: 0,
-                });
-                self.open.len() - 1
+        let mut idx = self.open.iter().position(|p| &p.partition == partition);
+        // Write at most a row group at a time, so a part rolls near its size whatever the batch size.
+        let step = self.opts.row_group_rows.max(1);
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let i = match idx {
+                Some(i) => i,
+                None => self.open_part(partition)?,
+            };
+            let len = step.min(batch.num_rows() - offset);
+            let part = &mut self.open[i];
+            part.writer.write(&batch.slice(offset, len))?;
+            part.rows += len as u64;
+            offset += len;
+            idx = Some(i);
+            if (part.writer.bytes_written() + part.writer.in_progress_size()) as u64
+                >= self.opts.part_bytes
+            {
+                let full = self.open.remove(i);
+                self.close(full)?;
+                idx = None;
             }
-        };
-        let part = &mut self.open[idx];
-        part.writer.write(batch)?;
-        part.rows += batch.num_rows() as u64;
-        if (part.writer.bytes_written() + part.writer.in_progress_size()) as u64
-            >= self.opts.part_bytes
-        {
-            let full = self.open.remove(idx);
-            self.close(full)?;
         }
         Ok(())
+    }
+
+    /// Opens the next part of `partition` (closing the oldest open part past the limit).
+    fn open_part(&mut self, partition: &PartKey) -> Result<usize, Error> {
+        if self.open.len() >= self.opts.max_open_partitions {
+            let oldest = self.open.remove(0);
+            self.close(oldest)?;
+        }
+        let n = match self.next_part.iter_mut().find(|(k, _)| k == partition) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.next_part.push((partition.clone(), 0));
+                0
+            }
+        };
+        let key = self.names.part_key(partition, n);
+        let sink = self.store.create(&key)?;
+        let writer = ArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone()))?;
+        self.open.push(OpenPart {
+            partition: partition.clone(),
+            key,
+            writer,
+            rows: 0,
+        });
+        Ok(self.open.len() - 1)
     }
 
     fn close(&mut self, part: OpenPart) -> Result<(), Error> {

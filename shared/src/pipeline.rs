@@ -145,7 +145,7 @@ pub fn process(
         }
         Err(RunError::File(e)) => {
             let message = format!("{}: {e}", store_location(&source));
-            tracing::warn!(key = %source.key, error = %e, "file failed");
+            tracing::info!(key = %source.key, error = %e, "file failed");
             (
                 Status::Failed,
                 Some(message),

@@ -84,6 +84,42 @@ enum Defect {
     Repair(&'static str),
 }
 
+/// One business day of vendor files, as the demo drops them into the raw bucket: (key, dataset,
+/// profile, rows).
+pub const DAY: [(&str, &str, &str, u64); 6] = [
+    (
+        "holdings/custodian_a/holdings_20261125.csv.gz",
+        "investor_holdings",
+        "standard",
+        20_000,
+    ),
+    (
+        "market/NYSE/nyse_eod_20261125.csv.gz",
+        "market_daily",
+        "us",
+        3_000,
+    ),
+    (
+        "market/NASDAQ/nasdaq_eod_20261125.csv",
+        "market_daily",
+        "us",
+        3_000,
+    ),
+    (
+        "market/JPX/jpx_daily_20261125.csv",
+        "market_daily",
+        "jpx",
+        3_000,
+    ),
+    ("market/BSE/EQ251126.CSV", "market_daily", "bse", 3_000),
+    (
+        "weekly/FT/FT-RATES/2026-11-27.csv.gz",
+        "weekly_series",
+        "wide",
+        260,
+    ),
+];
+
 /// Writes a generated file (uncompressed text in the profile's encoding) to `out`.
 pub fn generate(spec: &Spec, out: &mut dyn Write) -> io::Result<Generated> {
     let mut g = Gen::new(spec);

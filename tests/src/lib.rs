@@ -1,1 +1,255 @@
-//! Integration tests live in `tests/`.
+//! Helpers for bondlake's integration tests: run bytes through the real pipeline into a temporary
+//! folder, then read back what a user would see (Parquet rows, quarantine rows, the manifest).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use bondlake::manifest::{Manifest, SourceRef};
+use bondlake::parse::{format_date, format_decimal};
+use bondlake::store::LocalStore;
+use bondlake::{Contract, Options};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+/// What one run left behind, read back.
+#[derive(Debug)]
+pub struct Run {
+    /// The manifest as written to the store.
+    pub manifest: Manifest,
+    /// Clean rows, every value rendered as text (decimals exact, dates ISO), in output order.
+    pub rows: Vec<BTreeMap<String, String>>,
+    /// Quarantine rows: record_number, column, reason, value, record.
+    pub rejects: Vec<[String; 5]>,
+    /// The output folder (kept alive for the test's duration).
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// The clean rows' values of one column.
+    pub fn column(&self, name: &str) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| r.get(name).cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// (record_number, reason, column) of every reject.
+    pub fn reasons(&self) -> Vec<(u64, String, String)> {
+        self.rejects
+            .iter()
+            .map(|r| (r[0].parse().unwrap_or(0), r[2].clone(), r[1].clone()))
+            .collect()
+    }
+}
+
+/// The built-in contract of a dataset.
+pub fn contract(dataset: &str) -> Contract {
+    bondlake::load_dataset(dataset, None).expect("built-in contract loads")
+}
+
+/// Options that make runs comparable: a fixed `_ingested_at`.
+pub fn options() -> Options {
+    Options {
+        ingested_at_us: Some(1_764_000_000_000_000),
+        ..Options::default()
+    }
+}
+
+/// Processes `bytes` as the object `key` with the given options and reads everything back.
+pub fn run_with(
+    dataset: &str,
+    profile: Option<&str>,
+    key: &str,
+    body: impl Read + Send + 'static,
+    opts: &Options,
+) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let c = contract(dataset);
+    let source = SourceRef {
+        bucket: "test".into(),
+        key: key.into(),
+        etag: "etag-1".into(),
+        bytes: 0,
+    };
+    let outcome = bondlake::process(&c, profile, source, body, &store, opts)
+        .expect("process returns a manifest");
+    let manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(dir.path().join(&outcome.manifest_key)).expect("manifest written"),
+    )
+    .expect("manifest parses");
+    assert_eq!(
+        manifest, outcome.manifest,
+        "the manifest on disk is the one returned"
+    );
+    let mut rows = Vec::new();
+    for o in &manifest.outputs {
+        rows.extend(read_parquet(&dir.path().join(&o.key)));
+    }
+    let rejects = manifest
+        .quarantine
+        .as_ref()
+        .map(|q| read_quarantine(&dir.path().join(&q.key)))
+        .unwrap_or_default();
+    Run {
+        manifest,
+        rows,
+        rejects,
+        dir,
+    }
+}
+
+/// Processes `text` with default (comparable) options.
+pub fn run(dataset: &str, profile: Option<&str>, key: &str, text: &[u8]) -> Run {
+    run_with(
+        dataset,
+        profile,
+        key,
+        std::io::Cursor::new(text.to_vec()),
+        &options(),
+    )
+}
+
+/// Every row of a Parquet file, values rendered as text.
+pub fn read_parquet(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let file = std::fs::File::open(path).expect("part exists");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("valid parquet")
+        .build()
+        .expect("reader");
+    let mut rows = Vec::new();
+    for batch in reader {
+        rows.extend(batch_rows(&batch.expect("batch")));
+    }
+    rows
+}
+
+/// A batch's rows as text maps.
+pub fn batch_rows(batch: &RecordBatch) -> Vec<BTreeMap<String, String>> {
+    let schema = batch.schema();
+    (0..batch.num_rows())
+        .map(|i| {
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(c, f)| (f.name().clone(), cell(batch.column(c).as_ref(), i)))
+                .collect()
+        })
+        .collect()
+}
+
+/// One cell as text: "" for null, decimals exact, dates ISO.
+pub fn cell(a: &dyn Array, i: usize) -> String {
+    if a.is_null(i) {
+        return String::new();
+    }
+    match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(i).to_string(),
+        DataType::Date32 => format_date(a.as_primitive::<Date32Type>().value(i)),
+        DataType::Decimal128(_, s) => {
+            format_decimal(a.as_primitive::<Decimal128Type>().value(i), *s as u8)
+        }
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Float64 => format!("{:.6}", a.as_primitive::<Float64Type>().value(i)),
+        DataType::Timestamp(..) => a
+            .as_primitive::<arrow_array::types::TimestampMicrosecondType>()
+            .value(i)
+            .to_string(),
+        other => panic!("unexpected output type {other}"),
+    }
+}
+
+/// The quarantine's rows (header checked).
+pub fn read_quarantine(path: &Path) -> Vec<[String; 5]> {
+    let file = std::fs::File::open(path).expect("quarantine exists");
+    let mut r = csv::Reader::from_reader(flate2::read::GzDecoder::new(file));
+    let header: Vec<String> = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        header,
+        ["record_number", "column", "reason", "value", "record"]
+    );
+    r.records()
+        .map(|rec| {
+            let rec = rec.expect("quarantine row");
+            [0, 1, 2, 3, 4].map(|k| rec.get(k).unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Gzip-compresses bytes (one member).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// A reader that hands out at most `step` bytes per read: the input arrives in any chunking.
+pub struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    step: usize,
+}
+
+impl Trickle {
+    /// Serves `data` `step` bytes at a time.
+    pub fn new(data: Vec<u8>, step: usize) -> Self {
+        Trickle {
+            data,
+            pos: 0,
+            step: step.max(1),
+        }
+    }
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A valid holdings header line.
+pub const HOLDINGS_HEADER: &str = "as_of_date,investor_id,investor_type,investor_name,account_id,security_id,isin,bond_type,issuer,sector,rating,coupon_rate,maturity_date,par_value,quantity,price,market_value,currency,yield_to_maturity,modified_duration,ytd_return,growth_1y";
+
+/// A valid holdings record (Apple's CUSIP and ISIN), to be varied by tests.
+pub const HOLDINGS_ROW: &str = "2026-11-25,INV1,bank,First Bank,ACC1,037833100,US0378331005,corporate,Apple Inc,Technology,AA+,3.45,2036-05-15,1000000.00,1000,98.5,985000.00,USD,4.1,7.25,2.5,3.1";
+
+/// The holdings row with one column replaced.
+pub fn holdings_row_with(column: &str, value: &str) -> String {
+    let names: Vec<&str> = HOLDINGS_HEADER.split(',').collect();
+    let j = names
+        .iter()
+        .position(|n| *n == column)
+        .unwrap_or_else(|| panic!("no column {column}"));
+    let mut fields: Vec<String> = HOLDINGS_ROW.split(',').map(String::from).collect();
+    // A value with a comma needs CSV quoting (unless the test already wrote it quoted).
+    fields[j] = if value.contains(',') && !value.starts_with('"') {
+        format!("\"{value}\"")
+    } else {
+        value.to_string()
+    };
+    fields.join(",")
+}
+
+/// A holdings file of the given records under the standard header.
+pub fn holdings_file(records: &[String]) -> Vec<u8> {
+    let mut s = String::from(HOLDINGS_HEADER);
+    s.push('\n');
+    for r in records {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.into_bytes()
+}

@@ -1,0 +1,405 @@
+//! The invariants: output does not depend on chunking or threads; every generated defect is
+//! rejected with its reason and every other record kept; reruns converge to the same objects;
+//! broken contracts fail at load naming the file and the entry.
+
+use bondlake::synth::{self, Spec, suggested_key};
+use bondlake_tests::{Run, Trickle, gzip, options, run, run_with};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn generated(
+    dataset: &str,
+    profile: &str,
+    rows: u64,
+    seed: u64,
+    dirty: f64,
+) -> (Vec<u8>, synth::Generated) {
+    let mut bytes = Vec::new();
+    let spec = Spec {
+        dataset: dataset.into(),
+        profile: profile.into(),
+        rows,
+        seed,
+        dirty,
+    };
+    let g = synth::generate(&spec, &mut bytes).expect("generate");
+    (bytes, g)
+}
+
+/// Everything a run produced that must not depend on how it ran: rows, rejects, reasons, totals.
+type Fingerprint = (
+    Vec<BTreeMap<String, String>>,
+    Vec<[String; 5]>,
+    BTreeMap<String, u64>,
+    BTreeMap<String, String>,
+);
+
+fn fingerprint(r: &Run) -> Fingerprint {
+    let mut rows = r.rows.clone();
+    rows.sort_by(|a, b| {
+        (&a["_record_number"], a.get("series")).cmp(&(&b["_record_number"], b.get("series")))
+    });
+    (
+        rows,
+        r.rejects.clone(),
+        r.manifest.reject_reasons.clone(),
+        r.manifest.control_totals.clone(),
+    )
+}
+
+#[test]
+fn truth_round_trip_for_every_dataset_and_profile() {
+    let common = [
+        "ragged",
+        "required",
+        "invalid_number",
+        "precision",
+        "encoding",
+        "duplicate_key",
+    ];
+    let market = ["invalid_date", "out_of_range", "ohlc_inconsistent"];
+    for (dataset, profile, rows, kinds) in [
+        (
+            "investor_holdings",
+            "standard",
+            3000,
+            vec![
+                "invalid_date",
+                "out_of_range",
+                "invalid_enum",
+                "check_digit",
+                "matured",
+                "market_value_mismatch",
+            ],
+        ),
+        ("market_daily", "us", 3000, market.to_vec()),
+        ("market_daily", "jpx", 3000, market.to_vec()),
+        ("market_daily", "bse", 2500, market[1..].to_vec()),
+        ("weekly_series", "wide", 1500, vec!["invalid_date"]),
+    ] {
+        let (bytes, g) = generated(dataset, profile, rows, 11, 0.15);
+        let r = run_with(
+            dataset,
+            Some(profile),
+            suggested_key(dataset, profile).as_str(),
+            std::io::Cursor::new(gzip(&bytes)),
+            &options(),
+        );
+        let m = &r.manifest;
+        assert_eq!(m.rows_read, rows, "{dataset}/{profile}: every record read");
+        assert_eq!(
+            m.rows_read,
+            m.rows_ok + m.rows_rejected,
+            "{dataset}/{profile}: conservation"
+        );
+        let want: Vec<(u64, String)> = g
+            .truth
+            .iter()
+            .map(|t| (t.record, t.reason.clone()))
+            .collect();
+        let got: Vec<(u64, String)> = r
+            .reasons()
+            .into_iter()
+            .map(|(n, reason, _)| (n, reason))
+            .collect();
+        assert_eq!(
+            got, want,
+            "{dataset}/{profile}: rejected exactly the defective records, with their reasons"
+        );
+        let dealt: std::collections::BTreeSet<&str> =
+            g.truth.iter().map(|t| t.reason.as_str()).collect();
+        let expected: std::collections::BTreeSet<&str> =
+            common.iter().chain(kinds.iter()).copied().collect();
+        assert_eq!(
+            dealt, expected,
+            "{dataset}/{profile}: every kind of reject the dataset has was dealt"
+        );
+        assert!(
+            g.repaired > 50,
+            "{dataset}/{profile}: repairable defects were dealt too"
+        );
+        if dataset != "weekly_series" {
+            let kept: Vec<u64> = r
+                .column("_record_number")
+                .iter()
+                .map(|n| n.parse().unwrap_or(0))
+                .collect();
+            let bad: std::collections::HashSet<u64> = g.truth.iter().map(|t| t.record).collect();
+            let expected_kept: Vec<u64> = (1..=rows).filter(|n| !bad.contains(n)).collect();
+            let mut kept_sorted = kept.clone();
+            kept_sorted.sort();
+            assert_eq!(
+                kept_sorted, expected_kept,
+                "{dataset}/{profile}: every clean record kept, once"
+            );
+        }
+    }
+}
+
+#[test]
+fn generator_is_deterministic() {
+    let a = generated("investor_holdings", "standard", 500, 9, 0.2);
+    let b = generated("investor_holdings", "standard", 500, 9, 0.2);
+    let c = generated("investor_holdings", "standard", 500, 10, 0.2);
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1.truth, b.1.truth);
+    assert_ne!(a.0, c.0);
+}
+
+#[test]
+fn threads_do_not_change_the_output() {
+    let (bytes, _) = generated("investor_holdings", "standard", 5000, 4, 0.1);
+    let gz = gzip(&bytes);
+    let mut reference = None;
+    for threads in [1, 2, 4] {
+        for batch_rows in [1000, 4096, 65_536] {
+            let mut opts = options();
+            opts.threads = threads;
+            opts.batch_rows = batch_rows;
+            let r = run_with(
+                "investor_holdings",
+                None,
+                "holdings/x/h.csv.gz",
+                std::io::Cursor::new(gz.clone()),
+                &opts,
+            );
+            let f = fingerprint(&r);
+            match &reference {
+                None => reference = Some(f),
+                Some(want) => assert!(
+                    *want == f,
+                    "threads {threads}, batch {batch_rows} changed the output"
+                ),
+            }
+        }
+    }
+}
+
+/// How a test feeds and runs the pipeline.
+#[derive(Clone, Copy)]
+struct Feed {
+    step: usize,
+    read_buffer: usize,
+    batch_rows: usize,
+    threads: usize,
+}
+
+fn chunked(dataset: &str, profile: &str, key: &str, bytes: &[u8], feed: Feed) -> Run {
+    let mut opts = options();
+    opts.read_buffer = feed.read_buffer;
+    opts.batch_rows = feed.batch_rows;
+    opts.threads = feed.threads;
+    run_with(
+        dataset,
+        Some(profile),
+        key,
+        Trickle::new(bytes.to_vec(), feed.step),
+        &opts,
+    )
+}
+
+#[test]
+fn chunking_does_not_change_the_output_at_the_classic_sizes() {
+    // arrow-csv's own discipline: every fixture at read sizes 1, 3, 7, 100 and 65536.
+    for (dataset, profile, compress) in [
+        ("investor_holdings", "standard", true),
+        ("market_daily", "jpx", false),
+        ("market_daily", "bse", true),
+        ("weekly_series", "wide", false),
+    ] {
+        let (text, _) = generated(dataset, profile, 200, 3, 0.3);
+        let bytes = if compress { gzip(&text) } else { text };
+        let key = suggested_key(dataset, profile);
+        let whole = Feed {
+            step: 1 << 20,
+            read_buffer: 1 << 20,
+            batch_rows: 65_536,
+            threads: 1,
+        };
+        let reference = fingerprint(&chunked(dataset, profile, &key, &bytes, whole));
+        for size in [1, 3, 7, 100, 65_536] {
+            for batch in [1, 7, 100] {
+                let threads = if batch == 7 { 2 } else { 1 };
+                let feed = Feed {
+                    step: size,
+                    read_buffer: size,
+                    batch_rows: batch,
+                    threads,
+                };
+                let r = chunked(dataset, profile, &key, &bytes, feed);
+                assert!(
+                    fingerprint(&r) == reference,
+                    "{dataset}/{profile}: read size {size}, batch {batch} changed the output"
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_chunking_gives_the_same_output(seed in 0u64..1000, step in 1usize..4096, read_buffer in 1usize..70_000, batch in 1usize..300, threads in 1usize..3) {
+        let (text, g) = generated("investor_holdings", "standard", 150, seed, 0.4);
+        let key = "holdings/p/h.csv";
+        let reference = fingerprint(&chunked("investor_holdings", "standard", key, &text, Feed { step: 1 << 20, read_buffer: 1 << 20, batch_rows: 65_536, threads: 1 }));
+        let r = chunked("investor_holdings", "standard", key, &gzip(&text), Feed { step, read_buffer, batch_rows: batch, threads });
+        prop_assert_eq!(r.manifest.rows_rejected as usize, g.truth.len());
+        prop_assert!(fingerprint(&r) == reference);
+    }
+}
+
+#[test]
+fn a_rerun_writes_the_same_objects() {
+    let (text, _) = generated("market_daily", "us", 4000, 8, 0.05);
+    let gz = gzip(&text);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = bondlake::store::LocalStore::new(dir.path());
+    let c = bondlake_tests::contract("market_daily");
+    let source = bondlake::manifest::SourceRef {
+        bucket: "raw".into(),
+        key: "market/NYSE/eod.csv.gz".into(),
+        etag: "\"abc\"".into(),
+        bytes: gz.len() as u64,
+    };
+    let snapshot = |dir: &std::path::Path| -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if !p.to_string_lossy().contains("manifests/") {
+                    files.insert(
+                        p.strip_prefix(dir).expect("prefix").display().to_string(),
+                        std::fs::read(&p).expect("read"),
+                    );
+                }
+            }
+        }
+        files
+    };
+    let first = bondlake::process(
+        &c,
+        Some("us"),
+        source.clone(),
+        std::io::Cursor::new(gz.clone()),
+        &store,
+        &options(),
+    )
+    .expect("first run");
+    let before = snapshot(dir.path());
+    let second = bondlake::process(
+        &c,
+        Some("us"),
+        source,
+        std::io::Cursor::new(gz),
+        &store,
+        &options(),
+    )
+    .expect("second run");
+    assert_eq!(first.manifest_key, second.manifest_key);
+    assert_eq!(first.manifest.outputs, second.manifest.outputs);
+    assert_eq!(
+        before,
+        snapshot(dir.path()),
+        "byte-identical objects, nothing added"
+    );
+    assert!(before.len() > 2);
+}
+
+#[test]
+fn large_inputs_roll_parts_and_keep_every_row() {
+    let (text, g) = generated("investor_holdings", "standard", 40_000, 5, 0.01);
+    let mut opts = options();
+    opts.output.part_bytes = 256 << 10;
+    opts.output.row_group_rows = 4096;
+    let r = run_with(
+        "investor_holdings",
+        None,
+        "holdings/x/big.csv",
+        std::io::Cursor::new(text),
+        &opts,
+    );
+    assert!(
+        r.manifest.outputs.len() > 3,
+        "parts rolled: {}",
+        r.manifest.outputs.len()
+    );
+    let part_rows: u64 = r.manifest.outputs.iter().map(|o| o.rows).sum();
+    assert_eq!(part_rows, r.manifest.rows_ok);
+    assert_eq!(r.rows.len() as u64, r.manifest.rows_ok);
+    assert_eq!(r.manifest.rows_rejected as usize, g.truth.len());
+    for (k, o) in r.manifest.outputs.iter().enumerate() {
+        assert!(o.key.ends_with(&format!("-{k:04}.parquet")), "{}", o.key);
+        assert_eq!(o.partition["as_of_date"], "2026-11-25");
+    }
+}
+
+#[test]
+fn control_totals_are_exact_sums_of_the_clean_output() {
+    let (text, _) = generated("investor_holdings", "standard", 3000, 12, 0.1);
+    let r = run("investor_holdings", None, "holdings/x/h.csv", &text);
+    for col in ["par_value", "market_value"] {
+        let sum: i128 = r
+            .column(col)
+            .iter()
+            .map(|v| v.replace('.', "").parse::<i128>().expect("decimal"))
+            .sum();
+        assert_eq!(
+            bondlake::parse::format_decimal(sum, 2),
+            r.manifest.control_totals[col],
+            "{col}"
+        );
+    }
+}
+
+#[test]
+fn broken_contracts_fail_at_load_naming_the_file_and_the_entry() {
+    let good = bondlake::contract::BUILTIN[0].1;
+    let cases = [
+        (
+            good.replacen("type = \"date\"", "type = \"datetime\"", 1),
+            "unknown variant `datetime`",
+        ),
+        (
+            good.replacen("name = \"investor_id\"", "name = \"as_of_date\"", 1),
+            "column `as_of_date` (columns entry 2): duplicate column name",
+        ),
+        (
+            good.replacen("max_length = 64", "max_length = 64\nminimum = 3", 1),
+            "unknown field `minimum`",
+        ),
+        (
+            good.replacen("rule = \"matured\"", "rule = \"stale\"", 1),
+            "unknown variant `stale`",
+        ),
+        (
+            good.replacen("gt = \"0\"", "gt = \"zero\"", 1),
+            "column `par_value` (columns entry 14): bound gt = \"zero\" does not fit the column's type (invalid_number)",
+        ),
+        (
+            good.replacen("key = [\"as_of_date\"", "key = [\"asof\"", 1),
+            "key names unknown column `asof`",
+        ),
+        (
+            good.replacen("kind = \"position\"", "kind = \"rank\"", 1),
+            "unknown variant `rank`",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = bondlake::Contract::from_toml("contracts/investor_holdings.toml", &text)
+            .expect_err(want)
+            .to_string();
+        assert!(
+            err.starts_with("contract contracts/investor_holdings.toml: "),
+            "{err}"
+        );
+        assert!(err.contains(want), "{err}\n  should contain: {want}");
+    }
+    for (name, text) in bondlake::contract::BUILTIN {
+        bondlake::Contract::from_toml(name, text).expect("the shipped contracts load");
+    }
+}
