@@ -19,7 +19,7 @@ use crate::schema::{BatchBuilder, PartKey};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// What one file's run knows besides its bytes.
 #[derive(Debug, Clone)]
@@ -338,6 +338,23 @@ impl Stats {
         self.rows_rejected += 1;
         *self.reasons.entry(r.reason).or_default() += 1;
     }
+
+    /// Adds another run's (or chunk's) counts and sums to these.
+    pub fn merge(&mut self, other: &Stats) {
+        self.rows_read += other.rows_read;
+        self.rows_ok += other.rows_ok;
+        self.rows_rejected += other.rows_rejected;
+        for (r, n) in &other.reasons {
+            *self.reasons.entry(*r).or_default() += n;
+        }
+        if self.totals.len() < other.totals.len() {
+            self.totals.resize(other.totals.len(), 0);
+        }
+        for (t, v) in other.totals.iter().enumerate() {
+            self.totals[t] += v;
+        }
+        self.gaps += other.gaps;
+    }
 }
 
 /// A quarantined record, in the form the quarantine file takes.
@@ -394,13 +411,40 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One chunk's results: clean batches by partition, and the rejects in record order.
+/// One chunk's results, ready to write: clean batches by partition, and the rejects in record order.
 #[derive(Debug, Default)]
 pub struct ChunkOutput {
     /// Clean rows, one batch per partition value seen in the chunk.
     pub batches: Vec<(PartKey, RecordBatch)>,
     /// Quarantined records.
     pub rejects: Vec<Rejected>,
+}
+
+/// Where a clean row's key lies, for the in-order duplicate check.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyEntry {
+    /// xxh3 of the row's normalised key values.
+    pub hash: u64,
+    /// 1-based record number.
+    pub record: u64,
+    /// Index of the row's batch in [`Checked::batches`].
+    pub batch: u32,
+    /// Row index within that batch.
+    pub row: u32,
+}
+
+/// One chunk checked by every rule but `duplicate_key`, which needs the file's order
+/// ([`Deduper`]). Chunks can be checked in parallel.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Rows that passed, one batch per partition value.
+    pub batches: Vec<(PartKey, RecordBatch)>,
+    /// Records rejected, in record order.
+    pub rejects: Vec<Rejected>,
+    /// The passing rows' keys, in record order.
+    pub keys: Vec<KeyEntry>,
+    /// This chunk's counts and sums (before duplicates are taken out).
+    pub stats: Stats,
 }
 
 /// Cleans the records of one file (records shape).
@@ -411,12 +455,13 @@ pub struct RecordsCleaner<'c> {
     limits: Limits,
     schema: SchemaRef,
     ctx: FileContext,
-    seen: NoHashSet,
-    /// Counts and sums so far.
-    pub stats: Stats,
+    stats: Stats,
+    keys: Vec<KeyEntry>,
     builders: Vec<(PartKey, BatchBuilder)>,
     scratch: String,
     batch_rows: usize,
+    key_buf: Vec<u8>,
+    derived: Vec<DerivedVal<'c>>,
 }
 
 impl<'c> RecordsCleaner<'c> {
@@ -437,14 +482,13 @@ impl<'c> RecordsCleaner<'c> {
             limits,
             schema,
             ctx,
-            seen: NoHashSet::default(),
-            stats: Stats {
-                totals: vec![0; contract.control_totals.len()],
-                ..Stats::default()
-            },
+            stats: Stats::default(),
+            keys: Vec::new(),
             builders: Vec::new(),
             scratch: String::new(),
             batch_rows,
+            key_buf: Vec::with_capacity(128),
+            derived: Vec::with_capacity(contract.derived.len()),
         }
     }
 
@@ -454,18 +498,31 @@ impl<'c> RecordsCleaner<'c> {
     }
 
     /// Cleans one chunk of records.
-    pub fn process(&mut self, chunk: &Chunk) -> Result<ChunkOutput, crate::error::Error> {
-        let mut out = ChunkOutput::default();
+    /// Checks one chunk by every rule but `duplicate_key` (see [`Deduper`]).
+    pub fn process(&mut self, chunk: &Chunk) -> Result<Checked, crate::error::Error> {
+        let mut out = Checked::default();
+        self.stats = Stats {
+            totals: vec![0; self.contract.control_totals.len()],
+            ..Stats::default()
+        };
+        self.keys.clear();
         let n_cols = self.contract.columns.len();
         let mut row: Vec<Val<'_>> = Vec::with_capacity(n_cols);
+        // Valid UTF-8 as a whole (the usual case): fields are then sliced from it, not re-validated.
+        let text = ChunkText {
+            text: (self.profile.encoding == Encoding::Utf8)
+                .then(|| std::str::from_utf8(chunk.data()).ok())
+                .flatten(),
+            base: chunk.data().as_ptr() as usize,
+        };
         for i in 0..chunk.len() {
             let rec = chunk.record(i);
             let number = chunk.first_record + i as u64;
             self.stats.rows_read += 1;
             self.scratch.clear();
             row.clear();
-            match self.check_record(&rec, &mut row) {
-                Ok(()) => self.accept(&row, number)?,
+            match self.check_record(&rec, &mut row, text) {
+                Ok(hash) => self.accept(&row, number, hash),
                 Err((reason, field)) => {
                     let (column, value) = match field {
                         Some(Culprit::Field(j)) => (
@@ -492,6 +549,8 @@ impl<'c> RecordsCleaner<'c> {
             }
         }
         out.batches = self.flush()?;
+        out.keys = std::mem::take(&mut self.keys);
+        out.stats = std::mem::take(&mut self.stats);
         Ok(out)
     }
 
@@ -511,7 +570,8 @@ impl<'c> RecordsCleaner<'c> {
         &mut self,
         rec: &Record<'r>,
         row: &mut Vec<Val<'r>>,
-    ) -> Result<(), (Reason, Option<Culprit>)> {
+        text: ChunkText<'r>,
+    ) -> Result<u64, (Reason, Option<Culprit>)> {
         if rec.len() != self.plan.n_fields {
             return Err((Reason::Ragged, None));
         }
@@ -529,7 +589,7 @@ impl<'c> RecordsCleaner<'c> {
             let input = self.plan.inputs[c];
             let mut v = match input {
                 Some(j) => self
-                    .parse_cell(col, rec.field(j), needs_decoding)
+                    .parse_cell(col, rec.field(j), needs_decoding, text)
                     .map_err(|r| (r, Some(Culprit::Column(c, Some(j)))))?,
                 None => Val::Null,
             };
@@ -568,25 +628,22 @@ impl<'c> RecordsCleaner<'c> {
                 return Err((reason, None));
             }
         }
-        let mut h = DefaultHasher::new();
+        self.key_buf.clear();
         for &k in &self.contract.key {
-            self.hash_val(row[k], &mut h);
+            let bytes: &[u8] = match row[k] {
+                Val::Null => &[],
+                Val::Str(s) => s.as_bytes(),
+                Val::Scratch(a, b) => &self.scratch.as_bytes()[a as usize..b as usize],
+                Val::Enum(i) => &i.to_le_bytes(),
+                Val::Date(d) => &d.to_le_bytes(),
+                Val::Num(n) => &n.to_le_bytes(),
+            };
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            self.key_buf
+                .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.key_buf.extend_from_slice(bytes);
         }
-        if !self.seen.insert(h.finish()) {
-            return Err((Reason::DuplicateKey, None));
-        }
-        Ok(())
-    }
-
-    fn hash_val(&self, v: Val<'_>, h: &mut DefaultHasher) {
-        match v {
-            Val::Null => 0u8.hash(h),
-            Val::Str(s) => s.hash(h),
-            Val::Scratch(a, b) => self.scratch[a as usize..b as usize].hash(h),
-            Val::Enum(i) => i.hash(h),
-            Val::Date(d) => d.hash(h),
-            Val::Num(n) => n.hash(h),
-        }
+        Ok(twox_hash::XxHash3_64::oneshot(&self.key_buf))
     }
 
     /// Parses one cell by its column's type and rules.
@@ -596,6 +653,7 @@ impl<'c> RecordsCleaner<'c> {
         col: &Column,
         raw: &'r [u8],
         may_need_decoding: bool,
+        text: ChunkText<'r>,
     ) -> Result<Val<'r>, Reason> {
         let t = trim(raw);
         if t.first() == Some(&b'"')
@@ -612,7 +670,10 @@ impl<'c> RecordsCleaner<'c> {
                 {
                     return self.parse_owned(col, t, true);
                 }
-                let s = std::str::from_utf8(t).map_err(|_| Reason::Encoding)?;
+                let s = match text.slice(t) {
+                    Some(s) => s,
+                    None => std::str::from_utf8(t).map_err(|_| Reason::Encoding)?,
+                };
                 if col.ty == ColumnType::Enum {
                     return resolve_enum(col, s);
                 }
@@ -672,7 +733,7 @@ impl<'c> RecordsCleaner<'c> {
     }
 
     /// Appends a clean row to its partition's builder.
-    fn accept(&mut self, row: &[Val<'_>], number: u64) -> Result<(), crate::error::Error> {
+    fn accept(&mut self, row: &[Val<'_>], number: u64, hash: u64) {
         self.stats.rows_ok += 1;
         for (t, &c) in self.contract.control_totals.iter().enumerate() {
             if let Val::Num(n) = row[c] {
@@ -690,22 +751,162 @@ impl<'c> RecordsCleaner<'c> {
                 self.builders.len() - 1
             }
         };
-        let derived = derive_row(self.contract, row);
+        derive_row(self.contract, row, &mut self.derived);
         let b = &mut self.builders[idx].1;
+        self.keys.push(KeyEntry {
+            hash,
+            record: number,
+            batch: idx as u32,
+            row: b.len() as u32,
+        });
         for (c, col) in self.contract.columns.iter().enumerate() {
             b.push_val(c, col, row[c], &self.scratch);
         }
         let base = self.contract.columns.len();
-        for (k, d) in derived.iter().enumerate() {
+        for (k, d) in self.derived.iter().enumerate() {
             b.push_derived(base + k, d);
         }
         b.push_lineage(
-            base + derived.len(),
+            base + self.derived.len(),
             &self.ctx.source_key,
             number,
             self.ctx.ingested_at_us,
         );
-        Ok(())
+    }
+}
+
+/// The one sequential step: `duplicate_key` needs the file's order. Chunks come to it checked
+/// (possibly by several threads) and in order; the first record with a key stays, a later one is
+/// taken out of its batch and quarantined. Rejected records never reach it, so they claim no key.
+pub struct Deduper<'c> {
+    contract: &'c Contract,
+    encoding: Encoding,
+    seen: NoHashSet,
+    /// Counts and sums of the file so far.
+    pub stats: Stats,
+}
+
+impl<'c> Deduper<'c> {
+    /// A deduper for one file.
+    pub fn new(contract: &'c Contract, profile: &Profile) -> Self {
+        Deduper {
+            contract,
+            encoding: profile.encoding,
+            seen: NoHashSet::default(),
+            stats: Stats {
+                totals: vec![0; contract.control_totals.len()],
+                ..Stats::default()
+            },
+        }
+    }
+
+    /// Applies the duplicate-key rule to the next chunk (`chunk` is the one `checked` came from).
+    pub fn apply(
+        &mut self,
+        checked: Checked,
+        chunk: &Chunk,
+    ) -> Result<ChunkOutput, crate::error::Error> {
+        self.stats.merge(&checked.stats);
+        let mut drop: Vec<Vec<bool>> = Vec::new();
+        let mut duplicates = Vec::new();
+        for k in &checked.keys {
+            if self.seen.insert(k.hash) {
+                continue;
+            }
+            if drop.is_empty() {
+                drop = checked
+                    .batches
+                    .iter()
+                    .map(|(_, b)| vec![false; b.num_rows()])
+                    .collect();
+            }
+            let (batch, row) = (k.batch as usize, k.row as usize);
+            drop[batch][row] = true;
+            let batch_ref = &checked.batches[batch].1;
+            for (t, &c) in self.contract.control_totals.iter().enumerate() {
+                self.stats.totals[t] -= numeric_value(batch_ref.column(c).as_ref(), row);
+            }
+            let rejected = Rejected {
+                record_number: k.record,
+                column: String::new(),
+                reason: Reason::DuplicateKey,
+                value: String::new(),
+                record: join_record(
+                    self.encoding,
+                    &chunk.record((k.record - chunk.first_record) as usize),
+                ),
+            };
+            self.stats.rows_ok -= 1;
+            self.stats.reject(&rejected);
+            duplicates.push(rejected);
+        }
+        let mut batches = checked.batches;
+        if !drop.is_empty() {
+            for ((_, batch), drop) in batches.iter_mut().zip(&drop) {
+                if drop.iter().any(|&d| d) {
+                    let keep = arrow_array::BooleanArray::from(
+                        drop.iter().map(|&d| !d).collect::<Vec<_>>(),
+                    );
+                    *batch = arrow_select::filter::filter_record_batch(batch, &keep)?;
+                }
+            }
+            batches.retain(|(_, b)| b.num_rows() > 0);
+        }
+        Ok(ChunkOutput {
+            batches,
+            rejects: merge_by_record(checked.rejects, duplicates),
+        })
+    }
+}
+
+/// A Decimal128 or Int64 cell as a scaled integer (0 for null or another type).
+fn numeric_value(a: &dyn arrow_array::Array, i: usize) -> i128 {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Decimal128Type, Int64Type};
+    if a.is_null(i) {
+        return 0;
+    }
+    match a.data_type() {
+        arrow_schema::DataType::Decimal128(..) => a.as_primitive::<Decimal128Type>().value(i),
+        arrow_schema::DataType::Int64 => i128::from(a.as_primitive::<Int64Type>().value(i)),
+        _ => 0,
+    }
+}
+
+/// Merges two lists of rejects, each in record order, into one in record order.
+fn merge_by_record(a: Vec<Rejected>, b: Vec<Rejected>) -> Vec<Rejected> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.record_number <= y.record_number,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+    out
+}
+
+/// A chunk's text when it is valid UTF-8 as a whole, and where its bytes start in memory.
+#[derive(Clone, Copy)]
+struct ChunkText<'r> {
+    text: Option<&'r str>,
+    base: usize,
+}
+
+impl<'r> ChunkText<'r> {
+    /// The field `t` (a slice of the chunk) as text, without validating it again; `None` when the
+    /// chunk was not valid UTF-8 or `t` does not fall on character boundaries.
+    #[inline]
+    fn slice(self, t: &'r [u8]) -> Option<&'r str> {
+        let text = self.text?;
+        let start = (t.as_ptr() as usize).checked_sub(self.base)?;
+        text.get(start..start + t.len())
     }
 }
 
@@ -835,9 +1036,10 @@ pub enum DerivedVal<'a> {
     Label(Option<&'a str>),
 }
 
-/// Computes the derived columns of one clean row (records shape: position, bucket, days_between).
-pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>]) -> Vec<DerivedVal<'c>> {
-    let mut out: Vec<DerivedVal<'c>> = Vec::with_capacity(contract.derived.len());
+/// Computes the derived columns of one clean row into `out` (records shape: position, bucket,
+/// days_between).
+pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>], out: &mut Vec<DerivedVal<'c>>) {
+    out.clear();
     for d in &contract.derived {
         let int_of = |s: Source, out: &[DerivedVal<'c>]| -> Option<i64> {
             match s {
@@ -846,9 +1048,9 @@ pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>]) -> Vec<DerivedVal
                     Val::Num(x) => i64::try_from(x).ok(),
                     _ => None,
                 },
-                Source::Derived(i) => match out[i] {
-                    DerivedVal::Int(x) => x.map(i64::from),
-                    DerivedVal::Label(_) => None,
+                Source::Derived(i) => match out.get(i) {
+                    Some(DerivedVal::Int(x)) => x.map(i64::from),
+                    _ => None,
                 },
             }
         };
@@ -859,9 +1061,9 @@ pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>]) -> Vec<DerivedVal
                         (Val::Enum(e), Some(dom)) => Some(dom.values[e as usize].as_str()),
                         _ => None,
                     },
-                    Source::Derived(i) => match out[i] {
-                        DerivedVal::Label(l) => l,
-                        DerivedVal::Int(_) => None,
+                    Source::Derived(i) => match out.get(i) {
+                        Some(DerivedVal::Label(l)) => *l,
+                        _ => None,
                     },
                 };
                 DerivedVal::Int(text.and_then(|t| order.get(t).copied()))
@@ -871,14 +1073,14 @@ pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>]) -> Vec<DerivedVal
                 bounds,
                 labels,
                 null_label,
-            } => DerivedVal::Label(match int_of(*source, &out) {
+            } => DerivedVal::Label(match int_of(*source, out) {
                 Some(x) => Some(
                     labels[bounds.iter().position(|&b| x < b).unwrap_or(bounds.len())].as_str(),
                 ),
                 None => null_label.as_deref(),
             }),
             DerivedKind::DaysBetween { from, to } => {
-                DerivedVal::Int(match (int_of(*from, &out), int_of(*to, &out)) {
+                DerivedVal::Int(match (int_of(*from, out), int_of(*to, out)) {
                     (Some(a), Some(b)) => i32::try_from(b - a).ok(),
                     _ => None,
                 })
@@ -891,7 +1093,6 @@ pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>]) -> Vec<DerivedVal
         };
         out.push(v);
     }
-    out
 }
 
 /// The partition value of a row.

@@ -283,12 +283,37 @@ impl Bounds {
     }
 }
 
+/// A small, fast hasher for short keys (FxHash's multiply-rotate); enum lookups run once per cell,
+/// and SipHash's resistance to flooding buys nothing for a contract's fixed value list.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// The allowed values of an enum column and how input text maps onto them.
 #[derive(Debug, Clone)]
 pub struct EnumDomain {
     /// Canonical values, in contract order.
     pub values: Vec<String>,
-    lookup: HashMap<String, u16>,
+    lookup: FxMap<Vec<u8>, u16>,
     case_sensitive: bool,
 }
 
@@ -297,19 +322,16 @@ impl EnumDomain {
     #[inline]
     pub fn resolve(&self, s: &str) -> Option<u16> {
         if self.case_sensitive {
-            return self.lookup.get(s).copied();
+            return self.lookup.get(s.as_bytes()).copied();
         }
         let mut buf = [0u8; 48];
-        if s.len() <= buf.len() {
+        if s.len() <= buf.len() && s.is_ascii() {
             let b = &mut buf[..s.len()];
             b.copy_from_slice(s.as_bytes());
             b.make_ascii_lowercase();
-            // Lower-casing ASCII bytes keeps valid UTF-8 valid.
-            std::str::from_utf8(b)
-                .ok()
-                .and_then(|k| self.lookup.get(k).copied())
+            self.lookup.get(&b[..]).copied()
         } else {
-            self.lookup.get(&s.to_ascii_lowercase()).copied()
+            self.lookup.get(s.to_lowercase().as_bytes()).copied()
         }
     }
 }
@@ -650,12 +672,12 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
             }
             let key = |s: &str| {
                 if rc.case_sensitive {
-                    s.to_string()
+                    s.as_bytes().to_vec()
                 } else {
-                    s.to_lowercase()
+                    s.to_lowercase().into_bytes()
                 }
             };
-            let mut lookup = HashMap::new();
+            let mut lookup = FxMap::default();
             for (i, v) in rc.values.iter().enumerate() {
                 if lookup.insert(key(v), i as u16).is_some() {
                     return Err(format!("{at}: value `{v}` listed twice"));

@@ -160,6 +160,11 @@ impl Chunk {
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
+
+    /// Every field's bytes, run together: one validation pass can cover the whole chunk.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 /// One CSV record: its fields, unescaped.

@@ -38,9 +38,14 @@ pub fn unquote_padded(s: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Null tokens, compared case-insensitively after trimming (decision 1). Kept lower-cased.
+/// Null tokens, compared case-insensitively after trimming (decision 1). Kept lower-cased, with
+/// the set of their first bytes so most values are ruled out by one lookup.
 #[derive(Debug, Clone)]
-pub struct NullTokens(Vec<Vec<u8>>);
+pub struct NullTokens {
+    tokens: Vec<Vec<u8>>,
+    first: [bool; 256],
+    longest: usize,
+}
 
 impl NullTokens {
     /// Builds the set from the contract's tokens; the empty string is always null.
@@ -52,16 +57,31 @@ impl NullTokens {
         if !v.iter().any(|t| t.is_empty()) {
             v.push(Vec::new());
         }
-        NullTokens(v)
+        let mut first = [false; 256];
+        for t in &v {
+            if let Some(&b) = t.first() {
+                first[usize::from(b)] = true;
+                first[usize::from(b.to_ascii_uppercase())] = true;
+            }
+        }
+        let longest = v.iter().map(Vec::len).max().unwrap_or(0);
+        NullTokens {
+            tokens: v,
+            first,
+            longest,
+        }
     }
 
     /// True when the (already trimmed) field is one of the null tokens.
     #[inline]
     pub fn is_null(&self, s: &[u8]) -> bool {
-        if s.len() > 4 {
-            return false; // every token is short; skip the scan for ordinary values
+        match s.first() {
+            None => true,
+            Some(&b) if s.len() <= self.longest && self.first[usize::from(b)] => {
+                self.tokens.iter().any(|t| t.eq_ignore_ascii_case(s))
+            }
+            Some(_) => false,
         }
-        self.0.iter().any(|t| t.eq_ignore_ascii_case(s))
     }
 }
 

@@ -403,3 +403,48 @@ fn broken_contracts_fail_at_load_naming_the_file_and_the_entry() {
         bondlake::Contract::from_toml(name, text).expect("the shipped contracts load");
     }
 }
+
+#[test]
+fn duplicates_across_chunks_checked_by_different_threads() {
+    use bondlake_tests::{HOLDINGS_ROW, holdings_file, holdings_row_with};
+    let rows = vec![
+        HOLDINGS_ROW.to_string(),
+        holdings_row_with("account_id", "ACC2"),
+        holdings_row_with("par_value", "2000000.00").replace("985000.00", "1970000.00"), // same key as 1
+        holdings_row_with("account_id", "ACC3"),
+        holdings_row_with("account_id", "ACC2"), // same key as 2
+        holdings_row_with("coupon_rate", "99").replace("ACC1", "ACC4"), // rejected: claims no key
+        holdings_row_with("account_id", "ACC4"),
+    ];
+    for threads in [1, 3] {
+        let mut opts = options();
+        opts.batch_rows = 1; // every record its own chunk, spread over the checkers
+        opts.threads = threads;
+        let r = run_with(
+            "investor_holdings",
+            None,
+            "holdings/x/h.csv",
+            std::io::Cursor::new(holdings_file(&rows)),
+            &opts,
+        );
+        assert_eq!(
+            r.reasons(),
+            [
+                (3, "duplicate_key".to_string(), String::new()),
+                (5, "duplicate_key".to_string(), String::new()),
+                (6, "out_of_range".to_string(), "coupon_rate".to_string()),
+            ],
+            "threads {threads}"
+        );
+        assert_eq!(
+            r.column("_record_number"),
+            ["1", "2", "4", "7"],
+            "threads {threads}"
+        );
+        assert_eq!(
+            r.manifest.control_totals["par_value"], "4000000.00",
+            "the duplicate's par is not counted"
+        );
+        assert_eq!(r.manifest.rows_ok, 4);
+    }
+}
