@@ -256,30 +256,22 @@ fn run_file(
     let plan = plan(contract, profile, &header, &ctx.source_key)?;
     let unknown_columns = plan.unknown_columns.clone();
     let mut dedup = Deduper::new(contract, profile);
+    let run = FileRun {
+        contract,
+        profile,
+        plan: &plan,
+        ctx: &ctx,
+        opts,
+    };
+    let mut sink = Sink {
+        dedup: &mut dedup,
+        writer: &mut writer,
+        quarantine: &mut quarantine,
+    };
     let result = if opts.threads <= 1 {
-        run_sequential(
-            contract,
-            profile,
-            &plan,
-            &ctx,
-            chunker,
-            &mut dedup,
-            &mut writer,
-            &mut quarantine,
-            opts,
-        )
+        run_sequential(&run, chunker, &mut sink)
     } else {
-        run_parallel(
-            contract,
-            profile,
-            &plan,
-            &ctx,
-            chunker,
-            &mut dedup,
-            &mut writer,
-            &mut quarantine,
-            opts,
-        )
+        run_parallel(&run, chunker, &mut sink)
     };
     let mut p = finish(result.map(|()| dedup.stats.rows_ok), writer, quarantine)?;
     p.stats = dedup.stats;
@@ -287,54 +279,69 @@ fn run_file(
     Ok(p)
 }
 
-/// Records per chunk and the most bytes a chunk may hold.
+/// The most bytes a chunk may hold (records per chunk: `Options::batch_rows`).
 const CHUNK_BYTES: usize = 32 << 20;
 
+/// What every stage of one file's run reads.
+struct FileRun<'a> {
+    contract: &'a Contract,
+    profile: &'a Profile,
+    plan: &'a Plan,
+    ctx: &'a FileContext,
+    opts: &'a Options,
+}
+
+impl<'a> FileRun<'a> {
+    fn checker(&self) -> RecordsCleaner<'a> {
+        RecordsCleaner::new(
+            self.contract,
+            self.profile,
+            self.plan.clone(),
+            self.opts.limits,
+            self.ctx.clone(),
+            self.opts.batch_rows,
+        )
+    }
+}
+
+/// Where checked chunks go, in file order: the duplicate-key rule, then the writers.
+struct Sink<'a, 's> {
+    dedup: &'a mut Deduper<'s>,
+    writer: &'a mut PartitionedWriter<'s>,
+    quarantine: &'a mut QuarantineWriter<'s>,
+}
+
+impl Sink<'_, '_> {
+    fn take(&mut self, checked: Checked, chunk: &Chunk) -> Result<(), RunError> {
+        let out = self.dedup.apply(checked, chunk)?;
+        write_output(self.writer, self.quarantine, out)
+    }
+}
+
 /// One thread: read, check, dedupe and write each chunk in turn.
-#[allow(clippy::too_many_arguments)]
 fn run_sequential(
-    contract: &Contract,
-    profile: &Profile,
-    plan: &Plan,
-    ctx: &FileContext,
+    run: &FileRun<'_>,
     mut chunker: CsvChunker<input::Decoded>,
-    dedup: &mut Deduper<'_>,
-    writer: &mut PartitionedWriter<'_>,
-    quarantine: &mut QuarantineWriter<'_>,
-    opts: &Options,
+    sink: &mut Sink<'_, '_>,
 ) -> Result<(), RunError> {
-    let mut checker = RecordsCleaner::new(
-        contract,
-        profile,
-        plan.clone(),
-        opts.limits,
-        ctx.clone(),
-        opts.batch_rows,
-    );
-    while let Some(chunk) = chunker.next_chunk(opts.batch_rows.max(1), CHUNK_BYTES)? {
-        check_deadline(opts.deadline)?;
+    let mut checker = run.checker();
+    while let Some(chunk) = chunker.next_chunk(run.opts.batch_rows.max(1), CHUNK_BYTES)? {
+        check_deadline(run.opts.deadline)?;
         let checked = checker.process(&chunk)?;
-        let out = dedup.apply(checked, &chunk)?;
-        write_output(writer, quarantine, out)?;
+        sink.take(checked, &chunk)?;
     }
     Ok(())
 }
 
-/// Several threads: a reader (decompression and CSV splitting), `threads` checkers working on
-/// chunks in parallel, and this thread putting chunks back in order to dedupe and write them.
-/// Tokens bound the chunks in flight, so memory stays bounded however uneven the stages are.
-#[allow(clippy::too_many_arguments)]
+/// Several threads: a reader (decompression and CSV splitting), checkers working on chunks in
+/// parallel, and this thread putting chunks back in order to dedupe and write them. Tokens bound
+/// the chunks in flight, so memory stays bounded however uneven the stages are.
 fn run_parallel(
-    contract: &Contract,
-    profile: &Profile,
-    plan: &Plan,
-    ctx: &FileContext,
+    run: &FileRun<'_>,
     mut chunker: CsvChunker<input::Decoded>,
-    dedup: &mut Deduper<'_>,
-    writer: &mut PartitionedWriter<'_>,
-    quarantine: &mut QuarantineWriter<'_>,
-    opts: &Options,
+    sink: &mut Sink<'_, '_>,
 ) -> Result<(), RunError> {
+    let opts = run.opts;
     type Done = (u64, Result<(Chunk, Checked), RunError>);
     // One checker more than the threads asked for, and four chunks in flight per checker: measured
     // on 2 cores, fewer left a core idle whenever the reader or the writer stalled (see README).
@@ -373,14 +380,7 @@ fn run_parallel(
         for _ in 0..workers {
             let done_tx = done_tx.clone();
             let chunk_rx = &chunk_rx;
-            let mut checker = RecordsCleaner::new(
-                contract,
-                profile,
-                plan.clone(),
-                opts.limits,
-                ctx.clone(),
-                batch_rows,
-            );
+            let mut checker = run.checker();
             s.spawn(move || {
                 loop {
                     let next = match chunk_rx.lock() {
@@ -409,8 +409,7 @@ fn run_parallel(
                 pending.insert(seq, result);
                 while let Some(result) = pending.remove(&next) {
                     let (chunk, checked) = result?;
-                    let out = dedup.apply(checked, &chunk)?;
-                    write_output(writer, quarantine, out)?;
+                    sink.take(checked, &chunk)?;
                     let _ = token_tx.send(());
                     next += 1;
                 }
