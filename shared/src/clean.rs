@@ -18,8 +18,7 @@ use crate::reason::Reason;
 use crate::schema::{BatchBuilder, PartKey};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, HashMap};
 
 /// What one file's run knows besides its bytes.
 #[derive(Debug, Clone)]
@@ -389,26 +388,6 @@ pub fn join_record(encoding: Encoding, rec: &Record<'_>) -> String {
         }
     }
     out
-}
-
-type NoHashSet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
-
-/// The set of seen keys holds 64-bit hashes already; hashing them again would be wasted work.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 /// One chunk's results, ready to write: clean batches by partition, and the rejects in record order.
@@ -781,7 +760,7 @@ impl<'c> RecordsCleaner<'c> {
 pub struct Deduper<'c> {
     contract: &'c Contract,
     encoding: Encoding,
-    seen: NoHashSet,
+    seen: crate::keyset::KeySet,
     /// Counts and sums of the file so far.
     pub stats: Stats,
 }
@@ -792,7 +771,7 @@ impl<'c> Deduper<'c> {
         Deduper {
             contract,
             encoding: profile.encoding,
-            seen: NoHashSet::default(),
+            seen: crate::keyset::KeySet::default(),
             stats: Stats {
                 totals: vec![0; contract.control_totals.len()],
                 ..Stats::default()

@@ -12,6 +12,7 @@ pub mod clean;
 pub mod contract;
 pub mod error;
 pub mod input;
+pub mod keyset;
 pub mod manifest;
 pub mod output;
 pub mod parse;
