@@ -7,6 +7,7 @@
 
 use crate::contract::{
     Check, Column, ColumnType, Contract, DerivedKind, Encoding, Profile, RecordRule, Source,
+    header_key,
 };
 use crate::error::FileError;
 use crate::input::{Chunk, Limits, Record};
@@ -176,10 +177,10 @@ pub fn plan(
     let mut unknown_columns = Vec::new();
     for (k, h) in header.iter().enumerate() {
         let name = h.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-        let lower = name.to_lowercase();
+        let lower = header_key(name);
         let column = profile.headers.get(&lower).copied().or_else(|| {
             contract.columns.iter().position(|c| {
-                c.name == lower || c.aliases.iter().any(|a| a.to_lowercase() == lower)
+                header_key(&c.name) == lower || c.aliases.iter().any(|a| header_key(a) == lower)
             })
         });
         match column {

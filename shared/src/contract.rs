@@ -10,6 +10,16 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+/// How header names are compared: case, spaces and punctuation do not count, so `As Of Date`,
+/// `AS_OF_DATE` and `asOfDate` all name `as_of_date` (letters of any script are kept: JPX's
+/// `銘柄コード` stays itself).
+pub fn header_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// A contract that cannot be used; the message names the file and the entry at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("contract {file}: {message}")]
@@ -506,9 +516,9 @@ pub struct Profile {
     pub name: String,
     /// The file's text encoding.
     pub encoding: Encoding,
-    /// Lower-cased vendor header → column index.
+    /// Vendor header (as [`header_key`]) → column index.
     pub headers: HashMap<String, usize>,
-    /// Lower-cased vendor headers that are known and not used.
+    /// Vendor headers (as [`header_key`]) that are known and not used.
     pub ignore: Vec<String>,
     /// One trailing empty header (and field) is dropped (BSE lines end with a comma).
     pub trailing_empty_column: bool,
@@ -791,7 +801,12 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
         let mut headers = HashMap::new();
         for (vendor, column) in &rp.headers {
             let i = index_of(&columns, column, &format!("{at}: header `{vendor}`"))?;
-            headers.insert(vendor.trim().to_lowercase(), i);
+            if headers.insert(header_key(vendor), i).is_some() {
+                return Err(format!(
+                    "{at}: two vendor headers read as `{}`",
+                    header_key(vendor)
+                ));
+            }
         }
         let constants = rp
             .constants
@@ -828,7 +843,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
                 name: name.clone(),
                 encoding,
                 headers,
-                ignore: rp.ignore.iter().map(|h| h.trim().to_lowercase()).collect(),
+                ignore: rp.ignore.iter().map(|h| header_key(h)).collect(),
                 trailing_empty_column: rp.trailing_empty_column,
                 constants,
                 from_file_name,

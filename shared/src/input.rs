@@ -221,6 +221,7 @@ pub struct CsvChunker<R> {
     eof: bool,
     next_record: u64,
     max_record_bytes: usize,
+    skip_whitespace_lines: bool,
 }
 
 impl<R: Read> CsvChunker<R> {
@@ -235,6 +236,7 @@ impl<R: Read> CsvChunker<R> {
             eof: false,
             next_record: 0,
             max_record_bytes: limits.max_record_bytes,
+            skip_whitespace_lines: false,
         }
     }
 
@@ -285,6 +287,19 @@ impl<R: Read> CsvChunker<R> {
             match res {
                 R::InputEmpty | R::OutputFull | R::OutputEndsFull => {}
                 R::Record => {
+                    let first_end = chunk.starts.last().map_or(0, |&i| i as usize);
+                    if self.skip_whitespace_lines
+                        && chunk.ends.len() == first_end + 1
+                        && chunk.data[rec_start..used]
+                            .iter()
+                            .all(|b| matches!(b, b' ' | b'\t'))
+                    {
+                        // A line of only spaces is a blank line: skipped, neither counted nor
+                        // numbered (decision 17).
+                        chunk.ends.truncate(first_end);
+                        used = rec_start;
+                        continue;
+                    }
                     chunk.starts.push(chunk.ends.len() as u32);
                     rec_start = used;
                     self.next_record += 1;
@@ -307,7 +322,11 @@ impl<R: Read> CsvChunker<R> {
     pub fn read_header(&mut self) -> Result<Option<Vec<Vec<u8>>>, FileError> {
         let chunk = self.next_chunk(1, 4096)?;
         self.next_record = 0;
-        Ok(chunk.map(|c| c.record(0).fields().map(<[u8]>::to_vec).collect()))
+        let header: Option<Vec<Vec<u8>>> =
+            chunk.map(|c| c.record(0).fields().map(<[u8]>::to_vec).collect());
+        // With more than one column, a record of one blank field can only be a blank line.
+        self.skip_whitespace_lines = header.as_ref().is_some_and(|h| h.len() > 1);
+        Ok(header)
     }
 
     fn refill(&mut self) -> Result<(), FileError> {

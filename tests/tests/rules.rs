@@ -589,3 +589,51 @@ fn weekly_trend_features() {
     assert_eq!(last["zscore_13w"], format!("{:.6}", 6.0 / 14f64.sqrt()));
     assert_eq!(rows[2]["ma_4w"], "", "fewer than four weeks: no average");
 }
+
+#[test]
+fn header_names_ignore_case_spaces_and_punctuation() {
+    let header = bondlake_tests::HOLDINGS_HEADER
+        .replace("as_of_date", "As Of Date")
+        .replace("investor_type", "InvestorType")
+        .replace("market_value", "MARKET-VALUE")
+        .replace("yield_to_maturity", "Yield To Maturity (%)");
+    let text = format!("{header}\n{HOLDINGS_ROW}\n");
+    let r = run(
+        "investor_holdings",
+        None,
+        "holdings/v/h.csv",
+        text.as_bytes(),
+    );
+    assert_eq!(r.rejects.len(), 0, "{:?}", r.rejects);
+    assert!(
+        r.manifest.unknown_columns.is_empty(),
+        "{:?}",
+        r.manifest.unknown_columns
+    );
+    assert_eq!(r.rows[0]["yield_to_maturity"], "4.100000");
+    let text = "symbol,DATE,open,high,low,close,adj_close,volume\nIBM,2026-11-25,1,2,1,2,2,1\n";
+    let r = run(
+        "market_daily",
+        Some("us"),
+        "market/NYSE/f.csv",
+        text.as_bytes(),
+    );
+    assert_eq!(r.rows.len(), 1, "{:?}", r.rejects);
+}
+
+#[test]
+fn lines_of_only_spaces_are_blank_lines() {
+    let text = format!(
+        "{}\n   \n{HOLDINGS_ROW}\n\t\n \t \n{}\n",
+        bondlake_tests::HOLDINGS_HEADER,
+        holdings_row_with("account_id", "ACC2")
+    );
+    let r = run(
+        "investor_holdings",
+        None,
+        "holdings/v/h.csv",
+        text.as_bytes(),
+    );
+    assert_eq!(r.manifest.rows_read, 2);
+    assert_eq!(r.column("_record_number"), ["1", "2"]);
+}
