@@ -31,10 +31,12 @@ impl KeySet {
         let shard = &mut self.shards[(hash >> (64 - SHARD_BITS)) as usize];
         let bytes = hash.to_be_bytes();
         let rest = &bytes[8 - WIDTH..];
+        let want = hash & ((1 << (8 * WIDTH)) - 1);
         let (mut lo, mut hi) = (0, shard.len() / WIDTH);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match shard[mid * WIDTH..(mid + 1) * WIDTH].cmp(rest) {
+            // Compared as integers: a slice comparison would call memcmp for six bytes.
+            match remainder(&shard[mid * WIDTH..(mid + 1) * WIDTH]).cmp(&want) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return false,
@@ -59,6 +61,12 @@ impl KeySet {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Six big-endian bytes as a number.
+#[inline]
+fn remainder(b: &[u8]) -> u64 {
+    b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
 }
 
 #[cfg(test)]

@@ -198,6 +198,7 @@ pub fn process(
         error,
     };
     let manifest_key = names.manifest_key();
+    remove_stale_outputs(store, &manifest_key, &manifest)?;
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;
     let mut w = store.create(&manifest_key)?;
     w.write_all(&json)?;
@@ -206,6 +207,48 @@ pub fn process(
         manifest,
         manifest_key,
     })
+}
+
+/// A rerun may write fewer parts than the run before it (another part size), or none (it failed):
+/// whatever the previous manifest of the same input lists and this run did not write again is
+/// deleted, so a partition folder never holds parts that no manifest accounts for.
+fn remove_stale_outputs(
+    store: &dyn ObjectStore,
+    manifest_key: &str,
+    manifest: &Manifest,
+) -> Result<(), Error> {
+    let previous: Manifest = match store.open(manifest_key) {
+        Ok(mut r) => {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes)?;
+            match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(key = %manifest_key, error = %e, "previous manifest unreadable; stale parts, if any, stay");
+                    return Ok(());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let written: std::collections::HashSet<&str> = manifest
+        .outputs
+        .iter()
+        .map(|o| o.key.as_str())
+        .chain(manifest.quarantine.iter().map(|q| q.key.as_str()))
+        .collect();
+    let old = previous
+        .outputs
+        .iter()
+        .map(|o| &o.key)
+        .chain(previous.quarantine.iter().map(|q| &q.key));
+    for key in old {
+        if !written.contains(key.as_str()) {
+            store.delete(key)?;
+        }
+    }
+    Ok(())
 }
 
 fn store_location(source: &SourceRef) -> String {

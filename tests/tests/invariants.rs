@@ -448,3 +448,63 @@ fn duplicates_across_chunks_checked_by_different_threads() {
         assert_eq!(r.manifest.rows_ok, 4);
     }
 }
+
+#[test]
+fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
+    let (text, _) = generated("investor_holdings", "standard", 20_000, 6, 0.02);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = bondlake::store::LocalStore::new(dir.path());
+    let c = bondlake_tests::contract("investor_holdings");
+    let source = bondlake::manifest::SourceRef {
+        bucket: "raw".into(),
+        key: "holdings/v/h.csv".into(),
+        etag: "e1".into(),
+        bytes: 0,
+    };
+    let parts = |store: &bondlake::store::LocalStore| {
+        use bondlake::store::ObjectStore;
+        store.list("processed/").expect("list")
+    };
+    let mut small = options();
+    small.output.part_bytes = 64 << 10;
+    small.output.row_group_rows = 1024;
+    let first = bondlake::process(
+        &c,
+        None,
+        source.clone(),
+        std::io::Cursor::new(text.clone()),
+        &store,
+        &small,
+    )
+    .expect("run");
+    assert!(first.manifest.outputs.len() > 2);
+    let second = bondlake::process(
+        &c,
+        None,
+        source.clone(),
+        std::io::Cursor::new(text),
+        &store,
+        &options(),
+    )
+    .expect("rerun");
+    assert_eq!(second.manifest.outputs.len(), 1);
+    assert_eq!(
+        parts(&store),
+        [second.manifest.outputs[0].key.clone()],
+        "only the parts the manifest lists"
+    );
+    // A rerun that fails leaves no part behind either, nor the old quarantine.
+    let failed = bondlake::process(
+        &c,
+        None,
+        source,
+        std::io::Cursor::new(b"PK\x03\x04".to_vec()),
+        &store,
+        &options(),
+    )
+    .expect("run");
+    assert_eq!(failed.manifest.status, bondlake::Status::Failed);
+    assert!(parts(&store).is_empty());
+    use bondlake::store::ObjectStore;
+    assert!(store.list("quarantine/").expect("list").is_empty());
+}
