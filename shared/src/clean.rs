@@ -19,7 +19,7 @@ use crate::reason::Reason;
 use crate::schema::{BatchBuilder, PartKey};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// What one file's run knows besides its bytes.
 #[derive(Debug, Clone)]
@@ -1091,14 +1091,4 @@ pub fn part_key(v: Val<'_>, contract: &Contract, scratch: &str) -> PartKey {
         Val::Num(n) => PartKey::Text(n.to_string()),
         Val::Null => PartKey::Text(String::new()),
     }
-}
-
-/// Index of a contract column's values by name, for callers outside the crate.
-pub fn column_names(contract: &Contract) -> HashMap<&str, usize> {
-    contract
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect()
 }

@@ -532,7 +532,7 @@ fn run_wide(
         let rejects = cleaner.process(&chunk);
         quarantine.write(&rejects)?;
     }
-    let (batches, stats) = cleaner.finish(opts.batch_rows.max(1))?;
+    let (batches, stats) = cleaner.finish()?;
     let mut written = 0;
     for (part, batch) in &batches {
         written += batch.num_rows() as u64;

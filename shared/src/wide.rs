@@ -312,10 +312,7 @@ impl<'c> WideCleaner<'c> {
 
     /// Makes the long output: one row per (source, series, week), with the trend features;
     /// one batch per week (the partition).
-    pub fn finish(
-        mut self,
-        _batch_rows: usize,
-    ) -> Result<(Vec<(PartKey, RecordBatch)>, Stats), Error> {
+    pub fn finish(mut self) -> Result<(Vec<(PartKey, RecordBatch)>, Stats), Error> {
         let schema = output_schema(self.contract);
         let mut by_week: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
         let code = match &self.fixed[self.idx.code] {
