@@ -101,6 +101,16 @@ pub fn run_with(
     }
 }
 
+/// Processes holdings records (under the standard header) as `holdings/v/h.csv`.
+pub fn run_holdings(records: &[String]) -> Run {
+    run(
+        "investor_holdings",
+        None,
+        "holdings/v/h.csv",
+        &holdings_file(records),
+    )
+}
+
 /// Processes `text` with default (comparable) options.
 pub fn run(dataset: &str, profile: Option<&str>, key: &str, text: &[u8]) -> Run {
     run_with(

@@ -1,16 +1,11 @@
 //! Every rule and repair of DATASETS.md, one fixture each: the reject reason (and column) asserted
 //! exactly, and repaired values read back from the Parquet output, decimals to the cent.
 
-use bondlake_tests::{HOLDINGS_ROW, holdings_file, holdings_row_with, run};
+use bondlake_tests::{HOLDINGS_ROW, holdings_row_with, run, run_holdings};
 
 /// One holdings record with `column` set to `value`: its reject, or its clean value of `column`.
 fn one(column: &str, value: &str) -> Result<String, (String, String)> {
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[holdings_row_with(column, value)]),
-    );
+    let r = run_holdings(&[holdings_row_with(column, value)]);
     assert_eq!(r.manifest.rows_read, 1);
     assert_eq!(
         r.manifest.rows_ok + r.manifest.rows_rejected,
@@ -42,12 +37,7 @@ fn repaired(column: &str, value: &str, stored: &str) {
 
 #[test]
 fn the_reference_record_is_clean_and_exact() {
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[HOLDINGS_ROW.to_string()]),
-    );
+    let r = run_holdings(&[HOLDINGS_ROW.to_string()]);
     assert_eq!(r.rejects.len(), 0, "{:?}", r.rejects);
     let row = &r.rows[0];
     let want = [
@@ -170,19 +160,14 @@ fn ratings_are_case_sensitive_and_moodys_maps_to_sp() {
 
 #[test]
 fn derived_rating_and_maturity_columns() {
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[
-            holdings_row_with("rating", "BBB-"),
-            holdings_row_with("rating", "BB+").replace("ACC1", "ACC2"),
-            holdings_row_with("rating", "NR").replace("ACC1", "ACC3"),
-            holdings_row_with("maturity_date", "2026-11-25").replace("ACC1", "ACC4"),
-            holdings_row_with("maturity_date", "2027-11-25").replace("ACC1", "ACC5"),
-            holdings_row_with("maturity_date", "2046-11-25").replace("ACC1", "ACC6"),
-        ]),
-    );
+    let r = run_holdings(&[
+        holdings_row_with("rating", "BBB-"),
+        holdings_row_with("rating", "BB+").replace("ACC1", "ACC2"),
+        holdings_row_with("rating", "NR").replace("ACC1", "ACC3"),
+        holdings_row_with("maturity_date", "2026-11-25").replace("ACC1", "ACC4"),
+        holdings_row_with("maturity_date", "2027-11-25").replace("ACC1", "ACC5"),
+        holdings_row_with("maturity_date", "2046-11-25").replace("ACC1", "ACC6"),
+    ]);
     assert_eq!(r.column("rating_rank"), ["10", "11", "", "2", "2", "2"]);
     assert_eq!(
         r.column("credit_grade"),
@@ -211,20 +196,15 @@ fn check_digits() {
 #[test]
 fn record_level_rules_come_after_columns_in_order() {
     // matured: maturity before as-of; a column error in the same record wins.
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[
-            holdings_row_with("maturity_date", "2026-11-24"),
-            holdings_row_with("maturity_date", "2026-11-24").replace("bank", "family"),
-            // 1% of 985000 is 9850: 994850 is inside, 994850.01 outside.
-            holdings_row_with("market_value", "994850.00").replace("ACC1", "ACC2"),
-            holdings_row_with("market_value", "994850.01").replace("ACC1", "ACC3"),
-            // matured and mismatched: matured comes first.
-            holdings_row_with("market_value", "1.00").replace("2036-05-15", "2020-01-01"),
-        ]),
-    );
+    let r = run_holdings(&[
+        holdings_row_with("maturity_date", "2026-11-24"),
+        holdings_row_with("maturity_date", "2026-11-24").replace("bank", "family"),
+        // 1% of 985000 is 9850: 994850 is inside, 994850.01 outside.
+        holdings_row_with("market_value", "994850.00").replace("ACC1", "ACC2"),
+        holdings_row_with("market_value", "994850.01").replace("ACC1", "ACC3"),
+        // matured and mismatched: matured comes first.
+        holdings_row_with("market_value", "1.00").replace("2036-05-15", "2020-01-01"),
+    ]);
     assert_eq!(
         r.reasons(),
         [
@@ -241,20 +221,10 @@ fn record_level_rules_come_after_columns_in_order() {
 fn market_value_tolerance_has_a_one_unit_floor() {
     // Expected 0.985 (par 1.00 at 98.5): 1% would be a tenth of a cent, the floor is 1.00.
     let row = holdings_row_with("par_value", "1.00").replace("985000.00", "1.98");
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[row]),
-    );
+    let r = run_holdings(&[row]);
     assert_eq!(r.rows.len(), 1, "{:?}", r.rejects);
     let row = holdings_row_with("par_value", "1.00").replace("985000.00", "1.99");
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[row]),
-    );
+    let r = run_holdings(&[row]);
     assert_eq!(
         r.reasons(),
         [(1, "market_value_mismatch".into(), "".into())]
@@ -263,18 +233,13 @@ fn market_value_tolerance_has_a_one_unit_floor() {
 
 #[test]
 fn duplicate_keys_compare_normalised_values_and_rejects_do_not_claim_keys() {
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[
-            holdings_row_with("coupon_rate", "99"), // rejected: does not claim the key
-            HOLDINGS_ROW.to_string(),               // first clean: stays
-            holdings_row_with("as_of_date", "11/25/2026"), // same key, other date format
-            holdings_row_with("account_id", " ACC1 "), // same key after trimming
-            holdings_row_with("account_id", "ACC2"), // another key
-        ]),
-    );
+    let r = run_holdings(&[
+        holdings_row_with("coupon_rate", "99"), // rejected: does not claim the key
+        HOLDINGS_ROW.to_string(),               // first clean: stays
+        holdings_row_with("as_of_date", "11/25/2026"), // same key, other date format
+        holdings_row_with("account_id", " ACC1 "), // same key after trimming
+        holdings_row_with("account_id", "ACC2"), // another key
+    ]);
     assert_eq!(
         r.reasons(),
         [
@@ -288,20 +253,15 @@ fn duplicate_keys_compare_normalised_values_and_rejects_do_not_claim_keys() {
 
 #[test]
 fn ragged_rows_are_rejected_and_the_file_goes_on() {
-    let r = run(
-        "investor_holdings",
-        None,
-        "holdings/v/h.csv",
-        &holdings_file(&[
-            format!("{HOLDINGS_ROW},extra"),
-            HOLDINGS_ROW
-                .rsplit_once(',')
-                .map(|(a, _)| a.to_string())
-                .unwrap_or_default(),
-            ",,,,,,,,,,,,,,,,,,,,".into(),
-            holdings_row_with("account_id", "ACC9"),
-        ]),
-    );
+    let r = run_holdings(&[
+        format!("{HOLDINGS_ROW},extra"),
+        HOLDINGS_ROW
+            .rsplit_once(',')
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_default(),
+        ",,,,,,,,,,,,,,,,,,,,".into(),
+        holdings_row_with("account_id", "ACC9"),
+    ]);
     assert_eq!(
         r.reasons().iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
         ["ragged", "ragged", "ragged"]
