@@ -123,11 +123,15 @@ struct ProcessArgs {
 }
 
 fn main() -> ExitCode {
+    // BONDLAKE_LOG=info|debug|trace shows more; a level is all the CLI needs (env-filter's
+    // directives would pull in regex for nothing).
+    let level = std::env::var("BONDLAKE_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BONDLAKE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
