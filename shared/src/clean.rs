@@ -1035,19 +1035,20 @@ pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>], out: &mut Vec<Der
             }
         };
         let v = match &d.kind {
-            DerivedKind::Position { source, order } => {
-                let text = match *source {
-                    Source::Column(i) => match (row[i], &contract.columns[i].domain) {
-                        (Val::Enum(e), Some(dom)) => Some(dom.values[e as usize].as_str()),
-                        _ => None,
-                    },
-                    Source::Derived(i) => match out.get(i) {
-                        Some(DerivedVal::Label(l)) => *l,
-                        _ => None,
-                    },
-                };
-                DerivedVal::Int(text.and_then(|t| order.get(t).copied()))
-            }
+            DerivedKind::Position {
+                source,
+                order,
+                by_enum,
+            } => DerivedVal::Int(match *source {
+                Source::Column(i) => match row[i] {
+                    Val::Enum(e) => by_enum.get(e as usize).copied().flatten(),
+                    _ => None,
+                },
+                Source::Derived(i) => match out.get(i) {
+                    Some(DerivedVal::Label(Some(l))) => order.get(*l).copied(),
+                    _ => None,
+                },
+            }),
             DerivedKind::Bucket {
                 source,
                 bounds,

@@ -435,6 +435,8 @@ pub enum DerivedKind {
         source: Source,
         /// Canonical value → position.
         order: HashMap<String, i32>,
+        /// The same, by the enum column's value index (no hashing per row).
+        by_enum: Vec<Option<i32>>,
     },
     /// The label of the first bound the value is below (Utf8).
     Bucket {
@@ -1004,14 +1006,27 @@ fn compile_derived(raw: &[RawDerived], columns: &[Column]) -> Result<Vec<Derived
             }
         };
         let kind = match &d.kind {
-            RawDerivedKind::Position { source: s, order } => DerivedKind::Position {
-                source: source(s)?,
-                order: order
+            RawDerivedKind::Position { source: s, order } => {
+                let source = source(s)?;
+                let order: HashMap<String, i32> = order
                     .iter()
                     .enumerate()
                     .map(|(i, v)| (v.clone(), i as i32 + 1))
-                    .collect(),
-            },
+                    .collect();
+                let by_enum = match source {
+                    Source::Column(c) => columns[c]
+                        .domain
+                        .as_ref()
+                        .map(|d| d.values.iter().map(|v| order.get(v).copied()).collect())
+                        .unwrap_or_default(),
+                    Source::Derived(_) => Vec::new(),
+                };
+                DerivedKind::Position {
+                    source,
+                    order,
+                    by_enum,
+                }
+            }
             RawDerivedKind::Bucket {
                 source: s,
                 bounds,
