@@ -118,13 +118,18 @@ impl OutputNames {
     }
 }
 
-/// Parquet settings chosen per column: dictionaries where values repeat, statistics per chunk.
-pub fn writer_properties(schema: &SchemaRef, opts: &OutputOptions) -> WriterProperties {
+/// Parquet settings chosen per column: dictionaries where values repeat, chunk statistics on the
+/// `statistics` columns only (see [`crate::schema::statistics_columns`]).
+pub fn writer_properties(
+    schema: &SchemaRef,
+    opts: &OutputOptions,
+    statistics: &[String],
+) -> WriterProperties {
     let level = ZstdLevel::try_new(opts.zstd_level).unwrap_or_default();
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(opts.row_group_rows))
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_dictionary_enabled(false)
         .set_created_by(format!("bondlake {}", env!("CARGO_PKG_VERSION")));
     for f in schema.fields() {
@@ -135,7 +140,10 @@ pub fn writer_properties(schema: &SchemaRef, opts: &OutputOptions) -> WriterProp
             f.data_type(),
             DataType::Utf8 | DataType::Date32 | DataType::Int32 | DataType::Timestamp(..)
         );
-        b = b.set_column_dictionary_enabled(path, dictionary);
+        b = b.set_column_dictionary_enabled(path.clone(), dictionary);
+        if statistics.contains(f.name()) {
+            b = b.set_column_statistics_enabled(path, EnabledStatistics::Chunk);
+        }
     }
     b.build()
 }
@@ -161,14 +169,16 @@ pub struct PartitionedWriter<'s> {
 }
 
 impl<'s> PartitionedWriter<'s> {
-    /// A writer for one input file's clean output.
+    /// A writer for one input file's clean output; `statistics` names the columns that get
+    /// Parquet statistics.
     pub fn new(
         store: &'s dyn ObjectStore,
         schema: SchemaRef,
         names: OutputNames,
         opts: OutputOptions,
+        statistics: &[String],
     ) -> Self {
-        let props = writer_properties(&schema, &opts);
+        let props = writer_properties(&schema, &opts, statistics);
         PartitionedWriter {
             store,
             schema,

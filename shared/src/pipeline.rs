@@ -14,7 +14,7 @@ use crate::manifest::{
 };
 use crate::output::{OutputNames, OutputOptions, PartitionedWriter, QuarantineWriter};
 use crate::parse::format_decimal;
-use crate::schema::output_schema;
+use crate::schema::{output_schema, statistics_columns};
 use crate::store::ObjectStore;
 use crate::wide::WideCleaner;
 use std::collections::BTreeMap;
@@ -274,7 +274,8 @@ fn run_file(
     let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
     let header = chunker.read_header()?.ok_or(FileError::Empty)?;
     let schema = output_schema(contract);
-    let mut writer = PartitionedWriter::new(store, schema, names.clone(), opts.output);
+    let statistics = statistics_columns(contract);
+    let mut writer = PartitionedWriter::new(store, schema, names.clone(), opts.output, &statistics);
     let mut quarantine = QuarantineWriter::new(store, names.quarantine_key());
     if contract.shape == Shape::Wide {
         let mut stats = Stats::default();

@@ -69,6 +69,25 @@ pub fn output_schema(contract: &Contract) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The columns whose Parquet statistics (min/max per column chunk) are worth their cost: the key
+/// and partition columns, which queries filter on, and every non-text column, whose min/max is
+/// cheap. Free text (names, issuers) would cost a byte comparison a value for nothing.
+pub fn statistics_columns(contract: &Contract) -> Vec<String> {
+    let schema = output_schema(contract);
+    let keyed: Vec<&str> = contract
+        .key
+        .iter()
+        .chain(std::iter::once(&contract.partition))
+        .map(|&c| contract.columns[c].name.as_str())
+        .collect();
+    schema
+        .fields()
+        .iter()
+        .filter(|f| keyed.contains(&f.name().as_str()) || f.data_type() != &DataType::Utf8)
+        .map(|f| f.name().clone())
+        .collect()
+}
+
 /// A partition value: a date, or text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PartKey {

@@ -560,3 +560,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn parquet_statistics_on_keys_partition_and_numbers_not_on_free_text() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let (text, _) = generated("investor_holdings", "standard", 500, 2, 0.0);
+    let r = run("investor_holdings", None, "holdings/x/h.csv", &text);
+    let file = std::fs::File::open(r.dir.path().join(&r.manifest.outputs[0].key)).expect("part");
+    let reader = SerializedFileReader::new(file).expect("parquet");
+    let rg = reader.metadata().row_group(0);
+    let has_stats = |name: &str| {
+        let i = (0..rg.num_columns())
+            .find(|&i| rg.column(i).column_path().string() == name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        rg.column(i).statistics().is_some()
+    };
+    for with in [
+        "as_of_date",
+        "account_id",
+        "security_id",
+        "par_value",
+        "maturity_date",
+        "rating_rank",
+        "_record_number",
+    ] {
+        assert!(has_stats(with), "{with} has statistics");
+    }
+    for without in ["investor_name", "issuer", "sector", "_source_key"] {
+        assert!(!has_stats(without), "{without} has none");
+    }
+}
