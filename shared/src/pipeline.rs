@@ -1,9 +1,11 @@
 //! One input file, end to end: bytes in, Parquet parts, quarantine and manifest out.
 //!
-//! Three stages overlap when more than one thread is allowed: reading (decompression and CSV
-//! splitting), cleaning (the contract's rules, Arrow building) and writing (Parquet encoding and
+//! With more than one thread, the stages overlap: a reader (decompression and CSV splitting),
+//! checkers working on chunks in parallel (the contract's rules, Arrow building), and one thread
+//! that puts chunks back in file order to apply `duplicate_key` and write (Parquet encoding and
 //! zstd). With one thread they run in turn. Either way the output is the same, and memory is
-//! bounded by the batch size and the two-deep queues between stages, not by the file.
+//! bounded by the batch size and a fixed number of chunks in flight, not by the file (the one
+//! exception, the duplicate-key set, grows by a few bytes a key: see `keyset`).
 
 use crate::clean::{Checked, ChunkOutput, Deduper, FileContext, Plan, RecordsCleaner, Stats, plan};
 use crate::contract::{Contract, Profile, Shape};
@@ -274,11 +276,12 @@ fn run_file(
     let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
     let header = chunker.read_header()?.ok_or(FileError::Empty)?;
     let schema = output_schema(contract);
-    let statistics = statistics_columns(contract);
+    let statistics = statistics_columns(contract, &schema);
     let mut writer = PartitionedWriter::new(store, schema, names.clone(), opts.output, &statistics);
     let mut quarantine = QuarantineWriter::new(store, names.quarantine_key());
     if contract.shape == Shape::Wide {
         let mut stats = Stats::default();
+        let mut rows_written = 0;
         let result = run_wide(
             contract,
             profile,
@@ -291,14 +294,18 @@ fn run_file(
         )
         .map(|(written, s)| {
             stats = s;
-            written
+            rows_written = written;
         });
-        let mut p = finish(result, writer, quarantine)?;
-        p.stats = stats;
-        return Ok(p);
+        let (outputs, quarantine) = finish(result, writer, quarantine)?;
+        return Ok(Produced {
+            stats,
+            outputs,
+            quarantine,
+            unknown_columns: Vec::new(),
+            rows_written,
+        });
     }
     let plan = plan(contract, profile, &header, &ctx.source_key)?;
-    let unknown_columns = plan.unknown_columns.clone();
     let mut dedup = Deduper::new(contract, profile);
     let run = FileRun {
         contract,
@@ -317,10 +324,14 @@ fn run_file(
     } else {
         run_parallel(&run, chunker, &mut sink)
     };
-    let mut p = finish(result.map(|()| dedup.stats.rows_ok), writer, quarantine)?;
-    p.stats = dedup.stats;
-    p.unknown_columns = unknown_columns;
-    Ok(p)
+    let (outputs, quarantine) = finish(result, writer, quarantine)?;
+    Ok(Produced {
+        rows_written: dedup.stats.rows_ok,
+        stats: dedup.stats,
+        outputs,
+        quarantine,
+        unknown_columns: plan.unknown_columns,
+    })
 }
 
 /// The most bytes a chunk may hold (records per chunk: `Options::batch_rows`).
@@ -493,22 +504,12 @@ fn write_output(
 
 /// Commits both writers after a successful run, or aborts both (removing what was committed).
 fn finish(
-    result: Result<u64, RunError>,
+    result: Result<(), RunError>,
     writer: PartitionedWriter<'_>,
     quarantine: QuarantineWriter<'_>,
-) -> Result<Produced, RunError> {
+) -> Result<(Vec<OutputFile>, Option<QuarantineFile>), RunError> {
     match result {
-        Ok(rows_written) => {
-            let outputs = writer.finish()?;
-            let quarantine = quarantine.finish()?;
-            Ok(Produced {
-                stats: Stats::default(),
-                outputs,
-                quarantine,
-                unknown_columns: Vec::new(),
-                rows_written,
-            })
-        }
+        Ok(()) => Ok((writer.finish()?, quarantine.finish()?)),
         Err(e) => {
             writer.abort();
             quarantine.abort();

@@ -72,8 +72,7 @@ pub fn output_schema(contract: &Contract) -> SchemaRef {
 /// The columns whose Parquet statistics (min/max per column chunk) are worth their cost: the key
 /// and partition columns, which queries filter on, and every non-text column, whose min/max is
 /// cheap. Free text (names, issuers) would cost a byte comparison a value for nothing.
-pub fn statistics_columns(contract: &Contract) -> Vec<String> {
-    let schema = output_schema(contract);
+pub fn statistics_columns(contract: &Contract, schema: &Schema) -> Vec<String> {
     let keyed: Vec<&str> = contract
         .key
         .iter()
