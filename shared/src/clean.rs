@@ -177,12 +177,7 @@ pub fn plan(
     let mut unknown_columns = Vec::new();
     for (k, h) in header.iter().enumerate() {
         let name = h.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-        let lower = header_key(name);
-        let column = profile.headers.get(&lower).copied().or_else(|| {
-            contract.columns.iter().position(|c| {
-                header_key(&c.name) == lower || c.aliases.iter().any(|a| header_key(a) == lower)
-            })
-        });
+        let column = contract.column_for_header(profile, name);
         match column {
             Some(c) => {
                 if let Some(prev) = inputs[c] {
@@ -194,7 +189,7 @@ pub fn plan(
                 }
                 inputs[c] = Some(k);
             }
-            None if profile.ignore.contains(&lower) => {}
+            None if profile.ignore.contains(&header_key(name)) => {}
             None => unknown_columns.push(if name.is_empty() {
                 format!("(empty header, field {})", k + 1)
             } else {

@@ -593,6 +593,17 @@ impl Contract {
         self.columns.iter().position(|c| c.name == name)
     }
 
+    /// The column a header field names, as `profile` reads it: the vendor's own header map first,
+    /// then the columns' names and aliases, all compared by [`header_key`].
+    pub fn column_for_header(&self, profile: &Profile, header: &str) -> Option<usize> {
+        let key = header_key(header);
+        profile.headers.get(&key).copied().or_else(|| {
+            self.columns.iter().position(|c| {
+                header_key(&c.name) == key || c.aliases.iter().any(|a| header_key(a) == key)
+            })
+        })
+    }
+
     /// The profile called `name`, or the default one; unknown names are an error listing the known.
     pub fn profile(&self, name: Option<&str>) -> Result<&Profile, String> {
         let name = name.unwrap_or(&self.default_profile);

@@ -111,14 +111,7 @@ impl<'c> WideCleaner<'c> {
         let mut series_names = Vec::new();
         for (k, h) in header.iter().enumerate() {
             let name = h.trim();
-            let lower = crate::contract::header_key(name);
-            let mapped = profile.headers.get(&lower).copied().or_else(|| {
-                contract
-                    .columns
-                    .iter()
-                    .position(|c| crate::contract::header_key(&c.name) == lower)
-            });
-            match mapped {
+            match contract.column_for_header(profile, name) {
                 Some(c) if c == idx.date && date_field.is_none() => date_field = Some(k),
                 Some(c) if c == idx.source && source_field.is_none() => source_field = Some(k),
                 _ if name.is_empty() => {}
