@@ -329,6 +329,14 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Zero counts, with one zero sum for each of the contract's control-total columns.
+    pub fn for_contract(contract: &Contract) -> Self {
+        Stats {
+            totals: vec![0; contract.control_totals.len()],
+            ..Stats::default()
+        }
+    }
+
     pub(crate) fn reject(&mut self, r: &Rejected) {
         self.rows_rejected += 1;
         *self.reasons.entry(r.reason).or_default() += 1;
@@ -476,10 +484,7 @@ impl<'c> RecordsCleaner<'c> {
     /// Checks one chunk by every rule but `duplicate_key` (see [`Deduper`]).
     pub fn process(&mut self, chunk: &Chunk) -> Result<Checked, crate::error::Error> {
         let mut out = Checked::default();
-        self.stats = Stats {
-            totals: vec![0; self.contract.control_totals.len()],
-            ..Stats::default()
-        };
+        self.stats = Stats::for_contract(self.contract);
         self.keys.clear();
         let n_cols = self.contract.columns.len();
         let mut row: Vec<Val<'_>> = Vec::with_capacity(n_cols);
@@ -768,10 +773,7 @@ impl<'c> Deduper<'c> {
             contract,
             encoding: profile.encoding,
             seen: crate::keyset::KeySet::default(),
-            stats: Stats {
-                totals: vec![0; contract.control_totals.len()],
-                ..Stats::default()
-            },
+            stats: Stats::for_contract(contract),
         }
     }
 

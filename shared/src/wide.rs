@@ -173,10 +173,7 @@ impl<'c> WideCleaner<'c> {
             scale,
             seen_dates: HashSet::new(),
             weeks: BTreeMap::new(),
-            stats: Stats {
-                totals: vec![0; contract.control_totals.len()],
-                ..Stats::default()
-            },
+            stats: Stats::for_contract(contract),
         })
     }
 
