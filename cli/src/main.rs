@@ -2,6 +2,8 @@
 //! library; this binary parses arguments, calls it, and maps outcomes to exit codes.
 
 mod bench;
+mod local;
+mod s3;
 
 use bondlake::contract::{self, Contract};
 use bondlake::manifest::{SourceRef, Status};
@@ -32,8 +34,11 @@ enum Command {
     Process(ProcessArgs),
     /// Measure the cleaner on a holdings file, side by side with DuckDB and Polars when present.
     Bench(bench::BenchArgs),
-    /// Generate one business day of vendor files (every dataset and profile) into ROOT/raw and
-    /// process each, routed by its key, into ROOT/processed, ROOT/quarantine and ROOT/manifests.
+    /// Watch ROOT/raw (the raw bucket) and clean each new file as the csv-processor Lambda does,
+    /// into ROOT/processed, ROOT/quarantine and ROOT/manifests, with events in ROOT/events.
+    Run(local::RunArgs),
+    /// Generate one business day of vendor files (every dataset and profile) into a fresh
+    /// ROOT/raw and run the local pipeline over them once.
     Demo {
         /// The local lake's root folder.
         #[arg(long, default_value = "bondlake-demo")]
@@ -45,6 +50,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Serve a folder over the S3 protocol on 127.0.0.1 (each sub-folder a bucket), to try the
+    /// Lambda or `process --input s3://...` without AWS.
+    S3Server(s3::ServerArgs),
     /// Check contract files: load each and report the first problem with its file and entry.
     Contracts {
         /// Folder of `<dataset>.toml` files (default: the contracts built into this binary).
@@ -86,12 +94,15 @@ struct ProcessArgs {
     /// Vendor profile (default: the contract's default).
     #[arg(long)]
     profile: Option<String>,
-    /// The input file (gzip or plain CSV; detected from the content).
+    /// The input file (gzip or plain CSV; detected from the content), or `s3://bucket/key`.
     #[arg(long)]
     input: PathBuf,
-    /// Output folder: processed/, quarantine/ and manifests/ are written under it.
+    /// Output folder, or `s3://bucket`: processed/, quarantine/ and manifests/ go under it.
     #[arg(long)]
     out: PathBuf,
+    /// S3-protocol endpoint for `s3://` paths (e.g. `bondlake s3-server`'s); AWS when absent.
+    #[arg(long)]
+    endpoint_url: Option<String>,
     /// The S3 key this file stands for (the exchange, BSE date and weekly fields come from it).
     /// Default: the input path as given.
     #[arg(long)]
@@ -139,7 +150,9 @@ fn main() -> ExitCode {
         Command::Gen(a) => generate(a),
         Command::Process(a) => process(a),
         Command::Bench(a) => bench::run(a),
-        Command::Demo { root, dirty, seed } => demo(&root, dirty, seed),
+        Command::Run(a) => local::run(a),
+        Command::Demo { root, dirty, seed } => local::demo(&root, dirty, seed),
+        Command::S3Server(a) => s3::serve(a),
         Command::Contracts { dir } => check_contracts(dir.as_deref()),
     };
     match result {
@@ -204,22 +217,48 @@ fn generate(a: GenArgs) -> Result<ExitCode, String> {
 
 fn process(a: ProcessArgs) -> Result<ExitCode, String> {
     let c = load(&a.dataset, a.contracts.as_deref())?;
-    let meta = std::fs::metadata(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
-    let file = std::fs::File::open(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
-    let key = a
-        .source_key
-        .clone()
-        .unwrap_or_else(|| a.input.to_string_lossy().replace('\\', "/"));
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    let source = SourceRef {
-        bucket: "local".into(),
-        key,
-        etag: format!("{}-{mtime}", meta.len()),
-        bytes: meta.len(),
+    let input = a.input.to_string_lossy().into_owned();
+    let out = a.out.to_string_lossy().into_owned();
+    let s3_paths = (s3::split_url(&input), s3::split_url(&out));
+    let session = match s3_paths {
+        (None, None) => None,
+        _ => Some(s3::Session::connect(a.endpoint_url.as_deref())?),
+    };
+    let (source, body): (SourceRef, Box<dyn std::io::Read + Send>) = match (s3_paths.0, &session) {
+        (Some((bucket, key)), Some(session)) => {
+            let object = session
+                .store(bucket)
+                .get(key, None)
+                .map_err(|e| e.to_string())?;
+            let source = SourceRef {
+                bucket: bucket.into(),
+                key: a.source_key.clone().unwrap_or_else(|| key.into()),
+                etag: object.etag,
+                bytes: object.size,
+            };
+            (source, object.body)
+        }
+        _ => {
+            let file =
+                std::fs::File::open(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| format!("{}: {e}", a.input.display()))?;
+            let source = SourceRef {
+                bucket: "local".into(),
+                key: a
+                    .source_key
+                    .clone()
+                    .unwrap_or_else(|| input.replace('\\', "/")),
+                etag: bondlake::store::file_etag(&meta),
+                bytes: meta.len(),
+            };
+            (source, Box::new(file))
+        }
+    };
+    let store: Box<dyn ObjectStore> = match (s3_paths.1, &session) {
+        (Some((bucket, _)), Some(session)) => Box::new(session.store(bucket)),
+        _ => Box::new(LocalStore::new(&a.out)),
     };
     let defaults = pipeline::Options::default();
     let opts = pipeline::Options {
@@ -241,9 +280,15 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
         },
         ..defaults
     };
-    let store = LocalStore::new(&a.out);
-    let outcome = pipeline::process(&c, a.profile.as_deref(), source, file, &store, &opts)
-        .map_err(|e| e.to_string())?;
+    let outcome = pipeline::process(
+        &c,
+        a.profile.as_deref(),
+        source,
+        body,
+        store.as_ref(),
+        &opts,
+    )
+    .map_err(|e| e.to_string())?;
     if a.report_rss {
         eprintln!("peak_rss_kib={}", peak_rss_kib());
     }
@@ -266,99 +311,6 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
         }
         Status::Ok => Ok(ExitCode::SUCCESS),
     }
-}
-
-fn demo(root: &Path, dirty: f64, seed: u64) -> Result<ExitCode, String> {
-    let store = LocalStore::new(root);
-    let raw = LocalStore::new(root.join("raw"));
-    println!(
-        "bondlake demo: one business day of vendor files into {}/raw, cleaned into {}\n",
-        root.display(),
-        root.display()
-    );
-    println!(
-        "{:<48} {:<18} {:>8} {:>8} {:>8}  {:<24} top reasons",
-        "raw object", "dataset/profile", "read", "ok", "rejected", "status"
-    );
-    let started = std::time::Instant::now();
-    let (mut read, mut ok, mut rejected) = (0, 0, 0);
-    for (k, (key, dataset, profile, rows)) in synth::DAY.iter().enumerate() {
-        let spec = synth::Spec {
-            dataset: dataset.to_string(),
-            profile: profile.to_string(),
-            rows: *rows,
-            seed: seed + k as u64,
-            dirty,
-        };
-        let mut w = raw
-            .create(key)
-            .map_err(|e| format!("{}: {e}", raw.locate(key)))?;
-        if key.ends_with(".gz") {
-            let mut enc = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
-            synth::generate(&spec, &mut enc).map_err(|e| e.to_string())?;
-            enc.finish().map_err(|e| e.to_string())?;
-        } else {
-            synth::generate(&spec, &mut w).map_err(|e| e.to_string())?;
-        }
-        let bytes = w.commit().map_err(|e| e.to_string())?;
-        let route = bondlake::route::route(key).ok_or_else(|| format!("{key}: no route"))?;
-        let c = load(route.dataset, None)?;
-        let source = SourceRef {
-            bucket: "raw".into(),
-            key: key.to_string(),
-            etag: format!("{bytes}-seed{}", seed + k as u64),
-            bytes,
-        };
-        let body = raw.open(key).map_err(|e| e.to_string())?;
-        let outcome = pipeline::process(
-            &c,
-            Some(route.profile),
-            source,
-            body,
-            &store,
-            &pipeline::Options::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        let m = &outcome.manifest;
-        let mut reasons: Vec<(&String, &u64)> = m.reject_reasons.iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let top: Vec<String> = reasons
-            .iter()
-            .take(3)
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
-        println!(
-            "{:<48} {:<18} {:>8} {:>8} {:>8}  {:<24} {}",
-            key,
-            format!(
-                "{}/{}",
-                route.dataset.split('_').next().unwrap_or(""),
-                route.profile
-            ),
-            m.rows_read,
-            m.rows_ok,
-            m.rows_rejected,
-            format!("{:?}", m.status).to_lowercase(),
-            top.join(", ")
-        );
-        read += m.rows_read;
-        ok += m.rows_ok;
-        rejected += m.rows_rejected;
-    }
-    println!(
-        "\n{read} records read: {ok} clean, {rejected} quarantined, none lost ({:.1}s).",
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "Parquet:     {}/processed/<dataset>/<partition>=<value>/",
-        root.display()
-    );
-    println!(
-        "Quarantine:  {}/quarantine/<dataset>/*.csv.gz (record_number,column,reason,value,record)",
-        root.display()
-    );
-    println!("Manifests:   {}/manifests/<dataset>/*.json", root.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The process's peak resident set (VmHWM), in KiB; 0 where /proc is not available.

@@ -112,7 +112,23 @@ pub enum Error {
     /// A contract or profile problem.
     #[error(transparent)]
     Contract(#[from] crate::contract::ContractError),
+    /// Reading the input object failed part-way (a network or storage fault, not its content):
+    /// a retry may succeed, so no manifest is written.
+    #[error("reading the input failed: {0}")]
+    Source(String),
+    /// `Options::deadline` passed before the end of the file: outputs were removed and no
+    /// manifest was written, so the file can be handed to a bigger engine or retried.
+    #[error("stopped at the deadline before the end of the file")]
+    DeadlineExceeded,
     /// Bad configuration or arguments.
     #[error("{0}")]
     Config(String),
+}
+
+impl Error {
+    /// Whether running the same input again may succeed (storage and source faults). Contract
+    /// and configuration errors are not retried: they need a person.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Storage(_) | Error::Source(_))
+    }
 }

@@ -5,20 +5,29 @@
 //!
 //! - [`contract`]: data contracts (`contracts/*.toml`), loaded and checked at run time.
 //! - [`pipeline::process`]: one input object to Parquet parts, quarantine and manifest.
-//! - [`store`]: object storage behind a trait (local folder; S3 in the functions).
+//! - [`store`]: object storage behind a trait (a local folder; S3 with the `aws` feature).
+//! - [`processor`]: the csv-processor's handling of one announced object (route, hand-off,
+//!   clean, publish), shared by the Lambda and `bondlake run`.
+//! - [`events`]: the versioned pipeline events every stage publishes.
 //! - [`synth`]: deterministic synthetic vendor files with known defects, for tests and benchmarks.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clean;
 pub mod contract;
 pub mod error;
+pub mod events;
 pub mod input;
 pub mod keyset;
 pub mod manifest;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
+pub mod processor;
 pub mod reason;
 pub mod route;
+#[cfg(feature = "s3-server")]
+pub mod s3_server;
 pub mod schema;
 pub mod store;
 pub mod synth;

@@ -96,6 +96,31 @@ impl OutputNames {
         }
     }
 
+    /// The names for `source` cleaned with `contract`.
+    pub fn for_source(
+        contract: &crate::contract::Contract,
+        source: &crate::manifest::SourceRef,
+    ) -> Self {
+        OutputNames::new(
+            &contract.dataset,
+            &contract.version,
+            &contract.columns[contract.partition].name,
+            &source.bucket,
+            &source.key,
+            &source.etag,
+        )
+    }
+
+    /// `processed/<dataset>/`: every part of the dataset is under it.
+    pub fn dataset_prefix(&self) -> String {
+        format!("processed/{}/", self.dataset)
+    }
+
+    /// `handoffs/<dataset>/<base>.json`: the request that hands this input to EMR.
+    pub fn handoff_key(&self) -> String {
+        format!("handoffs/{}/{}.json", self.dataset, self.base)
+    }
+
     /// `processed/<dataset>/<partition>=<value>/<base>-<part>.parquet`
     pub fn part_key(&self, partition: &PartKey, part: u32) -> String {
         format!(

@@ -40,7 +40,8 @@ pub struct Options {
     pub output: OutputOptions,
     /// `_ingested_at` for every row; the run's start when `None`.
     pub ingested_at_us: Option<i64>,
-    /// Stop cleanly (file `failed`, no outputs) when this instant passes.
+    /// Stop cleanly when this instant passes: outputs removed, no manifest, and
+    /// [`Error::DeadlineExceeded`] returned, so the caller can hand the file off.
     pub deadline: Option<Instant>,
 }
 
@@ -96,7 +97,8 @@ struct Produced {
 ///
 /// A file that is unusable as a whole (not gzip, truncated, undecodable header, a required column
 /// missing) is not an `Err`: it gets a manifest with status `failed` and no clean output. `Err` is
-/// kept for what a retry may fix (storage failures) and for a bad profile name.
+/// kept for what a retry may fix (storage or source read failures, see [`Error::is_retryable`]),
+/// for a bad profile name, and for [`Error::DeadlineExceeded`]; none of them writes a manifest.
 ///
 /// ```no_run
 /// use bondlake::{contract, pipeline, manifest::SourceRef, store::LocalStore};
@@ -118,14 +120,7 @@ pub fn process(
 ) -> Result<Outcome, Error> {
     let started = now_us();
     let profile = contract.profile(profile).map_err(Error::Config)?;
-    let names = OutputNames::new(
-        &contract.dataset,
-        &contract.version,
-        &contract.columns[contract.partition].name,
-        &source.bucket,
-        &source.key,
-        &source.etag,
-    );
+    let names = OutputNames::for_source(contract, &source);
     let ctx = FileContext {
         source_key: source.key.clone(),
         ingested_at_us: opts.ingested_at_us.unwrap_or(started),
@@ -147,6 +142,11 @@ pub fn process(
                 p,
             )
         }
+        Err(RunError::File(FileError::Stopped(_))) => {
+            tracing::info!(key = %source.key, "deadline reached; outputs removed, no manifest");
+            return Err(Error::DeadlineExceeded);
+        }
+        Err(RunError::File(FileError::Read(e))) => return Err(Error::Source(e)),
         Err(RunError::File(e)) => {
             let message = format!("{}: {e}", store_location(&source));
             tracing::info!(key = %source.key, error = %e, "file failed");

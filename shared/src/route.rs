@@ -1,44 +1,167 @@
 //! Which dataset and vendor profile an object is, from its key in the raw bucket (DATASETS.md,
-//! decision 11). The local runner, the Lambda and the template share this one table.
+//! decision 11). The table is data (`contracts/routes.toml`, or the `ROUTES` setting), so the
+//! Lambda and the local runner route every key the same way.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+/// The routing table built into the binaries.
+pub const BUILTIN: &str = include_str!("../../contracts/routes.toml");
 
 /// A routed object: the dataset's contract and the vendor profile to read it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Dataset (contract name).
-    pub dataset: &'static str,
+    pub dataset: String,
     /// Vendor profile.
-    pub profile: &'static str,
+    pub profile: String,
 }
 
-/// Routes a raw-bucket key; `None` for a key outside the layout.
-///
-/// - `holdings/<vendor>/<file>` → investor_holdings
-/// - `market/<EXCHANGE>/<file>` → market_daily (NYSE, NASDAQ: `us`; JPX: `jpx`; BSE: `bse`; MIC
-///   codes XNYS, XNAS, XJPX, XBOM alike, any case)
-/// - `weekly/<SOURCE>/<DATASET_CODE>/<file>` → weekly_series
-/// - `kafka/<dataset>/...` → that dataset, with its default profile
-///
-/// ```
-/// use bondlake::route::route;
-/// assert_eq!(route("market/XJPX/daily.csv").map(|r| r.profile), Some("jpx"));
-/// assert_eq!(route("weekly/FT/RATES/2026-11-27.csv.gz").map(|r| r.dataset), Some("weekly_series"));
-/// assert_eq!(route("tmp/x.csv"), None);
-/// ```
+/// A routing table that does not parse or names a bad pattern.
+#[derive(Debug, thiserror::Error)]
+#[error("routing table ({origin}): {message}")]
+pub struct RouteError {
+    origin: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    route: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    pattern: String,
+    dataset: String,
+    profile: String,
+}
+
+/// Key patterns in order; the first that matches routes the key.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    rules: Vec<Rule>,
+    set: GlobSet,
+}
+
+impl Routes {
+    /// Parses a table in the format of `contracts/routes.toml`; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Routes, RouteError> {
+        let err = |message: String| RouteError {
+            origin: origin.to_string(),
+            message,
+        };
+        let table: Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut set = GlobSetBuilder::new();
+        for rule in &table.route {
+            let glob = GlobBuilder::new(&rule.pattern)
+                .literal_separator(true)
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| err(format!("pattern `{}`: {e}", rule.pattern)))?;
+            set.add(glob);
+        }
+        let set = set.build().map_err(|e| err(e.to_string()))?;
+        Ok(Routes {
+            rules: table.route,
+            set,
+        })
+    }
+
+    /// The table built into this binary.
+    pub fn builtin() -> Routes {
+        // A test parses BUILTIN, so this cannot fail in a released binary.
+        Routes::from_toml(BUILTIN, "built-in").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Routes a raw-bucket key; `None` for a key no pattern matches.
+    ///
+    /// ```
+    /// use bondlake::route::Routes;
+    /// let routes = Routes::builtin();
+    /// assert_eq!(routes.route("market/XJPX/daily.csv").map(|r| r.profile), Some("jpx".into()));
+    /// assert_eq!(routes.route("weekly/FT/RATES/2026-11-27.csv.gz").map(|r| r.dataset), Some("weekly_series".into()));
+    /// assert_eq!(routes.route("tmp/x.csv"), None);
+    /// ```
+    pub fn route(&self, key: &str) -> Option<Route> {
+        let first = self.set.matches(key).into_iter().min()?;
+        let rule = &self.rules[first];
+        Some(Route {
+            dataset: rule.dataset.clone(),
+            profile: rule.profile.clone(),
+        })
+    }
+
+    /// Every (dataset, profile) the table names, for checking them against the contracts.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rules
+            .iter()
+            .map(|r| (r.dataset.as_str(), r.profile.as_str()))
+    }
+}
+
+/// Routes `key` with the built-in table.
 pub fn route(key: &str) -> Option<Route> {
-    let parts: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
-    let r = |dataset, profile| Some(Route { dataset, profile });
-    match parts.as_slice() {
-        ["holdings", _vendor, _file, ..] => r("investor_holdings", "standard"),
-        ["market", exchange, _file, ..] => match exchange.to_ascii_uppercase().as_str() {
-            "NYSE" | "NASDAQ" | "XNYS" | "XNAS" => r("market_daily", "us"),
-            "JPX" | "XJPX" => r("market_daily", "jpx"),
-            "BSE" | "XBOM" => r("market_daily", "bse"),
-            _ => None,
-        },
-        ["weekly", _source, _code, _file, ..] => r("weekly_series", "wide"),
-        ["kafka", "investor_holdings", _, ..] => r("investor_holdings", "standard"),
-        ["kafka", "market_daily", _, ..] => r("market_daily", "us"),
-        ["kafka", "weekly_series", _, ..] => r("weekly_series", "wide"),
-        _ => None,
+    Routes::builtin().route(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_table_routes_every_layout_and_nothing_else() {
+        let r = Routes::builtin();
+        let of = |k: &str| r.route(k).map(|r| format!("{}:{}", r.dataset, r.profile));
+        assert_eq!(
+            of("holdings/custodian_a/h.csv.gz").as_deref(),
+            Some("investor_holdings:standard")
+        );
+        assert_eq!(of("market/nyse/x.csv").as_deref(), Some("market_daily:us"));
+        assert_eq!(of("market/XNAS/x.csv").as_deref(), Some("market_daily:us"));
+        assert_eq!(of("market/JPX/x.csv").as_deref(), Some("market_daily:jpx"));
+        assert_eq!(
+            of("market/BSE/EQ251126.CSV").as_deref(),
+            Some("market_daily:bse")
+        );
+        assert_eq!(
+            of("weekly/FT/FT-RATES/2026-11-27.csv.gz").as_deref(),
+            Some("weekly_series:wide")
+        );
+        assert_eq!(
+            of("kafka/market_daily/prices/p0-00001.csv").as_deref(),
+            Some("market_daily:us")
+        );
+        for unrouted in [
+            "market/LSE/x.csv",
+            "weekly/FT/x.csv",
+            "holdings/x.csv",
+            "tmp/x.csv",
+            "x.csv",
+        ] {
+            assert_eq!(of(unrouted), None, "{unrouted}");
+        }
+    }
+
+    #[test]
+    fn bad_tables_name_the_problem() {
+        let bad = Routes::from_toml(
+            "[[route]]\npattern = \"a/{b\"\ndataset = \"x\"\nprofile = \"y\"\n",
+            "ROUTES",
+        )
+        .map(|_| ())
+        .expect_err("rejected")
+        .to_string();
+        assert!(
+            bad.starts_with("routing table (ROUTES): pattern `a/{b`"),
+            "{bad}"
+        );
+        let unknown = Routes::from_toml("[[route]]\npatern = \"a\"\n", "f.toml")
+            .map(|_| ())
+            .expect_err("rejected")
+            .to_string();
+        assert!(unknown.contains("unknown field `patern`"), "{unknown}");
     }
 }

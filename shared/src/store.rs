@@ -15,12 +15,36 @@ pub trait ObjectWriter: Write + Send {
     fn commit(self: Box<Self>) -> io::Result<u64>;
 }
 
+/// An object being read: its body as a stream, and its identity.
+pub struct Object {
+    /// The content, streamed.
+    pub body: Box<dyn Read + Send>,
+    /// Size in bytes.
+    pub size: u64,
+    /// The version identity: S3's ETag (quotes removed); size and modification time for a file.
+    pub etag: String,
+}
+
 /// Where outputs go and inputs come from.
 pub trait ObjectStore: Send + Sync {
     /// Starts writing the object `key`.
     fn create(&self, key: &str) -> io::Result<Box<dyn ObjectWriter>>;
+    /// Opens the object `key` for reading. With `etag`, only that version: a newer object under
+    /// the key is an error of kind [`io::ErrorKind::Other`] wrapping [`Superseded`].
+    /// A missing key is [`io::ErrorKind::NotFound`].
+    fn get(&self, key: &str, etag: Option<&str>) -> io::Result<Object>;
     /// Opens the object `key` for reading.
-    fn open(&self, key: &str) -> io::Result<Box<dyn Read + Send>>;
+    fn open(&self, key: &str) -> io::Result<Box<dyn Read + Send>> {
+        Ok(self.get(key, None)?.body)
+    }
+    /// Whether `key` exists.
+    fn exists(&self, key: &str) -> io::Result<bool> {
+        match self.get(key, None) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
     /// Deletes `key`; deleting a missing key is not an error.
     fn delete(&self, key: &str) -> io::Result<()>;
     /// Keys under `prefix`, sorted.
@@ -55,6 +79,35 @@ impl LocalStore {
         }
         Ok(self.root.join(key))
     }
+}
+
+/// The object under a key is no longer the version an event named.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{key}` was replaced after the event (expected ETag {expected}); the new version's own event processes it"
+)]
+pub struct Superseded {
+    /// The key.
+    pub key: String,
+    /// The ETag the caller asked for.
+    pub expected: String,
+}
+
+impl Superseded {
+    /// Whether `e` says an object was superseded.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<Superseded>())
+    }
+}
+
+/// A local file's identity: size and modification time, which change when it is rewritten.
+pub fn file_etag(meta: &fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{mtime}", meta.len())
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -123,8 +176,21 @@ impl ObjectStore for LocalStore {
         }))
     }
 
-    fn open(&self, key: &str) -> io::Result<Box<dyn Read + Send>> {
-        Ok(Box::new(fs::File::open(self.path(key)?)?))
+    fn get(&self, key: &str, etag: Option<&str>) -> io::Result<Object> {
+        let file = fs::File::open(self.path(key)?)?;
+        let meta = file.metadata()?;
+        let actual = file_etag(&meta);
+        if let Some(expected) = etag.filter(|e| *e != actual) {
+            return Err(io::Error::other(Superseded {
+                key: key.to_string(),
+                expected: expected.to_string(),
+            }));
+        }
+        Ok(Object {
+            body: Box::new(file),
+            size: meta.len(),
+            etag: actual,
+        })
     }
 
     fn delete(&self, key: &str) -> io::Result<()> {

@@ -1,0 +1,399 @@
+//! The invocation: parse the event (S3 notification, or an SQS batch of them), hand each object
+//! to [`Processor::handle`] on a blocking thread, and map the results: a partial batch response
+//! for SQS, so one bad object never re-runs the others; an error with its `errorType` otherwise.
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use bondlake::events::PipelineEvent;
+use bondlake::processor::{HandleError, ObjectCreated, Processor, decode_event_key};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// An invocation's failure, with the `errorType` the retry policy keys on.
+#[derive(Debug)]
+pub struct FunctionError(HandleError);
+
+impl From<FunctionError> for Diagnostic {
+    fn from(e: FunctionError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.0.error_type().to_string(),
+            error_message: e.0.to_string(),
+        }
+    }
+}
+
+/// What the function was invoked with.
+#[derive(Debug)]
+pub enum Incoming {
+    /// Messages from the raw-events queue, each an S3 notification.
+    Sqs(SqsEvent),
+    /// An S3 notification delivered directly.
+    S3(Vec<ObjectCreated>),
+}
+
+/// Tells SQS batches from S3 notifications by the records' `eventSource`.
+pub fn parse(payload: Value) -> Result<Incoming, HandleError> {
+    let source = payload
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if source == "aws:sqs" {
+        return serde_json::from_value(payload)
+            .map(Incoming::Sqs)
+            .map_err(|e| HandleError::InvalidInput(format!("SQS event: {e}")));
+    }
+    notification(payload).map(Incoming::S3)
+}
+
+/// The objects an S3 notification names; S3's `s3:TestEvent` names none.
+pub fn notification(payload: Value) -> Result<Vec<ObjectCreated>, HandleError> {
+    if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    let event: S3Event = serde_json::from_value(payload)
+        .map_err(|e| HandleError::InvalidInput(format!("not an S3 notification: {e}")))?;
+    event
+        .records
+        .into_iter()
+        .filter(|r| {
+            r.event_name
+                .as_deref()
+                .is_none_or(|n| n.starts_with("ObjectCreated"))
+        })
+        .map(|r| {
+            let bucket = r.s3.bucket.name.unwrap_or_default();
+            let raw_key = r.s3.object.key.ok_or_else(|| {
+                HandleError::InvalidInput("S3 record without an object key".into())
+            })?;
+            Ok(ObjectCreated {
+                bucket,
+                key: decode_event_key(&raw_key).map_err(HandleError::InvalidInput)?,
+                etag: r.s3.object.e_tag.filter(|e| !e.is_empty()),
+            })
+        })
+        .collect()
+}
+
+/// The Lambda handler.
+pub async fn handle(
+    processor: Arc<Processor>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, FunctionError> {
+    let deadline = deadline_instant(event.context.deadline);
+    let incoming = parse(event.payload).map_err(FunctionError)?;
+    tokio::task::spawn_blocking(move || run(&processor, incoming, Some(deadline)))
+        .await
+        .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+}
+
+/// Runs every object of the invocation in turn (each uses every core).
+pub fn run(
+    processor: &Processor,
+    incoming: Incoming,
+    deadline: Option<Instant>,
+) -> Result<Value, FunctionError> {
+    match incoming {
+        Incoming::S3(objects) => {
+            let mut events = Vec::new();
+            for object in &objects {
+                events.extend(processor.handle(object, deadline).map_err(FunctionError)?);
+            }
+            Ok(json!({ "events": summary(&events) }))
+        }
+        Incoming::Sqs(batch) => {
+            let mut response = SqsBatchResponse::default();
+            for message in batch.records {
+                let id = message.message_id.clone().unwrap_or_default();
+                let result = message
+                    .body
+                    .as_deref()
+                    .ok_or_else(|| HandleError::InvalidInput("SQS message without a body".into()))
+                    .and_then(|body| {
+                        serde_json::from_str(body).map_err(|e| {
+                            HandleError::InvalidInput(format!("SQS message {id}: not JSON: {e}"))
+                        })
+                    })
+                    .and_then(notification)
+                    .and_then(|objects| {
+                        objects
+                            .iter()
+                            .try_for_each(|o| processor.handle(o, deadline).map(|_| ()))
+                    });
+                if let Err(e) = result {
+                    // Back to the queue; after maxReceiveCount, the dead-letter queue.
+                    tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+            serde_json::to_value(response)
+                .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
+        }
+    }
+}
+
+fn summary(events: &[PipelineEvent]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|e| {
+            json!({
+                "kind": e.kind.as_str(),
+                "key": e.source.key,
+                "rows_read": e.rows_read,
+                "rows_rejected": e.rows_rejected,
+                "manifest": e.manifest,
+            })
+        })
+        .collect()
+}
+
+/// The context's deadline (milliseconds since the epoch) as an `Instant`.
+fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The handler over every sample event in `events/`, against local folders standing in for
+    //! the buckets (the S3 protocol itself is tested end to end in `tests/`).
+
+    use super::*;
+    use bondlake::events::{EventKind, JsonLinesSink};
+    use bondlake::processor::Settings;
+    use bondlake::store::{LocalStore, ObjectStore};
+    use bondlake::synth;
+    use std::io::Write as _;
+
+    const EVENTS: &[(&str, &str)] = &[
+        (
+            "s3-holdings.json",
+            include_str!("../../../events/s3-holdings.json"),
+        ),
+        (
+            "s3-market-nyse.json",
+            include_str!("../../../events/s3-market-nyse.json"),
+        ),
+        (
+            "s3-market-nasdaq.json",
+            include_str!("../../../events/s3-market-nasdaq.json"),
+        ),
+        (
+            "s3-market-jpx.json",
+            include_str!("../../../events/s3-market-jpx.json"),
+        ),
+        (
+            "s3-market-bse.json",
+            include_str!("../../../events/s3-market-bse.json"),
+        ),
+        (
+            "s3-weekly.json",
+            include_str!("../../../events/s3-weekly.json"),
+        ),
+        (
+            "sqs-holdings.json",
+            include_str!("../../../events/sqs-holdings.json"),
+        ),
+        (
+            "sqs-market-nyse.json",
+            include_str!("../../../events/sqs-market-nyse.json"),
+        ),
+        (
+            "sqs-market-nasdaq.json",
+            include_str!("../../../events/sqs-market-nasdaq.json"),
+        ),
+        (
+            "sqs-market-jpx.json",
+            include_str!("../../../events/sqs-market-jpx.json"),
+        ),
+        (
+            "sqs-market-bse.json",
+            include_str!("../../../events/sqs-market-bse.json"),
+        ),
+        (
+            "sqs-weekly.json",
+            include_str!("../../../events/sqs-weekly.json"),
+        ),
+        (
+            "s3-key-with-spaces-and-unicode.json",
+            include_str!("../../../events/s3-key-with-spaces-and-unicode.json"),
+        ),
+        (
+            "s3-superseded.json",
+            include_str!("../../../events/s3-superseded.json"),
+        ),
+        (
+            "s3-test-event.json",
+            include_str!("../../../events/s3-test-event.json"),
+        ),
+        (
+            "sqs-mixed-batch.json",
+            include_str!("../../../events/sqs-mixed-batch.json"),
+        ),
+    ];
+
+    const UNICODE_KEY: &str = "holdings/custodian b/Q4 holdings été 20261125.csv.gz";
+
+    struct Lake {
+        _dir: tempfile::TempDir,
+        processed: LocalStore,
+        events: Arc<JsonLinesSink>,
+        processor: Processor,
+    }
+
+    /// The raw bucket holds a generated day of vendor files (and one key with spaces and
+    /// unicode), as the sample events name them.
+    fn lake() -> Lake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = LocalStore::new(dir.path().join("raw"));
+        let mut files: Vec<(&str, &str, &str, u64)> = synth::DAY.to_vec();
+        files.push((UNICODE_KEY, "investor_holdings", "standard", 500));
+        for (i, (key, dataset, profile, rows)) in files.into_iter().enumerate() {
+            let spec = synth::Spec {
+                dataset: dataset.into(),
+                profile: profile.into(),
+                rows: rows.min(2_000),
+                seed: i as u64 + 1,
+                dirty: 0.02,
+            };
+            let mut w = raw.create(key).expect("create");
+            if key.ends_with(".gz") {
+                let mut gz = flate2::write::GzEncoder::new(&mut w, flate2::Compression::fast());
+                synth::generate(&spec, &mut gz).expect("generate");
+                gz.finish().expect("gzip");
+            } else {
+                synth::generate(&spec, &mut w).expect("generate");
+            }
+            w.flush().expect("flush");
+            w.commit().expect("commit");
+        }
+        let processed = LocalStore::new(dir.path().join("lake"));
+        let events = Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl")));
+        let settings = Settings::new("bondlake-raw", "bondlake-processed");
+        let processor = Processor::new(
+            settings,
+            Arc::new(raw),
+            Arc::new(processed.clone()),
+            events.clone(),
+        )
+        .expect("processor");
+        Lake {
+            _dir: dir,
+            processed,
+            events,
+            processor,
+        }
+    }
+
+    fn invoke(lake: &Lake, text: &str) -> Result<Value, FunctionError> {
+        let payload: Value = serde_json::from_str(text).expect("sample event is JSON");
+        let incoming = parse(payload).map_err(FunctionError)?;
+        run(&lake.processor, incoming, None)
+    }
+
+    #[test]
+    fn every_sample_event_parses_and_round_trips() {
+        for (name, text) in EVENTS {
+            let value: Value = serde_json::from_str(text).expect(name);
+            match parse(value.clone()).unwrap_or_else(|e| panic!("{name}: {e}")) {
+                Incoming::Sqs(sqs) => {
+                    let back = serde_json::to_value(&sqs).expect("serialize");
+                    let again: SqsEvent = serde_json::from_value(back).expect("reparse");
+                    assert_eq!(again, sqs, "{name}");
+                }
+                Incoming::S3(objects) => {
+                    let expected = usize::from(!name.contains("test-event"));
+                    assert_eq!(objects.len(), expected, "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_dataset_event_processes_its_object_direct_and_through_sqs() {
+        let lake = lake();
+        for (name, text) in EVENTS.iter().filter(|(n, _)| {
+            !n.contains("superseded") && !n.contains("test-event") && !n.contains("mixed")
+        }) {
+            let out = invoke(&lake, text).unwrap_or_else(|e| panic!("{name}: {}", e.0));
+            if name.starts_with("sqs-") {
+                assert_eq!(out, json!({ "batchItemFailures": [] }), "{name}");
+            } else {
+                let kinds = out["events"].as_array().expect("events");
+                assert_eq!(kinds.len(), 1, "{name}: {out}");
+                assert_eq!(kinds[0]["kind"], "processed", "{name}: {out}");
+            }
+        }
+        let events = lake.events.read_all().expect("events");
+        assert_eq!(events.len(), 13);
+        for e in &events {
+            assert_eq!(e.kind, EventKind::Processed, "{}", e.source.key);
+            assert_eq!(e.rows_read, e.rows_ok + e.rows_rejected);
+            let manifest = e.manifest.as_deref().expect("manifest");
+            assert!(std::path::Path::new(manifest).is_file(), "{manifest}");
+        }
+        // The S3 and the SQS delivery of one object wrote the same manifest.
+        let unicode: Vec<_> = events
+            .iter()
+            .filter(|e| e.source.key == UNICODE_KEY)
+            .collect();
+        assert_eq!(unicode.len(), 1, "the decoded key reached the processor");
+        let manifests = lake.processed.list("manifests/").expect("list");
+        assert_eq!(manifests.len(), 7, "{manifests:?}");
+    }
+
+    #[test]
+    fn superseded_test_and_mixed_events() {
+        let lake = lake();
+        let skipped = invoke(&lake, EVENTS[13].1).map_err(|e| e.0.to_string());
+        assert_eq!(skipped.expect("superseded"), json!({ "events": [] }));
+        let test = invoke(&lake, EVENTS[14].1).map_err(|e| e.0.to_string());
+        assert_eq!(test.expect("test event"), json!({ "events": [] }));
+        let mixed = invoke(&lake, EVENTS[15].1).map_err(|e| e.0.to_string());
+        // Only the malformed message goes back to the queue; the unroutable key is reported.
+        assert_eq!(
+            mixed.expect("mixed"),
+            json!({ "batchItemFailures": [{ "itemIdentifier": "0c7a3b52-1d6f-4d0e-9a5c-000000000002" }] })
+        );
+        let events = lake.events.read_all().expect("events");
+        let kinds: Vec<_> = events
+            .iter()
+            .map(|e| (e.kind, e.source.key.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (EventKind::Processed, "market/JPX/jpx_daily_20261125.csv"),
+                (EventKind::Failed, "unsorted/readme.txt"),
+            ]
+        );
+        let error = events[1].error.as_deref().unwrap_or_default();
+        assert!(
+            error.ends_with(
+                "/raw/unsorted/readme.txt: no route for this key (see the routing table, ROUTES)"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_event_for_another_bucket_is_invalid_input_not_a_retry() {
+        let lake = lake();
+        let text = EVENTS[0].1.replace("bondlake-raw", "someone-elses-bucket");
+        let err = invoke(&lake, &text).expect_err("rejected").0;
+        assert_eq!(err.error_type(), "InvalidInput");
+        assert_eq!(
+            err.to_string(),
+            "invalid input: event for bucket `someone-elses-bucket`, but this function reads `bondlake-raw`"
+        );
+        let d: Diagnostic = FunctionError(err).into();
+        assert_eq!(d.error_type, "InvalidInput");
+        let garbage = parse(json!({"Records": [{"eventSource": "aws:s3", "s3": 1}]}));
+        assert!(matches!(garbage, Err(HandleError::InvalidInput(_))));
+    }
+}

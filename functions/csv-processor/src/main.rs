@@ -1,0 +1,55 @@
+//! csv-processor: S3 `ObjectCreated` notifications (direct, or through the SQS queue) → the
+//! bondlake cleaner → Parquet, quarantine and manifest in the processed bucket, and an event on
+//! `pipeline-events`. This file only wires: logs, settings read once, clients built once.
+
+mod handler;
+
+use aws_config::BehaviorVersion;
+use bondlake::aws::{S3Options, S3Store, SnsSink};
+use bondlake::processor::{Processor, Settings};
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // JSON lines for CloudWatch Logs Insights; no timestamps (CloudWatch adds them).
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+    let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
+    let topic = settings
+        .events_topic_arn
+        .clone()
+        .ok_or("PIPELINE_EVENTS_TOPIC_ARN is not set")?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    // S3_FORCE_PATH_STYLE=true for S3-protocol servers without virtual hosts (local trials).
+    let path_style = std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .build(),
+    );
+    let handle = tokio::runtime::Handle::current();
+    let options = S3Options {
+        part_bytes: settings.upload_part_bytes,
+        parts_in_flight: settings.upload_parts_in_flight,
+        ..S3Options::default()
+    };
+    let raw = S3Store::new(s3.clone(), &settings.raw_bucket, handle.clone(), options);
+    let processed = S3Store::new(s3, &settings.processed_bucket, handle.clone(), options);
+    let events = SnsSink::new(aws_sdk_sns::Client::new(&sdk), &topic, handle);
+    let processor = Arc::new(Processor::new(
+        settings,
+        Arc::new(raw),
+        Arc::new(processed),
+        Arc::new(events),
+    )?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        handler::handle(processor.clone(), event)
+    }))
+    .await
+}

@@ -1,0 +1,406 @@
+//! S3 behind [`ObjectStore`]: streaming GetObject in, multipart upload out, with bounded buffers.
+//!
+//! The engine is synchronous (it runs on its own threads); this adapter bridges to the SDK's async
+//! client through a Tokio runtime handle. Call it from threads that are not the runtime's own
+//! workers (`spawn_blocking`, or plain threads), where blocking on a future is allowed.
+//!
+//! - Reading: a task pulls the body and hands chunks over a bounded channel, so download and
+//!   decompression overlap and at most `read_ahead_chunks` chunks wait in memory.
+//! - Writing: bytes collect into one part of `part_bytes`; full parts upload in the background,
+//!   at most `parts_in_flight` at once. An object smaller than one part is a single PutObject.
+//!   A writer dropped without `commit`, or whose upload failed, aborts its multipart upload, so
+//!   no orphan parts are left to bill.
+
+use crate::store::{Object, ObjectStore, ObjectWriter, Superseded};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Buffer sizes of the S3 adapter.
+#[derive(Debug, Clone, Copy)]
+pub struct S3Options {
+    /// Multipart part size (S3's minimum is 5 MiB for every part but the last).
+    pub part_bytes: usize,
+    /// Parts uploading at once per object.
+    pub parts_in_flight: usize,
+    /// Body chunks read ahead of the engine.
+    pub read_ahead_chunks: usize,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            part_bytes: 8 << 20,
+            parts_in_flight: 2,
+            read_ahead_chunks: 64,
+        }
+    }
+}
+
+/// One bucket as an [`ObjectStore`].
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    handle: Handle,
+    options: S3Options,
+}
+
+impl S3Store {
+    /// A store over `bucket`; SDK futures run on `handle`'s runtime.
+    pub fn new(client: Client, bucket: &str, handle: Handle, options: S3Options) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.to_string(),
+            handle,
+            options,
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn error<E>(&self, action: &str, key: &str, e: aws_sdk_s3::error::SdkError<E>) -> io::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        sdk_error(action, &self.locate(key), e)
+    }
+}
+
+/// Keeps the SDK's error code and message, and maps "no such key" to `NotFound`.
+fn sdk_error<E>(action: &str, location: &str, e: aws_sdk_s3::error::SdkError<E>) -> io::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let kind = match (e.code(), status) {
+        (Some("NoSuchKey" | "NotFound"), _) | (_, Some(404)) => io::ErrorKind::NotFound,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(
+        kind,
+        format!("{action} {location}: {}", DisplayErrorContext(&e)),
+    )
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
+}
+
+impl ObjectStore for S3Store {
+    fn create(&self, key: &str) -> io::Result<Box<dyn ObjectWriter>> {
+        Ok(Box::new(S3Writer {
+            store: self.clone(),
+            key: key.to_string(),
+            buf: Vec::new(),
+            upload_id: None,
+            in_flight: VecDeque::new(),
+            done: Vec::new(),
+            size: 0,
+            finished: false,
+        }))
+    }
+
+    fn get(&self, key: &str, etag: Option<&str>) -> io::Result<Object> {
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(e) = etag.filter(|e| !e.is_empty()) {
+            request = request.if_match(format!("\"{}\"", unquote(e)));
+        }
+        let out = self.handle.block_on(request.send()).map_err(|e| {
+            if e.raw_response().map(|r| r.status().as_u16()) == Some(412) {
+                io::Error::other(Superseded {
+                    key: key.to_string(),
+                    expected: etag.unwrap_or_default().to_string(),
+                })
+            } else {
+                self.error("GetObject", key, e)
+            }
+        })?;
+        let size = out.content_length().unwrap_or(0).max(0) as u64;
+        let actual = out.e_tag().map(unquote).unwrap_or_default();
+        let (tx, rx) = mpsc::channel(self.options.read_ahead_chunks.max(1));
+        let location = self.locate(key);
+        let mut body = out.body;
+        self.handle.spawn(async move {
+            loop {
+                let next = match body.try_next().await {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => break,
+                    Err(e) => Err(io::Error::other(format!(
+                        "reading {location}: {}",
+                        DisplayErrorContext(&e)
+                    ))),
+                };
+                let failed = next.is_err();
+                // The reader went away (the engine stopped): stop downloading.
+                if tx.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Object {
+            body: Box::new(S3Body {
+                rx,
+                chunk: Bytes::new(),
+            }),
+            size,
+            etag: actual,
+        })
+    }
+
+    fn delete(&self, key: &str) -> io::Result<()> {
+        let request = self.client.delete_object().bucket(&self.bucket).key(key);
+        self.handle
+            .block_on(request.send())
+            .map(|_| ())
+            .map_err(|e| self.error("DeleteObject", key, e))
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take());
+            let out = self
+                .handle
+                .block_on(request.send())
+                .map_err(|e| self.error("ListObjectsV2", prefix, e))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn locate(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+}
+
+/// A GetObject body as a blocking `Read`, fed by the download task.
+struct S3Body {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl Read for S3Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(next) => self.chunk = next?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A multipart upload in progress (or one buffered PutObject, for objects under a part).
+struct S3Writer {
+    store: S3Store,
+    key: String,
+    buf: Vec<u8>,
+    upload_id: Option<String>,
+    in_flight: VecDeque<JoinHandle<io::Result<CompletedPart>>>,
+    done: Vec<CompletedPart>,
+    size: u64,
+    finished: bool,
+}
+
+impl S3Writer {
+    fn location(&self) -> String {
+        self.store.locate(&self.key)
+    }
+
+    /// Sends the buffer as the next part, then waits while too many parts are uploading.
+    fn send_part(&mut self) -> io::Result<()> {
+        let s = &self.store;
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let request = s
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&s.bucket)
+                    .key(&self.key);
+                let out = s
+                    .handle
+                    .block_on(request.send())
+                    .map_err(|e| s.error("CreateMultipartUpload", &self.key, e))?;
+                let id = out
+                    .upload_id()
+                    .ok_or_else(|| {
+                        io::Error::other(format!(
+                            "CreateMultipartUpload {}: no upload id",
+                            self.location()
+                        ))
+                    })?
+                    .to_string();
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let part = std::mem::take(&mut self.buf);
+        self.size += part.len() as u64;
+        let part_number = (self.done.len() + self.in_flight.len() + 1) as i32;
+        let request = s
+            .client
+            .upload_part()
+            .bucket(&s.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(part));
+        let location = self.location();
+        self.in_flight.push_back(s.handle.spawn(async move {
+            let out = request
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("UploadPart {part_number}"), &location, e))?;
+            Ok(CompletedPart::builder()
+                .set_e_tag(out.e_tag().map(String::from))
+                .part_number(part_number)
+                .build())
+        }));
+        while self.in_flight.len() > self.store.options.parts_in_flight.max(1) {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> io::Result<()> {
+        if let Some(task) = self.in_flight.pop_front() {
+            let part = self
+                .store
+                .handle
+                .block_on(task)
+                .map_err(|e| io::Error::other(format!("upload task: {e}")))??;
+            self.done.push(part);
+        }
+        Ok(())
+    }
+}
+
+impl Write for S3Writer {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.finished {
+            return Err(io::Error::other("writer closed"));
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= self.store.options.part_bytes {
+            self.send_part()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ObjectWriter for S3Writer {
+    fn commit(mut self: Box<Self>) -> io::Result<u64> {
+        let s = self.store.clone();
+        if self.upload_id.is_none() {
+            let body = std::mem::take(&mut self.buf);
+            let size = body.len() as u64;
+            let request = s
+                .client
+                .put_object()
+                .bucket(&s.bucket)
+                .key(&self.key)
+                .body(ByteStream::from(body));
+            s.handle
+                .block_on(request.send())
+                .map_err(|e| s.error("PutObject", &self.key, e))?;
+            self.finished = true;
+            return Ok(size);
+        }
+        if !self.buf.is_empty() {
+            self.send_part()?;
+        }
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
+        let parts = std::mem::take(&mut self.done);
+        let request = s
+            .client
+            .complete_multipart_upload()
+            .bucket(&s.bucket)
+            .key(&self.key)
+            .set_upload_id(self.upload_id.clone())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        s.handle
+            .block_on(request.send())
+            .map_err(|e| s.error("CompleteMultipartUpload", &self.key, e))?;
+        self.finished = true;
+        Ok(self.size)
+    }
+}
+
+impl Drop for S3Writer {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let in_flight: Vec<_> = self.in_flight.drain(..).collect();
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let s = &self.store;
+        let request = s
+            .client
+            .abort_multipart_upload()
+            .bucket(&s.bucket)
+            .key(&self.key)
+            .upload_id(&upload_id);
+        let handle = s.handle.clone();
+        let location = self.location();
+        // Parts still uploading finish first, so none lands after the abort. On a thread of its
+        // own: a drop may run anywhere, even where blocking on the runtime would panic.
+        let aborted = std::thread::spawn(move || {
+            for task in in_flight {
+                let _ = handle.block_on(task);
+            }
+            handle
+                .block_on(request.send())
+                .map_err(|e| DisplayErrorContext(&e).to_string())
+        })
+        .join();
+        match aborted {
+            Ok(Ok(_)) => tracing::info!(object = %location, "multipart upload aborted"),
+            Ok(Err(e)) => {
+                tracing::warn!(object = %location, error = %e, "aborting the multipart upload failed; a lifecycle rule removes it")
+            }
+            Err(_) => tracing::warn!(object = %location, "aborting the multipart upload panicked"),
+        }
+    }
+}

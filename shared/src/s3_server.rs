@@ -1,0 +1,232 @@
+//! An S3-protocol server on 127.0.0.1, in-process (feature `s3-server`): `s3s-fs` serving a
+//! folder, with SigV4 checked. The tests, `bondlake s3-server` and the S3 benchmark use it, so
+//! nothing needs installing. Buckets are the folder's sub-folders.
+//!
+//! [`Faults`] injects failures at the HTTP layer, under the SDK: the client sees real 500
+//! responses (and retries them, as it would against AWS).
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+/// The access key the server accepts.
+pub const ACCESS_KEY: &str = "bondlake";
+/// The secret key the server accepts.
+pub const SECRET_KEY: &str = "bondlake-local-secret";
+
+/// Failures to inject, and counts of what was asked.
+#[derive(Debug, Default)]
+pub struct Faults {
+    fail_parts_from: AtomicU32,
+    parts_uploaded: AtomicU64,
+    uploads_aborted: AtomicU64,
+    gets: AtomicU64,
+}
+
+impl Faults {
+    /// Every UploadPart with a part number of `n` or more answers 500 (0 turns it off).
+    pub fn fail_upload_parts_from(&self, n: u32) {
+        self.fail_parts_from.store(n, Ordering::SeqCst);
+    }
+
+    /// UploadPart requests accepted so far.
+    pub fn parts_uploaded(&self) -> u64 {
+        self.parts_uploaded.load(Ordering::SeqCst)
+    }
+
+    /// AbortMultipartUpload requests so far.
+    pub fn uploads_aborted(&self) -> u64 {
+        self.uploads_aborted.load(Ordering::SeqCst)
+    }
+
+    /// GetObject requests so far.
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// Counts the request; `true` when it must fail.
+    fn check(&self, method: &http::Method, query: &str) -> bool {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        };
+        if *method == http::Method::GET && query.is_empty() {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+        }
+        if *method == http::Method::DELETE && param("uploadId").is_some() {
+            self.uploads_aborted.fetch_add(1, Ordering::SeqCst);
+        }
+        if *method == http::Method::PUT
+            && let Some(n) = param("partNumber").and_then(|n| n.parse::<u32>().ok())
+        {
+            let from = self.fail_parts_from.load(Ordering::SeqCst);
+            if from != 0 && n >= from {
+                return true;
+            }
+            self.parts_uploaded.fetch_add(1, Ordering::SeqCst);
+        }
+        false
+    }
+}
+
+#[derive(Clone)]
+struct WithFaults {
+    inner: S3Service,
+    faults: Arc<Faults>,
+}
+
+type ServiceFuture =
+    Pin<Box<dyn Future<Output = Result<s3s::HttpResponse, s3s::HttpError>> + Send>>;
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithFaults {
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if self
+            .faults
+            .check(req.method(), req.uri().query().unwrap_or(""))
+        {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected by the test server</Message></Error>";
+            let response = http::Response::builder()
+                .status(500)
+                .header("content-type", "application/xml")
+                .body(s3s::Body::from(xml.to_string()))
+                .map_err(|e| s3s::HttpError::new(Box::new(e)));
+            return Box::pin(async move { response });
+        }
+        hyper::service::Service::call(&self.inner, req)
+    }
+}
+
+/// A running server; it stops when dropped.
+#[derive(Debug)]
+pub struct S3Server {
+    endpoint: String,
+    root: PathBuf,
+    faults: Arc<Faults>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl S3Server {
+    /// Serves `root` on `addr` (`127.0.0.1:0` picks a free port), on `handle`'s runtime.
+    pub fn start(root: &Path, addr: &str, handle: &Handle) -> io::Result<S3Server> {
+        std::fs::create_dir_all(root)?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| io::Error::other(format!("{e:?}")))?;
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let faults = Arc::new(Faults::default());
+        let service = WithFaults {
+            inner: builder.build(),
+            faults: faults.clone(),
+        };
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let _guard = handle.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        handle.spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(_) => continue,
+                    },
+                    _ = &mut stopped => break,
+                };
+                let _ = socket.set_nodelay(true);
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        Ok(S3Server {
+            endpoint,
+            root: root.to_path_buf(),
+            faults,
+            stop: Some(stop),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The folder served.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Failure injection and request counts.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Creates a bucket (a folder).
+    pub fn create_bucket(&self, name: &str) -> io::Result<()> {
+        std::fs::create_dir_all(self.root.join(name))
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted (s3s-fs keeps one
+    /// `.upload-<id>.json` file each in the root), and their stored parts.
+    pub fn open_uploads(&self) -> io::Result<usize> {
+        Ok(std::fs::read_dir(&self.root)?
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(".upload-") || name.starts_with(".upload_id-")
+            })
+            .count())
+    }
+
+    /// An S3 client for this server: its keys, path-style addressing.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        local_client(&self.endpoint, ACCESS_KEY, SECRET_KEY)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client for an S3-protocol server at `endpoint` with static keys (region `us-east-1`,
+/// path-style addressing, no credential lookups).
+pub fn local_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "bondlake-local",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
