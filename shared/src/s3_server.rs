@@ -60,7 +60,7 @@ impl Faults {
                 .split('&')
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
         };
-        if *method == http::Method::GET && query.is_empty() {
+        if *method == http::Method::GET && (query.is_empty() || query.contains("x-id=GetObject")) {
             self.gets.fetch_add(1, Ordering::SeqCst);
         }
         if *method == http::Method::DELETE && param("uploadId").is_some() {
@@ -99,12 +99,17 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithFault
             .check(req.method(), req.uri().query().unwrap_or(""))
         {
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected by the test server</Message></Error>";
-            let response = http::Response::builder()
-                .status(500)
-                .header("content-type", "application/xml")
-                .body(s3s::Body::from(xml.to_string()))
-                .map_err(|e| s3s::HttpError::new(Box::new(e)));
-            return Box::pin(async move { response });
+            return Box::pin(async move {
+                // Read the request first, as S3 does: answering mid-upload breaks the pipe and
+                // the client would see a connection error instead of the 500.
+                use http_body_util::BodyExt as _;
+                let _ = req.into_body().collect().await;
+                http::Response::builder()
+                    .status(500)
+                    .header("content-type", "application/xml")
+                    .body(s3s::Body::from(xml.to_string()))
+                    .map_err(|e| s3s::HttpError::new(Box::new(e)))
+            });
         }
         hyper::service::Service::call(&self.inner, req)
     }

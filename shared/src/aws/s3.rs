@@ -128,6 +128,13 @@ impl ObjectStore for S3Store {
         })?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         let actual = out.e_tag().map(unquote).unwrap_or_default();
+        // Checked here too: not every S3-protocol server honours If-Match.
+        if let Some(expected) = etag.filter(|e| !e.is_empty() && unquote(e) != actual) {
+            return Err(io::Error::other(Superseded {
+                key: key.to_string(),
+                expected: expected.to_string(),
+            }));
+        }
         let (tx, rx) = mpsc::channel(self.options.read_ahead_chunks.max(1));
         let location = self.locate(key);
         let mut body = out.body;

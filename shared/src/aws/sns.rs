@@ -60,3 +60,88 @@ impl EventSink for SnsSink {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! SNS has no local server here: the SDK's own mock interceptor checks the request the real
+    //! client builds and drives the reply.
+
+    use super::*;
+    use crate::events::{EventKind, PipelineEvent};
+    use crate::manifest::SourceRef;
+    use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+    use aws_sdk_sns::types::error::NotFoundException;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:pipeline-events-dev";
+
+    fn event() -> PipelineEvent {
+        let mut e = PipelineEvent::new(
+            EventKind::Handoff,
+            "csv-processor",
+            SourceRef {
+                bucket: "raw".into(),
+                key: "holdings/a/b.csv.gz".into(),
+                etag: "abc".into(),
+                bytes: 5,
+            },
+        );
+        e.dataset = Some("investor_holdings".into());
+        e
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn publishes_the_event_as_json_with_filterable_attributes() {
+        let rule = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| {
+                let attrs = r.message_attributes().cloned().unwrap_or_default();
+                let attr = |k: &str| {
+                    attrs
+                        .get(k)
+                        .and_then(|v| v.string_value().map(String::from))
+                };
+                let body: serde_json::Value =
+                    serde_json::from_str(r.message().unwrap_or("")).unwrap_or_default();
+                r.topic_arn() == Some(TOPIC)
+                    && attr("kind").as_deref() == Some("handoff")
+                    && attr("dataset").as_deref() == Some("investor_holdings")
+                    && attr("stage").as_deref() == Some("csv-processor")
+                    && body["event_version"] == 1
+                    && body["kind"] == "handoff"
+                    && body["source"]["key"] == "holdings/a/b.csv.gz"
+            })
+            .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let client = mock_client!(aws_sdk_sns, [&rule]);
+        let rt = runtime();
+        let sink = SnsSink::new(client, TOPIC, rt.handle().clone());
+        sink.publish(&event()).expect("published");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[test]
+    fn a_failed_publish_is_an_error_that_keeps_the_sdk_code() {
+        let rule = mock!(aws_sdk_sns::Client::publish).then_error(|| {
+            PublishError::NotFoundException(
+                NotFoundException::builder()
+                    .message("Topic does not exist")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_sns, [&rule]);
+        let rt = runtime();
+        let sink = SnsSink::new(client, TOPIC, rt.handle().clone());
+        let err = sink.publish(&event()).expect_err("fails").to_string();
+        assert!(
+            err.starts_with(&format!("SNS Publish to {TOPIC}: ")),
+            "{err}"
+        );
+        assert!(err.contains("Topic does not exist"), "{err}");
+    }
+}

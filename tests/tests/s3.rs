@@ -1,0 +1,453 @@
+//! The csv-processor end to end over the S3 protocol: a real server (s3s-fs, started in-process
+//! on 127.0.0.1 with SigV4 checked) and the real `aws-sdk-s3` client. Faults are injected as HTTP
+//! 500s under the SDK, which retries them as it would against AWS.
+
+use bondlake::aws::{S3Options, S3Store};
+use bondlake::events::{EventKind, JsonLinesSink, PipelineEvent};
+use bondlake::processor::{HandleError, ObjectCreated, Processor, Settings, decode_event_key};
+use bondlake::s3_server::S3Server;
+use bondlake::store::ObjectStore;
+use bondlake::{Manifest, synth};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RAW: &str = "raw";
+const HOLDINGS_KEY: &str = "holdings/custodian_a/holdings_20261125.csv.gz";
+
+struct Lake {
+    _dir: tempfile::TempDir,
+    runtime: tokio::runtime::Runtime,
+    server: S3Server,
+    raw: S3Store,
+    events: Arc<JsonLinesSink>,
+}
+
+/// A server with a raw bucket and two processed buckets (`processed`, `reference`).
+fn lake() -> Lake {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server =
+        S3Server::start(&dir.path().join("s3"), "127.0.0.1:0", runtime.handle()).expect("server");
+    for b in [RAW, "processed", "reference"] {
+        server.create_bucket(b).expect("bucket");
+    }
+    let raw = S3Store::new(
+        server.client(),
+        RAW,
+        runtime.handle().clone(),
+        S3Options::default(),
+    );
+    let events = Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl")));
+    Lake {
+        _dir: dir,
+        runtime,
+        server,
+        raw,
+        events,
+    }
+}
+
+impl Lake {
+    fn store(&self, bucket: &str) -> S3Store {
+        // S3's smallest part, so a few MiB of Parquet is already a multipart upload.
+        let options = S3Options {
+            part_bytes: 5 << 20,
+            ..S3Options::default()
+        };
+        S3Store::new(
+            self.server.client(),
+            bucket,
+            self.runtime.handle().clone(),
+            options,
+        )
+    }
+
+    fn processor(&self, bucket: &str, tune: impl FnOnce(&mut Settings)) -> Processor {
+        let mut settings = Settings::new(RAW, bucket);
+        settings.options.ingested_at_us = Some(1_764_115_200_000_000);
+        tune(&mut settings);
+        Processor::new(
+            settings,
+            Arc::new(self.raw.clone()),
+            Arc::new(self.store(bucket)),
+            self.events.clone(),
+        )
+        .expect("processor")
+    }
+
+    /// Uploads a generated holdings file (gzip) under `key`; returns its ETag.
+    fn put_holdings(&self, key: &str, rows: u64) -> String {
+        let spec = synth::Spec {
+            dataset: "investor_holdings".into(),
+            profile: "standard".into(),
+            rows,
+            seed: 11,
+            dirty: 0.02,
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        synth::generate(&spec, &mut gz).expect("generate");
+        let body = gz.finish().expect("gzip");
+        let put = self
+            .server
+            .client()
+            .put_object()
+            .bucket(RAW)
+            .key(key)
+            .body(body.into())
+            .send();
+        let out = self.runtime.block_on(put).expect("PutObject");
+        out.e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// Every object in `bucket`, key → bytes.
+    fn snapshot(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+        let store = self.store(bucket);
+        store
+            .list("")
+            .expect("list")
+            .into_iter()
+            .map(|k| {
+                let mut bytes = Vec::new();
+                store
+                    .open(&k)
+                    .expect("open")
+                    .read_to_end(&mut bytes)
+                    .expect("read");
+                (k, bytes)
+            })
+            .collect()
+    }
+}
+
+fn created(key: &str, etag: &str) -> ObjectCreated {
+    ObjectCreated {
+        bucket: RAW.into(),
+        key: key.into(),
+        etag: Some(etag.into()),
+    }
+}
+
+fn manifest(objects: &BTreeMap<String, Vec<u8>>) -> Manifest {
+    let (_, bytes) = objects
+        .iter()
+        .find(|(k, _)| k.starts_with("manifests/"))
+        .expect("a manifest");
+    serde_json::from_slice(bytes).expect("manifest JSON")
+}
+
+/// Objects with the manifest's run timestamps blanked: what must match between runs.
+fn comparable(mut objects: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    for (k, v) in objects.iter_mut() {
+        if k.starts_with("manifests/") {
+            let mut m: serde_json::Value = serde_json::from_slice(v).expect("json");
+            m["started_at"] = "".into();
+            m["finished_at"] = "".into();
+            *v = serde_json::to_vec(&m).expect("json");
+        }
+    }
+    objects
+}
+
+#[test]
+fn multipart_outputs_are_byte_identical_to_a_local_run() {
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 400_000);
+    let event = lake
+        .processor("processed", |_| {})
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("handled")
+        .expect("an event");
+    assert_eq!(event.kind, EventKind::Processed);
+    let objects = lake.snapshot("processed");
+    let m = manifest(&objects);
+    assert_eq!(m.rows_read, 400_000);
+    assert_eq!(m.rows_read, m.rows_ok + m.rows_rejected);
+    let biggest = m.outputs.iter().map(|o| o.bytes).max().unwrap_or(0);
+    assert!(biggest > 5 << 20, "a part over 5 MiB: {biggest} bytes");
+    assert!(
+        lake.server.faults().parts_uploaded() >= 2,
+        "multipart upload used"
+    );
+    assert_eq!(lake.server.open_uploads().expect("uploads"), 0);
+    for o in &m.outputs {
+        assert_eq!(objects[&o.key].len() as u64, o.bytes, "{}", o.key);
+    }
+    // The same object cleaned through a local folder gives the same bytes.
+    let local_dir = tempfile::tempdir().expect("tempdir");
+    let local = bondlake::store::LocalStore::new(local_dir.path());
+    let contract = bondlake::load_dataset("investor_holdings", None).expect("contract");
+    let body = lake.raw.get(HOLDINGS_KEY, None).expect("get");
+    let local_run = bondlake::process(
+        &contract,
+        None,
+        m.source.clone(),
+        body.body,
+        &local,
+        &bondlake::Options {
+            ingested_at_us: Some(1_764_115_200_000_000),
+            ..bondlake::Options::default()
+        },
+    )
+    .expect("local run");
+    assert_eq!(local_run.manifest.outputs, m.outputs);
+    for o in &m.outputs {
+        let bytes = std::fs::read(local_dir.path().join(&o.key)).expect("local part");
+        assert!(bytes == objects[&o.key], "{} differs", o.key);
+    }
+}
+
+#[test]
+fn a_failure_after_some_parts_leaves_nothing_and_a_rerun_converges() {
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 400_000);
+    lake.server.faults().fail_upload_parts_from(2);
+    let processor = lake.processor("processed", |_| {});
+    let err = processor
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect_err("the upload fails");
+    assert!(err.is_retryable(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("UploadPart 2"), "{message}");
+    assert!(
+        message.contains("InternalError"),
+        "SDK code kept: {message}"
+    );
+    assert!(lake.server.faults().uploads_aborted() >= 1);
+    assert_eq!(
+        lake.server.open_uploads().expect("uploads"),
+        0,
+        "no orphan parts"
+    );
+    assert!(
+        lake.snapshot("processed").is_empty(),
+        "no manifest, no parts, no quarantine"
+    );
+    assert!(lake.events.read_all().expect("events").is_empty());
+
+    lake.server.faults().fail_upload_parts_from(0);
+    processor
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("the rerun succeeds");
+    lake.processor("reference", |_| {})
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("a clean run");
+    assert_eq!(
+        comparable(lake.snapshot("processed")),
+        comparable(lake.snapshot("reference"))
+    );
+}
+
+#[test]
+fn the_same_event_twice_writes_the_same_objects() {
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 20_000);
+    let processor = lake.processor("processed", |_| {});
+    processor
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("first");
+    let first = lake.snapshot("processed");
+    processor
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("second");
+    let second = lake.snapshot("processed");
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(comparable(first), comparable(second));
+    let events = lake.events.read_all().expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].manifest, events[1].manifest);
+}
+
+#[test]
+fn keys_with_spaces_and_unicode_arrive_decoded() {
+    let lake = lake();
+    let key = "holdings/custodian b/Q4 holdings été 20261125.csv.gz";
+    let etag = lake.put_holdings(key, 1_000);
+    // As S3 notifications carry it.
+    let decoded =
+        decode_event_key("holdings/custodian+b/Q4+holdings+%C3%A9t%C3%A9+20261125.csv.gz")
+            .expect("decodes");
+    assert_eq!(decoded, key);
+    let event = lake
+        .processor("processed", |_| {})
+        .handle(&created(&decoded, &etag), None)
+        .expect("handled")
+        .expect("event");
+    assert_eq!(event.kind, EventKind::Processed);
+    assert_eq!(event.source.key, key);
+    let m = manifest(&lake.snapshot("processed"));
+    assert_eq!(m.source.key, key);
+    assert_eq!(m.rows_read, 1_000);
+}
+
+#[test]
+fn an_object_deleted_before_its_event_is_reported_not_retried() {
+    let lake = lake();
+    let event = lake
+        .processor("processed", |_| {})
+        .handle(&created("holdings/custodian_a/gone.csv.gz", "0123"), None)
+        .expect("not an error")
+        .expect("event");
+    assert_eq!(event.kind, EventKind::Failed);
+    assert_eq!(
+        event.error.as_deref(),
+        Some(
+            "s3://raw/holdings/custodian_a/gone.csv.gz: the object no longer exists (deleted before it was processed)"
+        )
+    );
+    assert!(lake.snapshot("processed").is_empty());
+}
+
+#[test]
+fn an_object_replaced_since_its_event_is_left_to_the_newer_event() {
+    let lake = lake();
+    lake.put_holdings(HOLDINGS_KEY, 100);
+    let outcome = lake
+        .processor("processed", |_| {})
+        .handle(
+            &created(HOLDINGS_KEY, "00000000000000000000000000000000"),
+            None,
+        )
+        .expect("not an error");
+    assert_eq!(outcome, None);
+    assert!(lake.snapshot("processed").is_empty());
+}
+
+fn handoff_of(event: &PipelineEvent, lake: &Lake) -> (String, serde_json::Value) {
+    assert_eq!(event.kind, EventKind::Handoff, "{event:?}");
+    let info = event.handoff.as_ref().expect("handoff info");
+    let objects = lake.snapshot("processed");
+    assert!(
+        objects.keys().all(|k| k.starts_with("handoffs/")),
+        "nothing but the request: {:?}",
+        objects.keys()
+    );
+    let (key, bytes) = objects.iter().next().expect("a hand-off request");
+    assert_eq!(info.request, format!("s3://processed/{key}"));
+    (
+        info.reason.clone(),
+        serde_json::from_slice(bytes).expect("request JSON"),
+    )
+}
+
+#[test]
+fn hand_off_by_size() {
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 20_000);
+    let event = lake
+        .processor("processed", |s| s.handoff_max_bytes = 100_000)
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("handled")
+        .expect("event");
+    assert_eq!(
+        lake.server.faults().gets(),
+        1,
+        "one GetObject, its body not read"
+    );
+    let (reason, request) = handoff_of(&event, &lake);
+    assert_eq!(reason, "size");
+    assert_eq!(request["dataset"], "investor_holdings");
+    assert_eq!(request["profile"], "standard");
+    assert_eq!(request["source"]["etag"], etag.as_str());
+    assert!(
+        request["manifest_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("manifests/investor_holdings/holdings_20261125-")),
+        "{request}"
+    );
+}
+
+#[test]
+fn hand_off_when_the_measured_throughput_cannot_finish_in_time() {
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 20_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let event = lake
+        .processor("processed", |s| {
+            s.assumed_bytes_per_second = 1_000;
+            s.deadline_margin = Duration::from_secs(5);
+        })
+        .handle(&created(HOLDINGS_KEY, &etag), Some(deadline))
+        .expect("handled")
+        .expect("event");
+    let (reason, _) = handoff_of(&event, &lake);
+    assert_eq!(reason, "throughput");
+    let detail = &event.handoff.as_ref().expect("info").detail;
+    assert!(detail.contains("(assumed) needs about"), "{detail}");
+}
+
+#[test]
+fn a_run_that_reaches_its_deadline_stops_cleanly_and_hands_off() {
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 400_000);
+    // One thread and small row groups: the deadline falls mid-file, after parts have gone up.
+    let deadline = Instant::now() + Duration::from_millis(2_500);
+    let event = lake
+        .processor("processed", |s| {
+            s.deadline_margin = Duration::from_millis(500);
+            s.assumed_bytes_per_second = u64::MAX / 4;
+            s.options.threads = 1;
+            s.options.output.row_group_rows = 8_192;
+        })
+        .handle(&created(HOLDINGS_KEY, &etag), Some(deadline))
+        .expect("handled")
+        .expect("event");
+    let (reason, _) = handoff_of(&event, &lake);
+    assert_eq!(reason, "deadline");
+    eprintln!(
+        "parts uploaded before the deadline: {}",
+        lake.server.faults().parts_uploaded()
+    );
+    assert!(
+        lake.server.faults().parts_uploaded() >= 1,
+        "parts had gone up"
+    );
+    assert!(
+        lake.server.faults().uploads_aborted() >= 1,
+        "and were aborted"
+    );
+    assert_eq!(lake.server.open_uploads().expect("uploads"), 0);
+    assert!(
+        !lake
+            .snapshot("processed")
+            .keys()
+            .any(|k| k.starts_with("manifests/")),
+        "no manifest"
+    );
+}
+
+#[test]
+fn a_bad_profile_in_the_routes_fails_at_start_not_on_the_first_file() {
+    let lake = lake();
+    let mut settings = Settings::new(RAW, "processed");
+    settings.routes = bondlake::route::Routes::from_toml(
+        "[[route]]\npattern = \"market/**\"\ndataset = \"market_daily\"\nprofile = \"lse\"\n",
+        "test",
+    )
+    .expect("routes");
+    let err = Processor::new(
+        settings,
+        Arc::new(lake.raw.clone()),
+        Arc::new(lake.store("processed")),
+        lake.events.clone(),
+    )
+    .map(|_| ())
+    .expect_err("rejected");
+    assert!(matches!(err, HandleError::Config(_)));
+    assert!(
+        err.to_string()
+            .starts_with("configuration: route to `market_daily`, profile `lse`:"),
+        "{err}"
+    );
+}
