@@ -179,9 +179,88 @@ fn contracts_command_checks_a_folder() {
 #[test]
 fn every_command_has_help() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for cmd in ["gen", "process", "bench", "contracts"] {
+    for cmd in [
+        "gen",
+        "process",
+        "bench",
+        "contracts",
+        "run",
+        "demo",
+        "s3-server",
+    ] {
         let out = bondlake(&[cmd, "--help"], dir.path());
         assert!(out.status.success(), "{cmd} --help");
         assert!(text(&out.stdout).contains("Usage: bondlake"), "{cmd}");
     }
+}
+
+#[test]
+fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    let demo = bondlake(&["demo", "--root", root_s], dir.path());
+    let out = text(&demo.stdout);
+    assert!(demo.status.success(), "{out}{}", text(&demo.stderr));
+    for key in bondlake::synth::DAY.iter().map(|d| d.0) {
+        assert!(out.contains(key), "{key} in\n{out}");
+    }
+    assert!(out.contains("32260 records read"), "{out}");
+    assert!(out.contains("none lost"), "{out}");
+    let events =
+        std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
+    assert_eq!(events.lines().count(), 6);
+
+    // Nothing new: the runner finds every file done.
+    let again = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+    let again_out = text(&again.stdout);
+    assert!(again.status.success(), "{again_out}");
+    assert!(again_out.contains("0 records read"), "{again_out}");
+
+    // A new vendor file and a stray one: the first is cleaned, the second reported.
+    let new_key = "market/XBOM/EQ261126.CSV";
+    let target = root.join("raw").join(new_key);
+    let target_s = target.to_str().expect("utf-8");
+    let generated = bondlake(
+        &[
+            "gen",
+            "--dataset",
+            "market_daily",
+            "--profile",
+            "bse",
+            "--rows",
+            "500",
+            "--out",
+            target_s,
+        ],
+        dir.path(),
+    );
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    std::fs::create_dir_all(root.join("raw/unsorted")).expect("mkdir");
+    std::fs::write(root.join("raw/unsorted/notes.txt"), "hello").expect("write");
+    let run = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+    let run_out = text(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "a failed file exits 2: {run_out}"
+    );
+    assert!(
+        run_out.contains(new_key) && run_out.contains("market/bse"),
+        "{run_out}"
+    );
+    assert!(run_out.contains("500 records read"), "{run_out}");
+    assert!(
+        run_out.contains("unsorted/notes.txt: no route for this key"),
+        "{run_out}"
+    );
+    let events =
+        std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
+    assert_eq!(events.lines().count(), 8);
+
+    // The demo refuses a folder it did not make.
+    std::fs::write(root.join("mine.txt"), "x").expect("write");
+    let refused = bondlake(&["demo", "--root", root_s], dir.path());
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("holds `mine.txt`, which a demo did not write"));
 }
