@@ -34,6 +34,14 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also run bondlake with the file read from, and outputs written to, an S3-protocol server
+    /// on 127.0.0.1 (s3s-fs, in this process), alternating with the local-file runs.
+    #[arg(long)]
+    s3: bool,
+    /// Instead: time a Lambda binary's cold start (exec to its first request for an event,
+    /// against a stand-in runtime API on 127.0.0.1) and report its size.
+    #[arg(long, value_name = "BINARY")]
+    cold_start: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +60,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         eprintln!(
             "bondlake bench: this is a debug build; numbers will be slow. Use `cargo run --release -p bondlake-cli -- bench`."
         );
+    }
+    if let Some(binary) = &a.cold_start {
+        return cold_start(binary, a.repeat.max(20));
     }
     std::fs::create_dir_all(&a.work).map_err(|e| format!("{}: {e}", a.work.display()))?;
     let input = match &a.input {
@@ -95,28 +106,47 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     );
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut results: Vec<Measure> = Vec::new();
+    let s3 = if a.s3 {
+        Some(S3Bench::start(&a.work, &input)?)
+    } else {
+        None
+    };
     for threads in [1usize, cores] {
         let out = a.work.join(format!("bondlake-t{threads}"));
-        let best = best_of(a.repeat, || {
-            let _ = std::fs::remove_dir_all(&out);
+        let process = |input: &str, out: &str| {
             let mut cmd = Command::new(&exe);
-            cmd.args([
-                "process",
-                "--dataset",
-                "investor_holdings",
-                "--report-rss",
-                "--threads",
-            ])
-            .arg(threads.to_string())
-            .arg("--input")
-            .arg(&input)
-            .arg("--out")
-            .arg(&out)
-            .arg("--source-key")
-            .arg("holdings/bench/holdings.csv.gz");
-            run_child(cmd)
-        })?;
-        results.push(measure("bondlake", threads, best, mb, rows, ""));
+            cmd.args(["process", "--dataset", "investor_holdings", "--report-rss"])
+                .args(["--threads", &threads.to_string()])
+                .args(["--input", input, "--out", out])
+                .args(["--source-key", "holdings/bench/holdings.csv.gz"]);
+            cmd
+        };
+        // Local file and S3 in turn, so both see the same machine conditions.
+        let (mut local, mut remote): (Option<Run>, Option<Run>) = (None, None);
+        for _ in 0..a.repeat.max(1) {
+            let _ = std::fs::remove_dir_all(&out);
+            let r = run_child(process(&input.to_string_lossy(), &out.to_string_lossy()))?;
+            keep_fastest(&mut local, r);
+            if let Some(s3) = &s3 {
+                s3.clear_outputs()?;
+                let mut cmd = process(S3Bench::INPUT_URL, S3Bench::OUTPUT_URL);
+                cmd.args(["--endpoint-url", s3.server.endpoint()]);
+                keep_fastest(&mut remote, run_child(cmd)?);
+            }
+        }
+        if let Some(r) = local {
+            results.push(measure("bondlake", threads, r, mb, rows, "local file"));
+        }
+        if let Some(r) = remote {
+            results.push(measure(
+                "bondlake",
+                threads,
+                r,
+                mb,
+                rows,
+                "via S3 on 127.0.0.1 (GetObject stream, multipart upload)",
+            ));
+        }
     }
     if !a.no_peers {
         for (engine, script) in [("duckdb", DUCKDB), ("polars", POLARS)] {
@@ -171,13 +201,140 @@ struct Run {
     rss_kib: u64,
 }
 
+fn keep_fastest(best: &mut Option<Run>, r: Run) {
+    if best.as_ref().is_none_or(|b| r.seconds < b.seconds) {
+        *best = Some(r);
+    }
+}
+
+/// An S3-protocol server holding the input, for the `--s3` runs.
+struct S3Bench {
+    _runtime: tokio::runtime::Runtime,
+    server: bondlake::s3_server::S3Server,
+}
+
+impl S3Bench {
+    const INPUT_URL: &str = "s3://raw/holdings/bench/holdings.csv.gz";
+    const OUTPUT_URL: &str = "s3://processed";
+
+    fn start(work: &Path, input: &Path) -> Result<S3Bench, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let root = work.join("s3");
+        let _ = std::fs::remove_dir_all(&root);
+        let server = bondlake::s3_server::S3Server::start(&root, "127.0.0.1:0", runtime.handle())
+            .map_err(|e| e.to_string())?;
+        for b in ["raw", "processed"] {
+            server.create_bucket(b).map_err(|e| e.to_string())?;
+        }
+        let client = server.client();
+        let put = async {
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(input)
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .put_object()
+                .bucket("raw")
+                .key("holdings/bench/holdings.csv.gz")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+        };
+        runtime.block_on(put)?;
+        Ok(S3Bench {
+            _runtime: runtime,
+            server,
+        })
+    }
+
+    fn clear_outputs(&self) -> Result<(), String> {
+        let bucket = self.server.root().join("processed");
+        let _ = std::fs::remove_dir_all(&bucket);
+        std::fs::create_dir_all(&bucket).map_err(|e| e.to_string())
+    }
+}
+
+/// Starts `binary` as Lambda would, against a stand-in runtime API, and times exec to its first
+/// `GET .../invocation/next`: the init a cold start pays before the first event.
+fn cold_start(binary: &Path, runs: usize) -> Result<ExitCode, String> {
+    use std::io::{BufRead, BufReader};
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let api = listener.local_addr().map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "csv-processor")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("RAW_BUCKET", "raw")
+            .env("PROCESSED_BUCKET", "processed")
+            .env(
+                "PIPELINE_EVENTS_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:pipeline-events-dev",
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        let (stream, _) = listener.accept().map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        let _ = child.kill();
+        let _ = child.wait();
+        if !line.contains("/runtime/invocation/next") {
+            return Err(format!("unexpected first request: {line}"));
+        }
+        times.push(elapsed.as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let size = std::fs::metadata(binary).map_err(|e| e.to_string())?.len();
+    let stripped = std::env::temp_dir().join(format!("bondlake-strip-{}", std::process::id()));
+    let stripped_size = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(binary)
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .and_then(|_| std::fs::metadata(&stripped).ok())
+        .map(|m| m.len());
+    let _ = std::fs::remove_file(&stripped);
+    println!(
+        "cold start of {} ({runs} runs, exec to first invocation/next): median {:.1} ms, min {:.1} ms, max {:.1} ms",
+        binary.display(),
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+    println!(
+        "binary size: {:.1} MB{}",
+        size as f64 / 1e6,
+        stripped_size.map_or(String::new(), |s| format!(
+            " ({:.1} MB stripped)",
+            s as f64 / 1e6
+        ))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn best_of(n: usize, mut f: impl FnMut() -> Result<Run, String>) -> Result<Run, String> {
     let mut best: Option<Run> = None;
     for _ in 0..n.max(1) {
-        let r = f()?;
-        if best.as_ref().is_none_or(|b| r.seconds < b.seconds) {
-            best = Some(r);
-        }
+        keep_fastest(&mut best, f()?);
     }
     best.ok_or_else(|| "no run".to_string())
 }
@@ -234,6 +391,20 @@ fn print_table(results: &[Measure], cores: usize) {
             .map(|m| m.mb_per_s)
     };
     println!();
+    for t in [1, cores] {
+        let remote = results
+            .iter()
+            .find(|m| {
+                m.engine == "bondlake" && m.threads == t.to_string() && m.note.starts_with("via S3")
+            })
+            .map(|m| m.mb_per_s);
+        if let (Some(local), Some(remote)) = (get("bondlake", t), remote) {
+            println!(
+                "bondlake via S3 / local file at {t} thread(s): {:.0}%",
+                100.0 * remote / local
+            );
+        }
+    }
     if let (Some(one), Some(all)) = (get("bondlake", 1), get("bondlake", cores)) {
         println!("bondlake {cores} threads / 1 thread: {:.2}x", all / one);
     }
