@@ -85,7 +85,7 @@ pub fn serve(a: ServerArgs) -> Result<ExitCode, String> {
             .map_err(|e| format!("bucket {b}: {e}"))?;
     }
     println!(
-        "serving {} at {} (Ctrl-C to stop)\n\n  export AWS_ENDPOINT_URL={} S3_FORCE_PATH_STYLE=true AWS_REGION=us-east-1 \\\n    AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+        "serving {} at {} (Ctrl-C to stop)\n\n  export AWS_ENDPOINT_URL_S3={} S3_FORCE_PATH_STYLE=true AWS_REGION=us-east-1 \\\n    AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
         a.root.display(),
         server.endpoint(),
         server.endpoint(),

@@ -226,3 +226,14 @@ impl EventSink for JsonLinesSink {
             .write_all(&line)
     }
 }
+
+/// Prints each event as one JSON line on stdout: for trying a function locally without SNS.
+#[derive(Debug, Default)]
+pub struct StdoutSink;
+
+impl EventSink for StdoutSink {
+    fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
+        let line = serde_json::to_string(event).map_err(io::Error::other)?;
+        writeln!(io::stdout().lock(), "{line}")
+    }
+}

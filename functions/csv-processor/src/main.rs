@@ -6,6 +6,7 @@ mod handler;
 
 use aws_config::BehaviorVersion;
 use bondlake::aws::{S3Options, S3Store, SnsSink};
+use bondlake::events::{EventSink, StdoutSink};
 use bondlake::processor::{Processor, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
@@ -41,12 +42,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let raw = S3Store::new(s3.clone(), &settings.raw_bucket, handle.clone(), options);
     let processed = S3Store::new(s3, &settings.processed_bucket, handle.clone(), options);
-    let events = SnsSink::new(aws_sdk_sns::Client::new(&sdk), &topic, handle);
+    // `stdout` prints events instead of publishing them: for local trials with no SNS.
+    let events: Arc<dyn EventSink> = if topic == "stdout" {
+        Arc::new(StdoutSink)
+    } else {
+        Arc::new(SnsSink::new(aws_sdk_sns::Client::new(&sdk), &topic, handle))
+    };
     let processor = Arc::new(Processor::new(
         settings,
         Arc::new(raw),
         Arc::new(processed),
-        Arc::new(events),
+        events,
     )?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         handler::handle(processor.clone(), event)

@@ -281,7 +281,11 @@ impl S3Writer {
             .key(&self.key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .body(ByteStream::from(part));
+            .body(ByteStream::from(part))
+            .customize()
+            // The SDK's CRC32 checksum still protects the part (S3 verifies it): no second pass
+            // over every byte for a SHA-256 payload signature.
+            .disable_payload_signing();
         let location = self.location();
         self.in_flight.push_back(s.handle.spawn(async move {
             let out = request
@@ -340,7 +344,9 @@ impl ObjectWriter for S3Writer {
                 .put_object()
                 .bucket(&s.bucket)
                 .key(&self.key)
-                .body(ByteStream::from(body));
+                .body(ByteStream::from(body))
+                .customize()
+                .disable_payload_signing();
             s.handle
                 .block_on(request.send())
                 .map_err(|e| s.error("PutObject", &self.key, e))?;
