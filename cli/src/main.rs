@@ -134,6 +134,7 @@ struct ProcessArgs {
 }
 
 fn main() -> ExitCode {
+    bondlake::alloc::pin_mmap_threshold();
     // BONDLAKE_LOG=info|debug|trace shows more; a level is all the CLI needs (env-filter's
     // directives would pull in regex for nothing).
     let level = std::env::var("BONDLAKE_LOG")

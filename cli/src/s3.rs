@@ -11,8 +11,8 @@ pub struct ServerArgs {
     /// Folder to serve; each sub-folder is a bucket.
     #[arg(long, default_value = "bondlake-s3")]
     root: PathBuf,
-    /// Address to listen on (loopback only: the keys are public).
-    #[arg(long, default_value = "127.0.0.1:9000")]
+    /// Address to listen on (loopback only: the keys are public; 9000 is cargo lambda's).
+    #[arg(long, default_value = "127.0.0.1:9400")]
     addr: String,
     /// Buckets to create.
     #[arg(long = "bucket")]
@@ -36,7 +36,9 @@ impl Session {
     /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or `bondlake s3-server`'s), or for AWS with the
     /// usual credential chain when `None`.
     pub fn connect(endpoint: Option<&str>) -> Result<Session, String> {
+        // One I/O thread: the engine has the cores (and every thread costs an allocator arena).
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;

@@ -11,6 +11,7 @@
 //! - [`events`]: the versioned pipeline events every stage publishes.
 //! - [`synth`]: deterministic synthetic vendor files with known defects, for tests and benchmarks.
 
+pub mod alloc;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod clean;

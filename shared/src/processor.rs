@@ -70,7 +70,8 @@ pub struct Settings {
     pub handoff_max_bytes: u64,
     /// Compressed bytes a second assumed until a run here has measured it.
     pub assumed_bytes_per_second: u64,
-    /// Time kept back from the deadline for removing outputs, handing off and publishing.
+    /// Time kept back from the deadline for removing outputs, handing off and publishing (at most
+    /// a quarter of the invocation's time).
     pub deadline_margin: Duration,
     /// S3 multipart part size.
     pub upload_part_bytes: usize,
@@ -357,12 +358,17 @@ impl Processor {
             Err(e) => return Err(HandleError::Retryable(format!("{where_}: {e}"))),
         };
         let source = self.source(key, &body.etag, body.size);
-        if let Some((reason, detail)) = self.handoff_reason(body.size, deadline) {
+        // A margin larger than the invocation itself would hand off everything: keep at most a
+        // quarter of the time there is.
+        let margin = deadline.map_or(self.settings.deadline_margin, |d| {
+            (self.settings.deadline_margin).min(d.saturating_duration_since(started) / 4)
+        });
+        if let Some((reason, detail)) = self.handoff_reason(body.size, deadline, margin) {
             drop(body);
             return self.hand_off(&route, contract, source, reason, detail, started);
         }
         let opts = Options {
-            deadline: deadline.and_then(|d| d.checked_sub(self.settings.deadline_margin)),
+            deadline: deadline.and_then(|d| d.checked_sub(margin)),
             ..self.settings.options.clone()
         };
         let run = pipeline::process(
@@ -391,9 +397,9 @@ impl Processor {
             }
             Err(Error::DeadlineExceeded) => {
                 let detail = format!(
-                    "stopped after {:.1} s with {} s kept back for hand-off",
+                    "stopped after {:.1} s with {:.1} s kept back for hand-off",
                     started.elapsed().as_secs_f64(),
-                    self.settings.deadline_margin.as_secs()
+                    margin.as_secs_f64()
                 );
                 self.hand_off(&route, contract, source, "deadline", detail, started)
             }
@@ -408,6 +414,7 @@ impl Processor {
         &self,
         bytes: u64,
         deadline: Option<Instant>,
+        margin: Duration,
     ) -> Option<(&'static str, String)> {
         let max = self.settings.handoff_max_bytes;
         if bytes > max {
@@ -419,7 +426,7 @@ impl Processor {
         let deadline = deadline?;
         let left = deadline
             .saturating_duration_since(Instant::now())
-            .saturating_sub(self.settings.deadline_margin);
+            .saturating_sub(margin);
         let (rate, measured) = self
             .throughput
             .lock()

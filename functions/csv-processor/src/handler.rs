@@ -82,8 +82,13 @@ pub async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<Value, FunctionError> {
     let deadline = deadline_instant(event.context.deadline);
+    tracing::info!(
+        request_id = %event.context.request_id,
+        remaining_ms = deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
+        "invocation"
+    );
     let incoming = parse(event.payload).map_err(FunctionError)?;
-    tokio::task::spawn_blocking(move || run(&processor, incoming, Some(deadline)))
+    tokio::task::spawn_blocking(move || run(&processor, incoming, deadline))
         .await
         .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
 }
@@ -150,12 +155,20 @@ fn summary(events: &[PipelineEvent]) -> Vec<Value> {
         .collect()
 }
 
-/// The context's deadline (milliseconds since the epoch) as an `Instant`.
-fn deadline_instant(deadline_ms: u64) -> Instant {
+/// The context's deadline (milliseconds since the epoch) as an `Instant`; `None` when it is not
+/// in the future, which Lambda never sends but local emulators do (cargo lambda's is 0).
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    let left = deadline_ms.checked_sub(now_ms).filter(|&ms| ms > 0);
+    if left.is_none() {
+        tracing::warn!(
+            deadline_ms,
+            "no deadline in the future: running without one"
+        );
+    }
+    left.map(|ms| Instant::now() + Duration::from_millis(ms))
 }
 
 #[cfg(test)]

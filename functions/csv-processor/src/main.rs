@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    bondlake::alloc::pin_mmap_threshold();
     // JSON lines for CloudWatch Logs Insights; no timestamps (CloudWatch adds them).
     tracing_subscriber::fmt()
         .json()

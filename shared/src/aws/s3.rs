@@ -39,7 +39,7 @@ impl Default for S3Options {
         S3Options {
             part_bytes: 8 << 20,
             parts_in_flight: 2,
-            read_ahead_chunks: 64,
+            read_ahead_chunks: 8,
         }
     }
 }
@@ -317,15 +317,27 @@ impl S3Writer {
 }
 
 impl Write for S3Writer {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
         if self.finished {
             return Err(io::Error::other("writer closed"));
         }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= self.store.options.part_bytes {
-            self.send_part()?;
+        let written = data.len();
+        let part = self.store.options.part_bytes.max(1);
+        while !data.is_empty() {
+            if self.buf.len() == self.buf.capacity() {
+                // Grow by doubling from 64 KiB but never past one part: a small object stays
+                // small, and a part never holds a doubled buffer's slack.
+                let want = (self.buf.capacity() * 2).clamp(64 << 10, part);
+                self.buf.reserve_exact(want - self.buf.len());
+            }
+            let n = (self.buf.capacity() - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() >= part {
+                self.send_part()?;
+            }
         }
-        Ok(data.len())
+        Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
