@@ -156,7 +156,8 @@ fn summary(events: &[PipelineEvent]) -> Vec<Value> {
 }
 
 /// The context's deadline (milliseconds since the epoch) as an `Instant`; `None` when it is not
-/// in the future, which Lambda never sends but local emulators do (cargo lambda's is 0).
+/// in the future, which Lambda never sends but emulators do (cargo lambda's sends 600000, a
+/// duration rather than an instant).
 fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
