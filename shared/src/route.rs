@@ -102,11 +102,6 @@ impl Routes {
     }
 }
 
-/// Routes `key` with the built-in table.
-pub fn route(key: &str) -> Option<Route> {
-    Routes::builtin().route(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
