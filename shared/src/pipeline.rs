@@ -296,7 +296,7 @@ fn run_file(
             stats = s;
             rows_written = written;
         });
-        let (outputs, quarantine) = finish(result, writer, quarantine)?;
+        let (outputs, quarantine) = finish(result, opts.deadline, writer, quarantine)?;
         return Ok(Produced {
             stats,
             outputs,
@@ -315,6 +315,7 @@ fn run_file(
         opts,
     };
     let mut sink = Sink {
+        deadline: opts.deadline,
         dedup: &mut dedup,
         writer: &mut writer,
         quarantine: &mut quarantine,
@@ -324,7 +325,7 @@ fn run_file(
     } else {
         run_parallel(&run, chunker, &mut sink)
     };
-    let (outputs, quarantine) = finish(result, writer, quarantine)?;
+    let (outputs, quarantine) = finish(result, opts.deadline, writer, quarantine)?;
     Ok(Produced {
         rows_written: dedup.stats.rows_ok,
         stats: dedup.stats,
@@ -361,6 +362,7 @@ impl<'a> FileRun<'a> {
 
 /// Where checked chunks go, in file order: the duplicate-key rule, then the writers.
 struct Sink<'a, 's> {
+    deadline: Option<Instant>,
     dedup: &'a mut Deduper<'s>,
     writer: &'a mut PartitionedWriter<'s>,
     quarantine: &'a mut QuarantineWriter<'s>,
@@ -368,6 +370,9 @@ struct Sink<'a, 's> {
 
 impl Sink<'_, '_> {
     fn take(&mut self, checked: Checked, chunk: &Chunk) -> Result<(), RunError> {
+        // Checked here too: a slow store can hold the writer past the deadline after every
+        // chunk has been read and checked.
+        check_deadline(self.deadline)?;
         let out = self.dedup.apply(checked, chunk)?;
         write_output(self.writer, self.quarantine, out)
     }
@@ -503,12 +508,14 @@ fn write_output(
 }
 
 /// Commits both writers after a successful run, or aborts both (removing what was committed).
+/// Past the deadline nothing is committed: the time left is for cleaning up and handing off.
 fn finish(
     result: Result<(), RunError>,
+    deadline: Option<Instant>,
     writer: PartitionedWriter<'_>,
     quarantine: QuarantineWriter<'_>,
 ) -> Result<(Vec<OutputFile>, Option<QuarantineFile>), RunError> {
-    match result {
+    match result.and_then(|()| Ok(check_deadline(deadline)?)) {
         Ok(()) => Ok((writer.finish()?, quarantine.finish()?)),
         Err(e) => {
             writer.abort();

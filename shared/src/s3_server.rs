@@ -27,6 +27,8 @@ pub const SECRET_KEY: &str = "bondlake-local-secret";
 #[derive(Debug, Default)]
 pub struct Faults {
     fail_parts_from: AtomicU32,
+    slow_parts_from: AtomicU32,
+    slow_parts_ms: AtomicU64,
     parts_uploaded: AtomicU64,
     uploads_aborted: AtomicU64,
     gets: AtomicU64,
@@ -36,6 +38,13 @@ impl Faults {
     /// Every UploadPart with a part number of `n` or more answers 500 (0 turns it off).
     pub fn fail_upload_parts_from(&self, n: u32) {
         self.fail_parts_from.store(n, Ordering::SeqCst);
+    }
+
+    /// Every UploadPart with a part number of `n` or more waits `ms` before it is served (0 turns
+    /// it off): a slow upload, which holds the writer back.
+    pub fn delay_upload_parts_from(&self, n: u32, ms: u64) {
+        self.slow_parts_ms.store(ms, Ordering::SeqCst);
+        self.slow_parts_from.store(n, Ordering::SeqCst);
     }
 
     /// UploadPart requests accepted so far.
@@ -51,6 +60,17 @@ impl Faults {
     /// GetObject requests so far.
     pub fn gets(&self) -> u64 {
         self.gets.load(Ordering::SeqCst)
+    }
+
+    /// How long an UploadPart request must wait first.
+    fn delay(&self, method: &http::Method, query: &str) -> Option<std::time::Duration> {
+        let from = self.slow_parts_from.load(Ordering::SeqCst);
+        let n = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("partNumber="))
+            .and_then(|n| n.parse::<u32>().ok())?;
+        (*method == http::Method::PUT && from != 0 && n >= from)
+            .then(|| std::time::Duration::from_millis(self.slow_parts_ms.load(Ordering::SeqCst)))
     }
 
     /// Counts the request; `true` when it must fail.
@@ -109,6 +129,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithFault
                     .header("content-type", "application/xml")
                     .body(s3s::Body::from(xml.to_string()))
                     .map_err(|e| s3s::HttpError::new(Box::new(e)))
+            });
+        }
+        if let Some(wait) = self
+            .faults
+            .delay(req.method(), req.uri().query().unwrap_or(""))
+        {
+            let inner = self.inner.clone();
+            return Box::pin(async move {
+                tokio::time::sleep(wait).await;
+                hyper::service::Service::call(&inner, req).await
             });
         }
         hyper::service::Service::call(&self.inner, req)
