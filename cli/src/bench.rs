@@ -77,10 +77,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
                 );
                 let tmp = p.with_extension("tmp");
                 let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-                let mut enc = flate2::write::GzEncoder::new(
-                    std::io::BufWriter::with_capacity(1 << 20, f),
-                    flate2::Compression::default(),
-                );
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
                 let spec = synth::Spec {
                     dataset: "investor_holdings".into(),
                     profile: "standard".into(),
@@ -88,8 +85,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
                     seed: 7,
                     dirty: 0.0,
                 };
-                synth::generate(&spec, &mut enc).map_err(|e| e.to_string())?;
-                enc.finish().map_err(|e| e.to_string())?;
+                synth::generate_file(&spec, true, &mut out).map_err(|e| e.to_string())?;
+                std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
                 std::fs::rename(&tmp, &p).map_err(|e| e.to_string())?;
             }
             p

@@ -215,13 +215,7 @@ pub fn demo(root: &Path, dirty: f64, seed: u64) -> Result<ExitCode, String> {
         let mut w = raw
             .create(key)
             .map_err(|e| format!("{}: {e}", raw.locate(key)))?;
-        if key.ends_with(".gz") {
-            let mut enc = flate2::write::GzEncoder::new(&mut w, flate2::Compression::default());
-            synth::generate(&spec, &mut enc).map_err(|e| e.to_string())?;
-            enc.finish().map_err(|e| e.to_string())?;
-        } else {
-            synth::generate(&spec, &mut w).map_err(|e| e.to_string())?;
-        }
+        synth::generate_file(&spec, key.ends_with(".gz"), &mut w).map_err(|e| e.to_string())?;
         w.commit().map_err(|e| e.to_string())?;
     }
     let lake = Lake::open(root, None, None, None)?;

@@ -191,14 +191,7 @@ fn generate(a: GenArgs) -> Result<ExitCode, String> {
         .out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    let generated = if gz {
-        let mut enc = flate2::write::GzEncoder::new(&mut file, flate2::Compression::default());
-        let g = synth::generate(&spec, &mut enc).map_err(|e| e.to_string())?;
-        enc.finish().map_err(|e| e.to_string())?;
-        g
-    } else {
-        synth::generate(&spec, &mut file).map_err(|e| e.to_string())?
-    };
+    let generated = synth::generate_file(&spec, gz, &mut file).map_err(|e| e.to_string())?;
     file.flush().map_err(|e| e.to_string())?;
     if let Some(truth) = &a.truth {
         let json = serde_json::to_string_pretty(&generated.truth).map_err(|e| e.to_string())?;

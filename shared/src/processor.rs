@@ -323,15 +323,8 @@ impl Processor {
         }
         let where_ = self.raw.locate(key);
         let Some(route) = self.settings.routes.route(key) else {
-            let mut event = PipelineEvent::new(
-                EventKind::Failed,
-                STAGE,
-                self.source(key, object.etag.as_deref().unwrap_or(""), 0),
-            );
-            event.error = Some(format!(
-                "{where_}: no route for this key (see the routing table, ROUTES)"
-            ));
-            return self.publish(event, started);
+            let error = format!("{where_}: no route for this key (see the routing table, ROUTES)");
+            return self.fail_unread(object, None, error, started);
         };
         let contract = self.contracts.get(&route.dataset).ok_or_else(|| {
             HandleError::Config(format!("no contract loaded for `{}`", route.dataset))
@@ -339,17 +332,10 @@ impl Processor {
         let body = match self.raw.get(key, object.etag.as_deref()) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let mut event = PipelineEvent::new(
-                    EventKind::Failed,
-                    STAGE,
-                    self.source(key, object.etag.as_deref().unwrap_or(""), 0),
-                );
-                event.dataset = Some(route.dataset.clone());
-                event.profile = Some(route.profile.clone());
-                event.error = Some(format!(
+                let error = format!(
                     "{where_}: the object no longer exists (deleted before it was processed)"
-                ));
-                return self.publish(event, started);
+                );
+                return self.fail_unread(object, Some(&route), error, started);
             }
             Err(e) if Superseded::is(&e) => {
                 tracing::info!(key, error = %e, "superseded; skipped");
@@ -487,6 +473,22 @@ impl Processor {
             detail,
             request: self.processed.locate(&key),
         });
+        self.publish(event, started)
+    }
+
+    /// Publishes `failed` for an object that was never read, so it has no manifest.
+    fn fail_unread(
+        &self,
+        object: &ObjectCreated,
+        route: Option<&Route>,
+        error: String,
+        started: Instant,
+    ) -> Result<Option<PipelineEvent>, HandleError> {
+        let source = self.source(&object.key, object.etag.as_deref().unwrap_or(""), 0);
+        let mut event = PipelineEvent::new(EventKind::Failed, STAGE, source);
+        event.dataset = route.map(|r| r.dataset.clone());
+        event.profile = route.map(|r| r.profile.clone());
+        event.error = Some(error);
         self.publish(event, started)
     }
 

@@ -65,29 +65,21 @@ impl Faults {
     /// How long an UploadPart request must wait first.
     fn delay(&self, method: &http::Method, query: &str) -> Option<std::time::Duration> {
         let from = self.slow_parts_from.load(Ordering::SeqCst);
-        let n = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("partNumber="))
-            .and_then(|n| n.parse::<u32>().ok())?;
+        let n = part_number(query)?;
         (*method == http::Method::PUT && from != 0 && n >= from)
             .then(|| std::time::Duration::from_millis(self.slow_parts_ms.load(Ordering::SeqCst)))
     }
 
     /// Counts the request; `true` when it must fail.
     fn check(&self, method: &http::Method, query: &str) -> bool {
-        let param = |name: &str| {
-            query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-        };
         if *method == http::Method::GET && (query.is_empty() || query.contains("x-id=GetObject")) {
             self.gets.fetch_add(1, Ordering::SeqCst);
         }
-        if *method == http::Method::DELETE && param("uploadId").is_some() {
+        if *method == http::Method::DELETE && query_param(query, "uploadId").is_some() {
             self.uploads_aborted.fetch_add(1, Ordering::SeqCst);
         }
         if *method == http::Method::PUT
-            && let Some(n) = param("partNumber").and_then(|n| n.parse::<u32>().ok())
+            && let Some(n) = part_number(query)
         {
             let from = self.fail_parts_from.load(Ordering::SeqCst);
             if from != 0 && n >= from {
@@ -97,6 +89,18 @@ impl Faults {
         }
         false
     }
+}
+
+/// The value of `name` in a URI query.
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// An UploadPart request's part number.
+fn part_number(query: &str) -> Option<u32> {
+    query_param(query, "partNumber")?.parse().ok()
 }
 
 #[derive(Clone)]

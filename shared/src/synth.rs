@@ -120,6 +120,18 @@ pub const DAY: [(&str, &str, &str, u64); 6] = [
     ),
 ];
 
+/// Writes a generated file to `out`, gzip-compressed when `gzip` is set (as vendors send
+/// `.csv.gz` files).
+pub fn generate_file(spec: &Spec, gzip: bool, out: &mut dyn Write) -> io::Result<Generated> {
+    if !gzip {
+        return generate(spec, out);
+    }
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    let generated = generate(spec, &mut enc)?;
+    enc.finish()?;
+    Ok(generated)
+}
+
 /// Writes a generated file (uncompressed text in the profile's encoding) to `out`.
 pub fn generate(spec: &Spec, out: &mut dyn Write) -> io::Result<Generated> {
     let mut g = Gen::new(spec);

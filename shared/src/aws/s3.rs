@@ -116,12 +116,15 @@ impl ObjectStore for S3Store {
         if let Some(e) = etag.filter(|e| !e.is_empty()) {
             request = request.if_match(format!("\"{}\"", unquote(e)));
         }
+        let superseded = || {
+            io::Error::other(Superseded {
+                key: key.to_string(),
+                expected: etag.unwrap_or_default().to_string(),
+            })
+        };
         let out = self.handle.block_on(request.send()).map_err(|e| {
             if e.raw_response().map(|r| r.status().as_u16()) == Some(412) {
-                io::Error::other(Superseded {
-                    key: key.to_string(),
-                    expected: etag.unwrap_or_default().to_string(),
-                })
+                superseded()
             } else {
                 self.error("GetObject", key, e)
             }
@@ -129,11 +132,8 @@ impl ObjectStore for S3Store {
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         let actual = out.e_tag().map(unquote).unwrap_or_default();
         // Checked here too: not every S3-protocol server honours If-Match.
-        if let Some(expected) = etag.filter(|e| !e.is_empty() && unquote(e) != actual) {
-            return Err(io::Error::other(Superseded {
-                key: key.to_string(),
-                expected: expected.to_string(),
-            }));
+        if etag.is_some_and(|e| !e.is_empty() && unquote(e) != actual) {
+            return Err(superseded());
         }
         let (tx, rx) = mpsc::channel(self.options.read_ahead_chunks.max(1));
         let location = self.locate(key);
