@@ -705,6 +705,14 @@ impl<'c> RecordsCleaner<'c> {
     }
 
     fn check_text(&self, col: &Column, s: &str) -> Result<(), Reason> {
+        // The warehouse's VARCHAR is sized from max_length: a longer value is quarantined here
+        // rather than failing the whole load later.
+        if let Some(n) = col.max_length
+            && s.len() > n
+            && s.chars().count() > n
+        {
+            return Err(Reason::FieldTooLong);
+        }
         match col.check {
             Some(Check::Cusip) if !cusip_is_valid(s.as_bytes()) => Err(Reason::CheckDigit),
             Some(Check::Isin) if !isin_is_valid(s.as_bytes()) => Err(Reason::CheckDigit),

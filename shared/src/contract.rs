@@ -55,6 +55,8 @@ struct RawContract {
     #[serde(default)]
     derived: Vec<RawDerived>,
     wide: Option<WideSpec>,
+    #[serde(default)]
+    warehouse: WarehouseHints,
 }
 
 fn default_threshold() -> f64 {
@@ -234,6 +236,18 @@ pub struct WideSpec {
     pub period_column: String,
     /// The weekday the week ends on (`friday`).
     pub week_ends_on: String,
+}
+
+/// How the dataset's warehouse table is laid out (Redshift's DISTKEY and SORTKEY; the other
+/// backends ignore them). Both name output columns.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseHints {
+    /// The column rows are distributed on: a key column the MERGE joins on, so it stays local.
+    pub distkey: Option<String>,
+    /// The compound sort key: the columns dashboards filter on, most selective last.
+    #[serde(default)]
+    pub sortkey: Vec<String>,
 }
 
 /// The logical type of a column.
@@ -565,6 +579,8 @@ pub struct Contract {
     pub default_profile: String,
     /// The wide layout, for `shape = "wide"`.
     pub wide: Option<WideSpec>,
+    /// The warehouse table's layout hints.
+    pub warehouse: WarehouseHints,
 }
 
 impl Contract {
@@ -891,6 +907,9 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
         }
         (Shape::Records, None) => {}
     }
+    for c in raw.warehouse.distkey.iter().chain(&raw.warehouse.sortkey) {
+        index_of(&columns, c, "[warehouse]")?;
+    }
     Ok(Contract {
         dataset: raw.dataset,
         version: raw.version,
@@ -907,6 +926,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
         profiles,
         default_profile: raw.default_profile,
         wide: raw.wide,
+        warehouse: raw.warehouse,
     })
 }
 
