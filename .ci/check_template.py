@@ -52,8 +52,17 @@ def main(path):
           "the SQS mapping must report partial batch failures")
     fn = res["CsvProcessorFunction"]["Properties"]
     check(fn["Runtime"] == "provided.al2023" and fn["Architectures"] == ["arm64"], "runtime must be provided.al2023 on arm64")
-    roles = json.dumps(res["CsvProcessorFunctionRole"]["Properties"])
-    check('"s3:*"' not in roles and '"Resource": "*"' not in roles, "function policies must name actions and resources")
+    for role in ("CsvProcessorFunctionRole", "WarehouseLoaderFunctionRole"):
+        roles = json.dumps(res[role]["Properties"])
+        check('"s3:*"' not in roles and '"Resource": "*"' not in roles, f"{role}: policies must name actions and resources")
+    loader = res["WarehouseLoaderFunction"]["Properties"]
+    check(loader["Runtime"] == "provided.al2023" and loader["Architectures"] == ["arm64"], "warehouse-loader must be provided.al2023 on arm64")
+    env = loader["Environment"]["Variables"]
+    check("REDSHIFT_WORKGROUP" in env and not any("PASSWORD" in k for k in env), "the loader authenticates by IAM, never a password")
+    notifications = processed["NotificationConfiguration"]["QueueConfigurations"]
+    check(any(r["Name"] == "prefix" and r["Value"] == "manifests/" for n in notifications for r in n["Filter"]["S3Key"]["Rules"]),
+          "the processed bucket must announce manifests (and only them) to the loader's queue")
+    check("deadLetterTargetArn" in res["ManifestEventsQueue"]["Properties"]["RedrivePolicy"], "the manifest queue needs a dead-letter queue")
     print(f"SAM translator: {len(res)} CloudFormation resources "
           f"({', '.join(sorted(t.split('::')[-1] for t in by_type))}); checks passed")
 

@@ -6,11 +6,13 @@
 //!   `handoffs/`;
 //! - `ROOT/events/pipeline-events.jsonl` stands in for the `pipeline-events` topic.
 
-use bondlake::events::{EventKind, JsonLinesSink, PipelineEvent};
+use crate::warehouse::AnyWarehouse;
+use bondlake::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
 use bondlake::processor::{ObjectCreated, Processor, Settings};
 use bondlake::route::Routes;
 use bondlake::store::{LocalStore, ObjectStore, file_etag};
 use bondlake::synth;
+use bondlake::warehouse::{Loader, load_and_report};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,14 +42,32 @@ pub struct RunArgs {
     /// Hand off (instead of processing) files larger than this many MiB, as the Lambda does.
     #[arg(long)]
     handoff_max_mb: Option<u64>,
+    /// The warehouse each processed file is loaded into (default: the embedded DuckDB at
+    /// duckdb:///ROOT/warehouse.duckdb; postgres://user@host:port/db also works).
+    #[arg(long)]
+    warehouse: Option<String>,
+    /// Clean only; load nothing.
+    #[arg(long, conflicts_with = "warehouse")]
+    no_warehouse: bool,
 }
 
-/// The local lake's stores and processor.
+/// The local lake's stores and processor, and the warehouse-loader's part.
 pub struct Lake {
     root: PathBuf,
     raw: LocalStore,
+    processed: LocalStore,
     processor: Processor,
+    loader: Option<Loader<AnyWarehouse>>,
+    events: JsonLinesSink,
 }
+
+/// The embedded warehouse's URL for a lake.
+pub fn default_warehouse(root: &Path) -> String {
+    format!("duckdb://{}", root.join(WAREHOUSE_FILE).display())
+}
+
+/// The embedded warehouse's file in a lake.
+const WAREHOUSE_FILE: &str = "warehouse.duckdb";
 
 impl Lake {
     pub fn open(
@@ -55,6 +75,7 @@ impl Lake {
         routes: Option<&Path>,
         contracts: Option<&Path>,
         handoff_max_mb: Option<u64>,
+        warehouse: Option<&str>,
     ) -> Result<Lake, String> {
         let mut settings = Settings::new(RAW_BUCKET, "processed");
         if let Some(path) = routes {
@@ -74,17 +95,51 @@ impl Lake {
             Arc::new(JsonLinesSink::new(events_path(root))),
         )
         .map_err(|e| e.to_string())?;
+        let loader = match warehouse {
+            Some(url) => Some(crate::warehouse::loader(url, "bondlake", contracts)?),
+            None => None,
+        };
         Ok(Lake {
             root: root.to_path_buf(),
             raw,
+            processed: LocalStore::new(root),
             processor,
+            loader,
+            events: JsonLinesSink::new(events_path(root)),
         })
+    }
+
+    /// Loads the manifest a `processed` event names, as the warehouse-loader Lambda does on the
+    /// manifest's ObjectCreated, and publishes `loaded` or `load_failed`.
+    fn load(&mut self, event: &PipelineEvent) -> Option<Result<PipelineEvent, String>> {
+        let loader = self.loader.as_mut()?;
+        if event.kind != EventKind::Processed {
+            return None;
+        }
+        let location = event.manifest.as_deref()?;
+        let key = Path::new(location)
+            .strip_prefix(&self.root)
+            .ok()?
+            .to_string_lossy()
+            .replace('\\', "/");
+        let loaded = load_and_report(loader, &self.processed, &key).map_err(|e| e.to_string());
+        if let Ok(e) = &loaded
+            && let Err(err) = self.events.publish(e)
+        {
+            return Some(Err(format!("{}: {err}", events_path(&self.root).display())));
+        }
+        Some(loaded)
+    }
+
+    /// The warehouse, when the lake loads into one.
+    pub fn warehouse(&mut self) -> Option<&mut AnyWarehouse> {
+        self.loader.as_mut().map(|l| l.warehouse())
     }
 
     /// Handles the raw files not seen before at their current version: all of them (`stable`
     /// false), or only those unchanged since the last look (`stable` true, so a file still being
     /// copied in is not read half-written). Returns what was published, in key order.
-    pub fn poll(&self, seen: &mut Seen, stable: bool) -> Result<Vec<Handled>, String> {
+    pub fn poll(&mut self, seen: &mut Seen, stable: bool) -> Result<Vec<Handled>, String> {
         let keys = self
             .raw
             .list("")
@@ -115,10 +170,12 @@ impl Lake {
             match self.processor.handle(&object, None) {
                 Ok(event) => {
                     seen.done.insert(key.clone(), etag);
+                    let load = event.as_ref().and_then(|e| self.load(e));
                     handled.push(Handled {
                         key,
                         event,
                         error: None,
+                        load,
                     });
                 }
                 Err(e) => {
@@ -130,6 +187,7 @@ impl Lake {
                         key,
                         event: None,
                         error: Some(e.to_string()),
+                        load: None,
                     });
                 }
             }
@@ -150,6 +208,8 @@ pub struct Handled {
     pub key: String,
     pub event: Option<PipelineEvent>,
     pub error: Option<String>,
+    /// The warehouse-loader's event, when the file was loaded (or its load failed).
+    pub load: Option<Result<PipelineEvent, String>>,
 }
 
 pub fn events_path(root: &Path) -> PathBuf {
@@ -157,11 +217,18 @@ pub fn events_path(root: &Path) -> PathBuf {
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode, String> {
-    let lake = Lake::open(
+    let warehouse = match (&a.warehouse, a.no_warehouse) {
+        (_, true) => None,
+        (Some(url), false) => Some(url.clone()),
+        (None, false) => Some(default_warehouse(&a.root)),
+    };
+    std::fs::create_dir_all(&a.root).map_err(|e| format!("{}: {e}", a.root.display()))?;
+    let mut lake = Lake::open(
         &a.root,
         a.routes.as_deref(),
         a.contracts.as_deref(),
         a.handoff_max_mb,
+        warehouse.as_deref(),
     )?;
     std::fs::create_dir_all(lake.raw.root())
         .map_err(|e| format!("{}: {e}", lake.raw.root().display()))?;
@@ -174,6 +241,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
             table.add(h);
         }
         table.print_summary(&a.root);
+        print_headlines(&mut lake, warehouse.as_deref());
         return Ok(table.exit_code());
     }
     eprintln!(
@@ -218,25 +286,30 @@ pub fn demo(root: &Path, dirty: f64, seed: u64) -> Result<ExitCode, String> {
         synth::generate_file(&spec, key.ends_with(".gz"), &mut w).map_err(|e| e.to_string())?;
         w.commit().map_err(|e| e.to_string())?;
     }
-    let lake = Lake::open(root, None, None, None)?;
+    let url = default_warehouse(root);
+    let mut lake = Lake::open(root, None, None, None, Some(&url))?;
     let mut table = Table::default();
     table.print_header();
     for h in lake.poll(&mut Seen::default(), false)? {
         table.add(&h);
     }
     table.print_summary(root);
+    print_headlines(&mut lake, Some(&url));
     Ok(table.exit_code())
 }
 
 /// Empties the folders a previous demo wrote; refuses a non-empty folder that is not one.
 fn fresh_root(root: &Path) -> Result<bool, String> {
-    const OURS: [&str; 6] = [
+    const OURS: [&str; 9] = [
         "raw",
         "processed",
         "quarantine",
         "manifests",
         "handoffs",
         "events",
+        "loads",
+        WAREHOUSE_FILE,
+        "warehouse.duckdb.wal",
     ];
     let entries: Vec<String> = match std::fs::read_dir(root) {
         Ok(rd) => rd
@@ -253,7 +326,12 @@ fn fresh_root(root: &Path) -> Result<bool, String> {
     }
     for e in &entries {
         let p = root.join(e);
-        std::fs::remove_dir_all(&p).map_err(|err| format!("{}: {err}", p.display()))?;
+        let removed = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        removed.map_err(|err| format!("{}: {err}", p.display()))?;
     }
     Ok(!entries.is_empty())
 }
@@ -266,6 +344,8 @@ struct Table {
     failed: u64,
     handed_off: u64,
     errors: u64,
+    loaded: u64,
+    load_failed: u64,
     started: Option<Instant>,
 }
 
@@ -323,6 +403,41 @@ impl Table {
         if let Some(error) = &e.error {
             println!("    {error}");
         }
+        match &h.load {
+            Some(Ok(l)) if l.kind == EventKind::Loaded => {
+                self.loaded += 1;
+                if let Some(info) = &l.load {
+                    let totals: Vec<String> = info
+                        .control_totals
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    println!(
+                        "    warehouse: {} {} rows into {}{}",
+                        info.outcome.replace('_', " "),
+                        info.rows,
+                        info.table,
+                        if totals.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", reconciled: {}", totals.join(", "))
+                        }
+                    );
+                }
+            }
+            Some(Ok(l)) => {
+                self.load_failed += 1;
+                println!(
+                    "    warehouse: load failed: {}",
+                    l.error.as_deref().unwrap_or("")
+                );
+            }
+            Some(Err(e)) => {
+                self.load_failed += 1;
+                println!("    warehouse: load failed: {e}");
+            }
+            None => {}
+        }
         self.read += e.rows_read;
         self.ok += e.rows_ok;
         self.rejected += e.rows_rejected;
@@ -355,15 +470,64 @@ impl Table {
         );
         println!("Manifests:   {r}/manifests/<dataset>/*.json");
         println!("Events:      {}", events_path(root).display());
+        if self.loaded + self.load_failed > 0 {
+            println!(
+                "Warehouse:   {} files loaded or recorded, {} failed: {}",
+                self.loaded,
+                self.load_failed,
+                root.join(WAREHOUSE_FILE).display()
+            );
+        }
     }
 
     fn exit_code(&self) -> ExitCode {
         if self.errors > 0 {
             ExitCode::from(1)
-        } else if self.failed > 0 {
+        } else if self.failed + self.load_failed > 0 {
             ExitCode::from(2)
         } else {
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// The views' headline rows, as an analyst's first queries would show them.
+fn print_headlines(lake: &mut Lake, url: Option<&str>) {
+    let Some(w) = lake.warehouse() else {
+        return;
+    };
+    const HEADLINES: [(&str, &str); 4] = [
+        (
+            "Exposure by investor type (v_portfolio_exposure, top 5 by market value)",
+            "SELECT as_of_date, investor_type, SUM(positions) AS positions, SUM(market_value) AS market_value, SUM(par_value) AS par_value FROM bondlake.v_portfolio_exposure GROUP BY 1, 2 ORDER BY market_value DESC LIMIT 5",
+        ),
+        (
+            "Top issuers (v_top_issuers, exposure_rank <= 3)",
+            "SELECT as_of_date, exposure_rank, issuer, positions, market_value FROM bondlake.v_top_issuers WHERE exposure_rank <= 3 ORDER BY as_of_date, exposure_rank",
+        ),
+        (
+            "Market summary (v_market_summary)",
+            "SELECT trade_date, exchange, symbols, advancers, decliners, volume, avg_return FROM bondlake.v_market_summary ORDER BY trade_date, exchange",
+        ),
+        (
+            "Data quality (v_data_quality)",
+            "SELECT dataset, status, rows_read, rows_ok, rows_rejected, rows_loaded, load_ms FROM bondlake.v_data_quality ORDER BY dataset, source_key",
+        ),
+    ];
+    println!();
+    for (title, sql) in HEADLINES {
+        match w.query_table(sql) {
+            Ok((names, rows)) => {
+                println!("{title}");
+                print!("{}", crate::warehouse::render_table(&names, &rows));
+                println!();
+            }
+            Err(e) => println!("{title}: {e}\n"),
+        }
+    }
+    if let Some(url) = url {
+        println!(
+            "Query it: bondlake sql --warehouse {url} \"SELECT * FROM bondlake.v_data_quality\""
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod local;
 mod s3;
+mod warehouse;
 
 use bondlake::contract::{self, Contract};
 use bondlake::manifest::{SourceRef, Status};
@@ -53,6 +54,10 @@ enum Command {
     /// Serve a folder over the S3 protocol on 127.0.0.1 (each sub-folder a bucket), to try the
     /// Lambda or `process --input s3://...` without AWS.
     S3Server(s3::ServerArgs),
+    /// Load processed files (their manifests) into a warehouse, once each, reconciled.
+    Load(warehouse::LoadArgs),
+    /// Run a query on a warehouse (validation, the BI views) and print the rows.
+    Sql(warehouse::SqlArgs),
     /// Check contract files: load each and report the first problem with its file and entry.
     Contracts {
         /// Folder of `<dataset>.toml` files (default: the contracts built into this binary).
@@ -154,6 +159,8 @@ fn main() -> ExitCode {
         Command::Run(a) => local::run(a),
         Command::Demo { root, dirty, seed } => local::demo(&root, dirty, seed),
         Command::S3Server(a) => s3::serve(a),
+        Command::Load(a) => warehouse::load(a),
+        Command::Sql(a) => warehouse::sql(a),
         Command::Contracts { dir } => check_contracts(dir.as_deref()),
     };
     match result {

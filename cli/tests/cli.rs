@@ -187,6 +187,8 @@ fn every_command_has_help() {
         "run",
         "demo",
         "s3-server",
+        "load",
+        "sql",
     ] {
         let out = bondlake(&[cmd, "--help"], dir.path());
         assert!(out.status.success(), "{cmd} --help");
@@ -209,7 +211,15 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     assert!(out.contains("none lost"), "{out}");
     let events =
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
-    assert_eq!(events.lines().count(), 6);
+    // Each file: `processed` from the csv-processor, then `loaded` from the warehouse-loader.
+    assert_eq!(events.lines().count(), 12);
+    assert_eq!(events.matches("\"kind\":\"loaded\"").count(), 6, "{events}");
+    assert!(
+        out.contains("warehouse: loaded 19723 rows into bondlake.investor_holdings"),
+        "{out}"
+    );
+    assert!(out.contains("Exposure by investor type"), "{out}");
+    let warehouse = format!("duckdb://{}", root.join("warehouse.duckdb").display());
 
     // Nothing new: the runner finds every file done.
     let again = bondlake(&["run", "--root", root_s, "--once"], dir.path());
@@ -256,7 +266,59 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     );
     let events =
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
-    assert_eq!(events.lines().count(), 8);
+    assert_eq!(
+        events.lines().count(),
+        15,
+        "processed+loaded for the new file, failed for the stray"
+    );
+
+    // The warehouse, queried as an analyst would: the new file is in, once.
+    let sql = bondlake(
+        &[
+            "sql",
+            "--warehouse",
+            &warehouse,
+            "SELECT trade_date, exchange, symbols FROM bondlake.v_market_summary ORDER BY trade_date, exchange",
+        ],
+        dir.path(),
+    );
+    let sql_out = text(&sql.stdout);
+    assert!(sql.status.success(), "{sql_out}{}", text(&sql.stderr));
+    assert!(
+        sql_out.starts_with("trade_date  exchange  symbols\n"),
+        "{sql_out}"
+    );
+    assert!(sql_out.contains("(5 rows)"), "{sql_out}");
+    assert!(
+        sql_out
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2026-11-26", "BSE", "500"]),
+        "{sql_out}"
+    );
+    // Loading a manifest again by hand: the ledger says it is already there.
+    let manifests = root.join("manifests/market_daily");
+    let manifest = std::fs::read_dir(&manifests)
+        .expect("manifests")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("EQ261126"))
+        .expect("the new file's manifest");
+    let load = bondlake(
+        &[
+            "load",
+            "--manifest",
+            manifest.to_str().expect("utf-8"),
+            "--warehouse",
+            &warehouse,
+        ],
+        dir.path(),
+    );
+    let load_out = text(&load.stdout);
+    assert!(load.status.success(), "{load_out}{}", text(&load.stderr));
+    assert!(
+        load_out.contains("\"outcome\":\"already_loaded\""),
+        "{load_out}"
+    );
 
     // The demo refuses a folder it did not make.
     std::fs::write(root.join("mine.txt"), "x").expect("write");

@@ -7,7 +7,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `event_version` | 1 |
-//! | `kind` | `processed` (a manifest with status `ok` or `rejected_over_threshold`), `failed` (a failed manifest, or no manifest: object gone, no route), `handoff` (too big or too slow for Lambda: see `handoff`) |
+//! | `kind` | `processed` (a manifest with status `ok` or `rejected_over_threshold`), `failed` (a failed manifest, or no manifest: object gone, no route), `handoff` (too big or too slow for Lambda: see `handoff`), `loaded` (in the warehouse and reconciled, or recorded as not loadable: see `load`), `load_failed` (see `error`) |
 //! | `stage` | the publisher, e.g. `csv-processor` |
 //! | `at` | when, RFC 3339 UTC |
 //! | `dataset`, `profile` | as routed; absent when the key has no route |
@@ -19,6 +19,7 @@
 //! | `output_prefix` | where the dataset's Parquet goes, e.g. `s3://processed/processed/investor_holdings/` |
 //! | `manifest` | the manifest's location, when one was written |
 //! | `handoff` | for `handoff`: `reason` (`size`, `throughput`, `deadline`), `detail`, `request` (location of the hand-off request) |
+//! | `load` | for `loaded`: `table`, `outcome` (`loaded`, `already_loaded`, `not_loaded`), `rows`, `control_totals` as the warehouse summed them |
 //! | `error` | what went wrong, naming the object |
 
 use crate::manifest::{Manifest, SourceRef, Status};
@@ -40,6 +41,10 @@ pub enum EventKind {
     Failed,
     /// Passed to the EMR launcher.
     Handoff,
+    /// In the warehouse, reconciled (see `load`); also a manifest recorded as not loadable.
+    Loaded,
+    /// Not loaded: the warehouse refused it or its rows did not reconcile (see `error`).
+    LoadFailed,
 }
 
 impl EventKind {
@@ -49,6 +54,8 @@ impl EventKind {
             EventKind::Processed => "processed",
             EventKind::Failed => "failed",
             EventKind::Handoff => "handoff",
+            EventKind::Loaded => "loaded",
+            EventKind::LoadFailed => "load_failed",
         }
     }
 }
@@ -71,6 +78,20 @@ pub struct HandoffInfo {
     pub detail: String,
     /// Location of the hand-off request the EMR launcher reads.
     pub request: String,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadInfo {
+    /// The target table.
+    pub table: String,
+    /// `loaded`, `already_loaded` (a second delivery, nothing done) or `not_loaded` (the manifest's
+    /// status forbids it; recorded in the ledger).
+    pub outcome: String,
+    /// Rows merged.
+    pub rows: u64,
+    /// Control totals as the warehouse summed them.
+    pub control_totals: std::collections::BTreeMap<String, String>,
 }
 
 /// One pipeline event (see the module's table).
@@ -114,6 +135,9 @@ pub struct PipelineEvent {
     /// Hand-off details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffInfo>,
+    /// For `loaded`: what the load did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadInfo>,
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -139,6 +163,7 @@ impl PipelineEvent {
             output_prefix: None,
             manifest: None,
             handoff: None,
+            load: None,
             error: None,
         }
     }

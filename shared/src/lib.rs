@@ -9,6 +9,7 @@
 //! - [`processor`]: the csv-processor's handling of one announced object (route, hand-off,
 //!   clean, publish), shared by the Lambda and `bondlake run`.
 //! - [`events`]: the versioned pipeline events every stage publishes.
+//! - [`warehouse`]: the loader: each manifest into Redshift, PostgreSQL or DuckDB once, reconciled.
 //! - [`synth`]: deterministic synthetic vendor files with known defects, for tests and benchmarks.
 
 pub mod alloc;
@@ -32,6 +33,7 @@ pub mod s3_server;
 pub mod schema;
 pub mod store;
 pub mod synth;
+pub mod warehouse;
 pub mod wide;
 
 pub use contract::{Contract, load_dataset};

@@ -2,6 +2,7 @@
 //! [`crate::events::EventSink`]. They block on a Tokio runtime handle: call them from blocking
 //! threads, never from inside an async task.
 
+pub mod lambda;
 pub mod s3;
 pub mod sns;
 

@@ -1,0 +1,146 @@
+//! The embedded warehouse: a DuckDB file, the default of `bondlake run` and `bondlake demo`.
+//!
+//! The stage is filled by DuckDB's own `read_parquet` over the parts in the local processed
+//! bucket, matched to the table by column name. The load flow, the SQL and the reconciliation are
+//! `bondlake::warehouse`'s; this crate only runs them.
+
+use bondlake::warehouse::{
+    Checkpoint, Dialect, LoadJob, Rows, Warehouse, WarehouseError, sql::LEDGER, stage_name,
+};
+use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
+use duckdb::{Connection, params_from_iter};
+use std::path::Path;
+
+/// A DuckDB database file (or an in-memory database).
+pub struct DuckDb {
+    conn: Connection,
+}
+
+impl DuckDb {
+    /// Opens (creating when absent) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, WarehouseError> {
+        let conn = Connection::open(path).map_err(|e| {
+            WarehouseError::config(format!("cannot open DuckDB {}: {e}", path.display()))
+        })?;
+        Ok(DuckDb { conn })
+    }
+
+    /// An in-memory database (benchmarks).
+    pub fn in_memory() -> Result<Self, WarehouseError> {
+        Connection::open_in_memory()
+            .map(|conn| DuckDb { conn })
+            .map_err(|e| WarehouseError::config(format!("cannot open DuckDB in memory: {e}")))
+    }
+
+    /// The connection, for what the trait does not cover (benchmarks).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs any query and returns its column names and its cells as text (`bondlake sql`).
+    pub fn query_table(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), WarehouseError> {
+        let mut stmt = self.conn.prepare(sql).map_err(duck_error)?;
+        let batches: Vec<_> = stmt.query_arrow([]).map_err(duck_error)?.collect();
+        let names: Vec<String> = match batches.first() {
+            Some(b) => b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            None => stmt.column_names(),
+        };
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let formatters = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| WarehouseError::sql(e.to_string()))?;
+            for r in 0..batch.num_rows() {
+                rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+            }
+        }
+        Ok((names, rows))
+    }
+}
+
+fn duck_error(e: duckdb::Error) -> WarehouseError {
+    WarehouseError::sql(format!("DuckDB: {e}"))
+}
+
+fn text_rows(conn: &Connection, sql: &str, params: &[&str]) -> Result<Rows, WarehouseError> {
+    let mut stmt = conn.prepare(sql).map_err(duck_error)?;
+    let mut rows = stmt
+        .query(params_from_iter(params.iter()))
+        .map_err(duck_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(duck_error)? {
+        let n = row.as_ref().column_count();
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            cells.push(row.get::<_, Option<String>>(i).map_err(duck_error)?);
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}
+
+impl Warehouse for DuckDb {
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&str]) -> Result<(), WarehouseError> {
+        if params.is_empty() {
+            self.conn.execute_batch(sql).map_err(duck_error)
+        } else {
+            self.conn
+                .execute(sql, params_from_iter(params.iter()))
+                .map(|_| ())
+                .map_err(duck_error)
+        }
+    }
+
+    fn query(&mut self, sql: &str, params: &[&str]) -> Result<Rows, WarehouseError> {
+        text_rows(&self.conn, sql, params)
+    }
+
+    fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
+        let stage = stage_name(job.manifest_key);
+        let tx = self.conn.transaction().map_err(duck_error)?;
+        tx.execute_batch(&job.table.create_stage_sql(&stage, Dialect::DuckDb))
+            .map_err(duck_error)?;
+        let fill = format!("INSERT INTO {stage} BY NAME SELECT * FROM read_parquet($1)");
+        for key in job.part_keys() {
+            let path = job.store.locate(key);
+            tx.execute(&fill, [&path])
+                .map_err(|e| duck_error(e).context(&format!("staging {path}")))?;
+        }
+        (job.check)(
+            Checkpoint::Staged,
+            &text_rows(&tx, &job.table.reconcile_sql(&stage), &[])?,
+        )?;
+        tx.execute_batch(&job.table.merge_sql(&stage))
+            .map_err(duck_error)?;
+        (job.check)(
+            Checkpoint::Merged,
+            &text_rows(&tx, &job.table.reconcile_merged_sql(&stage), &[])?,
+        )?;
+        let ledger = job.ledger_params();
+        let table = format!("{}.{LEDGER}", job.table.schema);
+        tx.execute(
+            &bondlake::warehouse::sql::ledger_insert_sql(&table, Dialect::DuckDb),
+            params_from_iter(ledger.iter()),
+        )
+        .map_err(duck_error)?;
+        tx.execute_batch(&format!("DROP TABLE {stage}"))
+            .map_err(duck_error)?;
+        tx.commit().map_err(duck_error)
+    }
+}

@@ -1,0 +1,324 @@
+//! The invocation: the manifests an S3 notification (or an SQS batch of them) names, each loaded
+//! by [`load_and_report`] on a blocking thread. A failure worth retrying (throttling, an
+//! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use bondlake::aws::lambda::{Incoming, notification, parse};
+use bondlake::contract::{self, Contract};
+use bondlake::events::{EventSink, PipelineEvent};
+use bondlake::processor::{HandleError, ObjectCreated};
+use bondlake::store::ObjectStore;
+use bondlake::warehouse::redshift::{Redshift, RedshiftTarget};
+use bondlake::warehouse::{Loader, Warehouse, load_and_report};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The function's configuration, from its environment (README, "warehouse-loader").
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where and as whom to load.
+    pub target: RedshiftTarget,
+    /// The schema the tables live in.
+    pub schema: String,
+    /// The `pipeline-events` topic (`stdout` prints events instead).
+    pub events_topic_arn: String,
+    /// A folder of contract files; the built-in contracts when absent.
+    pub contracts_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Reads the settings through `var` (the environment); every error names the variable.
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, HandleError> {
+        let need = |name: &str| {
+            var(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| HandleError::Config(format!("{name} is not set")))
+        };
+        let some = |name: &str| var(name).filter(|v| !v.is_empty());
+        Ok(Settings {
+            target: RedshiftTarget {
+                cluster_id: some("REDSHIFT_CLUSTER_ID"),
+                workgroup: some("REDSHIFT_WORKGROUP"),
+                database: need("REDSHIFT_DATABASE")?,
+                db_user: some("REDSHIFT_DB_USER"),
+                secret_arn: some("REDSHIFT_SECRET_ARN"),
+                copy_role: some("REDSHIFT_COPY_ROLE").unwrap_or_else(|| "default".into()),
+                bucket: need("PROCESSED_BUCKET")?,
+            },
+            schema: some("WAREHOUSE_SCHEMA").unwrap_or_else(|| "bondlake".into()),
+            events_topic_arn: need("PIPELINE_EVENTS_TOPIC_ARN")?,
+            contracts_dir: some("CONTRACTS_DIR").map(PathBuf::from),
+        })
+    }
+
+    /// Every dataset's contract.
+    pub fn contracts(&self) -> Result<Vec<Contract>, HandleError> {
+        contract::BUILTIN
+            .iter()
+            .map(|(name, _)| {
+                contract::load_dataset(name, self.contracts_dir.as_deref())
+                    .map_err(|e| HandleError::Config(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// What every invocation shares (generic over the warehouse so tests can stand one in).
+pub struct State<W: Warehouse = Redshift> {
+    pub settings: Settings,
+    pub loader: Mutex<Loader<W>>,
+    pub processed: Arc<dyn ObjectStore>,
+    pub events: Arc<dyn EventSink>,
+}
+
+/// An invocation's failure, with the `errorType` the retry policy keys on.
+#[derive(Debug)]
+pub struct FunctionError(HandleError);
+
+impl From<FunctionError> for Diagnostic {
+    fn from(e: FunctionError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.0.error_type().to_string(),
+            error_message: e.0.to_string(),
+        }
+    }
+}
+
+/// The Lambda handler.
+pub async fn handle<W: Warehouse + Send + 'static>(
+    state: Arc<State<W>>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, FunctionError> {
+    tracing::info!(request_id = %event.context.request_id, "invocation");
+    let incoming = parse(event.payload).map_err(FunctionError)?;
+    tokio::task::spawn_blocking(move || run(&state, incoming))
+        .await
+        .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+}
+
+/// Loads every manifest of the invocation in turn.
+pub fn run<W: Warehouse>(state: &State<W>, incoming: Incoming) -> Result<Value, FunctionError> {
+    match incoming {
+        Incoming::S3(objects) => {
+            let mut events = Vec::new();
+            for object in &objects {
+                events.extend(load_one(state, object).map_err(FunctionError)?);
+            }
+            Ok(json!({ "events": events.iter().map(summary).collect::<Vec<_>>() }))
+        }
+        Incoming::Sqs(batch) => {
+            let mut response = SqsBatchResponse::default();
+            for message in batch.records {
+                let id = message.message_id.clone().unwrap_or_default();
+                let result = message
+                    .body
+                    .as_deref()
+                    .ok_or_else(|| HandleError::InvalidInput("SQS message without a body".into()))
+                    .and_then(|body| {
+                        serde_json::from_str(body).map_err(|e| {
+                            HandleError::InvalidInput(format!("SQS message {id}: not JSON: {e}"))
+                        })
+                    })
+                    .and_then(notification)
+                    .and_then(|objects| {
+                        objects
+                            .iter()
+                            .try_for_each(|o| load_one(state, o).map(|_| ()))
+                    });
+                if let Err(e) = result {
+                    tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
+                    // An unusable message will not get better: only retryable ones go back.
+                    if e.is_retryable() {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = id;
+                        response.batch_item_failures.push(failure);
+                    }
+                }
+            }
+            serde_json::to_value(response)
+                .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
+        }
+    }
+}
+
+/// Loads one manifest and publishes what happened; objects that are not manifests of the
+/// processed bucket are skipped.
+fn load_one<W: Warehouse>(
+    state: &State<W>,
+    object: &ObjectCreated,
+) -> Result<Option<PipelineEvent>, HandleError> {
+    if object.bucket != state.settings.target.bucket
+        || !object.key.starts_with("manifests/")
+        || !object.key.ends_with(".json")
+    {
+        tracing::info!(bucket = %object.bucket, key = %object.key, "not a manifest of the processed bucket: skipped");
+        return Ok(None);
+    }
+    let mut loader = state
+        .loader
+        .lock()
+        .map_err(|_| HandleError::Retryable("loader lock poisoned".into()))?;
+    let event = load_and_report(&mut loader, state.processed.as_ref(), &object.key)
+        .map_err(|e| HandleError::Retryable(e.to_string()))?;
+    tracing::info!(kind = event.kind.as_str(), manifest = %object.key, error = event.error.as_deref().unwrap_or(""), "load");
+    state
+        .events
+        .publish(&event)
+        .map_err(|e| HandleError::Retryable(format!("publishing the event: {e}")))?;
+    Ok(Some(event))
+}
+
+fn summary(e: &PipelineEvent) -> Value {
+    json!({
+        "kind": e.kind.as_str(),
+        "manifest": e.manifest,
+        "load": e.load,
+        "error": e.error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The handler over the sample events in `events/`, with a stand-in warehouse that records
+    //! what it is asked (the Data API itself is tested in `tests/tests/redshift.rs`).
+
+    use super::*;
+    use bondlake::events::{EventKind, JsonLinesSink};
+    use bondlake::manifest::SourceRef;
+    use bondlake::store::LocalStore;
+    use bondlake::warehouse::{Dialect, LoadJob, Rows, WarehouseError};
+
+    /// Loads everything but manifests whose key contains `throttled`, which fail as retryable.
+    #[derive(Default)]
+    struct Recording {
+        loaded: Vec<String>,
+    }
+
+    impl Warehouse for Recording {
+        fn dialect(&self) -> Dialect {
+            Dialect::Redshift
+        }
+        fn execute(&mut self, _: &str, _: &[&str]) -> Result<(), WarehouseError> {
+            Ok(())
+        }
+        fn query(&mut self, _: &str, _: &[&str]) -> Result<Rows, WarehouseError> {
+            Ok(Vec::new())
+        }
+        fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
+            if job.manifest_key.contains("throttled") {
+                return Err(WarehouseError::transient(
+                    "ThrottlingException: Rate exceeded",
+                ));
+            }
+            let m = job.manifest;
+            let mut row = vec![Some(m.rows_written.to_string())];
+            row.extend(m.control_totals.values().map(|v| Some(v.clone())));
+            (job.check)(bondlake::warehouse::Checkpoint::Staged, &vec![row])?;
+            self.loaded.push(job.manifest_key.to_string());
+            Ok(())
+        }
+    }
+
+    fn settings() -> Settings {
+        let vars = |name: &str| {
+            match name {
+                "REDSHIFT_WORKGROUP" => Some("analytics"),
+                "REDSHIFT_DATABASE" => Some("dev"),
+                "PROCESSED_BUCKET" => Some("bondlake-processed"),
+                "PIPELINE_EVENTS_TOPIC_ARN" => Some("stdout"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        Settings::from_vars(&vars).expect("settings")
+    }
+
+    /// A processed bucket holding one cleaned market file, as `key`'s manifest.
+    fn state(dir: &std::path::Path, keys: &[&str]) -> State<Recording> {
+        let store = LocalStore::new(dir);
+        let contract = bondlake::load_dataset("market_daily", None).expect("contract");
+        let mut bytes = Vec::new();
+        bondlake::synth::generate(
+            &bondlake::synth::Spec {
+                dataset: "market_daily".into(),
+                profile: "us".into(),
+                rows: 100,
+                seed: 1,
+                dirty: 0.0,
+            },
+            &mut bytes,
+        )
+        .expect("generate");
+        let source = SourceRef {
+            bucket: "raw".into(),
+            key: "market/NYSE/nyse_eod_20261125.csv".into(),
+            etag: "e".into(),
+            bytes: 1,
+        };
+        let out = bondlake::process(
+            &contract,
+            None,
+            source,
+            std::io::Cursor::new(bytes),
+            &store,
+            &bondlake::Options::default(),
+        )
+        .expect("process");
+        let manifest = std::fs::read(dir.join(&out.manifest_key)).expect("manifest");
+        for key in keys {
+            let path = dir.join(key);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, &manifest).expect("write");
+        }
+        let settings = settings();
+        let contracts = settings.contracts().expect("contracts");
+        State {
+            settings,
+            loader: Mutex::new(
+                Loader::new(Recording::default(), "bondlake", &contracts).expect("loader"),
+            ),
+            processed: Arc::new(store),
+            events: Arc::new(JsonLinesSink::new(dir.join("events.jsonl"))),
+        }
+    }
+
+    #[test]
+    fn settings_name_the_missing_variable_and_need_no_password() {
+        let err = Settings::from_vars(&|_| None).expect_err("nothing set");
+        assert!(err.to_string().contains("REDSHIFT_DATABASE"), "{err}");
+        let s = settings();
+        assert_eq!(s.target.copy_role, "default");
+        assert_eq!(s.schema, "bondlake");
+        assert!(s.target.secret_arn.is_none() && s.target.db_user.is_none());
+    }
+
+    #[test]
+    fn an_sqs_batch_of_manifest_notifications_loads_each_and_retries_only_the_throttled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let payload: Value =
+            serde_json::from_str(include_str!("../../../events/sqs-manifests.json")).expect("json");
+        let keys = [
+            "manifests/market_daily/nyse_eod_20261125-0123456789abcdef.json",
+            "manifests/market_daily/throttled-0123456789abcdef.json",
+        ];
+        let state = state(dir.path(), &keys);
+        let response = run(&state, parse(payload).expect("parse")).expect("run");
+        // Message 1 loaded; 2 throttled (back to the queue); 3 names a Parquet part (skipped).
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": "20000000-0000-4000-8000-000000000002"}]})
+        );
+        let mut loader = state.loader.lock().expect("lock");
+        assert_eq!(loader.warehouse().loaded, vec![keys[0].to_string()]);
+        drop(loader);
+        let events = JsonLinesSink::new(dir.path().join("events.jsonl"))
+            .read_all()
+            .expect("events");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Loaded);
+        assert_eq!(events[0].stage, "warehouse-loader");
+        assert_eq!(events[0].load.as_ref().expect("load").outcome, "loaded");
+    }
+}

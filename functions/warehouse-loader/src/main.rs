@@ -1,0 +1,65 @@
+//! warehouse-loader: a manifest landing in the processed bucket (its S3 notification, through the
+//! SQS queue) → Redshift through the Data API, reconciled, recorded in the ledger, and a `loaded`
+//! or `load_failed` event on `pipeline-events`. This file only wires: logs, settings read once,
+//! clients built once, the warehouse's schema brought up to the contracts at cold start.
+
+mod handler;
+
+use aws_config::BehaviorVersion;
+use bondlake::aws::{S3Options, S3Store, SnsSink};
+use bondlake::events::{EventSink, StdoutSink};
+use bondlake::warehouse::Loader;
+use bondlake::warehouse::redshift::{Polling, Redshift};
+use handler::{Settings, State};
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::sync::{Arc, Mutex};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
+    let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let handle = tokio::runtime::Handle::current();
+    let processed = S3Store::new(
+        aws_sdk_s3::Client::new(&sdk),
+        &settings.target.bucket,
+        handle.clone(),
+        S3Options::default(),
+    );
+    let events: Arc<dyn EventSink> = if settings.events_topic_arn == "stdout" {
+        Arc::new(StdoutSink)
+    } else {
+        Arc::new(SnsSink::new(
+            aws_sdk_sns::Client::new(&sdk),
+            &settings.events_topic_arn,
+            handle.clone(),
+        ))
+    };
+    let redshift = Redshift::new(
+        aws_sdk_redshiftdata::Client::new(&sdk),
+        settings.target.clone(),
+        Polling::default(),
+        handle,
+    )?;
+    let contracts = settings.contracts()?;
+    let schema = settings.schema.clone();
+    // The schema's DDL blocks on the Data API: off the async workers.
+    let loader =
+        tokio::task::spawn_blocking(move || Loader::new(redshift, &schema, &contracts)).await??;
+    let state = Arc::new(State {
+        settings,
+        loader: Mutex::new(loader),
+        processed: Arc::new(processed),
+        events,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        handler::handle(state.clone(), event)
+    }))
+    .await
+}

@@ -1,0 +1,77 @@
+//! What the Lambda functions are invoked with, parsed once for all of them: S3 notifications,
+//! direct or through an SQS queue, and the invocation's deadline.
+
+use crate::processor::{HandleError, ObjectCreated, decode_event_key};
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the function was invoked with.
+#[derive(Debug)]
+pub enum Incoming {
+    /// Messages from the raw-events queue, each an S3 notification.
+    Sqs(SqsEvent),
+    /// An S3 notification delivered directly.
+    S3(Vec<ObjectCreated>),
+}
+
+/// Tells SQS batches from S3 notifications by the records' `eventSource`.
+pub fn parse(payload: Value) -> Result<Incoming, HandleError> {
+    let source = payload
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if source == "aws:sqs" {
+        return serde_json::from_value(payload)
+            .map(Incoming::Sqs)
+            .map_err(|e| HandleError::InvalidInput(format!("SQS event: {e}")));
+    }
+    notification(payload).map(Incoming::S3)
+}
+
+/// The objects an S3 notification names; S3's `s3:TestEvent` names none.
+pub fn notification(payload: Value) -> Result<Vec<ObjectCreated>, HandleError> {
+    if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    let event: S3Event = serde_json::from_value(payload)
+        .map_err(|e| HandleError::InvalidInput(format!("not an S3 notification: {e}")))?;
+    event
+        .records
+        .into_iter()
+        .filter(|r| {
+            r.event_name
+                .as_deref()
+                .is_none_or(|n| n.starts_with("ObjectCreated"))
+        })
+        .map(|r| {
+            let bucket = r.s3.bucket.name.unwrap_or_default();
+            let raw_key = r.s3.object.key.ok_or_else(|| {
+                HandleError::InvalidInput("S3 record without an object key".into())
+            })?;
+            Ok(ObjectCreated {
+                bucket,
+                key: decode_event_key(&raw_key).map_err(HandleError::InvalidInput)?,
+                etag: r.s3.object.e_tag.filter(|e| !e.is_empty()),
+            })
+        })
+        .collect()
+}
+
+/// The context's deadline (milliseconds since the epoch) as an `Instant`; `None` when it is not
+/// in the future, which Lambda never sends but emulators do (cargo lambda's sends 600000, a
+/// duration rather than an instant).
+pub fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = deadline_ms.checked_sub(now_ms).filter(|&ms| ms > 0);
+    if left.is_none() {
+        tracing::warn!(
+            deadline_ms,
+            "no deadline in the future: running without one"
+        );
+    }
+    left.map(|ms| Instant::now() + Duration::from_millis(ms))
+}

@@ -1,0 +1,456 @@
+//! The warehouse loader against the real PostgreSQL on 127.0.0.1:5432 and against DuckDB: one
+//! suite, run on both. Each test processes generated vendor files with the real pipeline into a
+//! temporary processed bucket, loads the manifests, and reads the warehouse back with SQL.
+//!
+//! PostgreSQL must be reachable (CI starts it; `BONDLAKE_TEST_POSTGRES` overrides the URL): the
+//! tests fail, loudly, when it is not. Each test works in a schema of its own.
+
+use bondlake::manifest::{Manifest, SourceRef};
+use bondlake::store::{LocalStore, ObjectStore};
+use bondlake::synth::{self, Spec};
+use bondlake::warehouse::postgres::Postgres;
+use bondlake::warehouse::{ErrorKind, LoadOutcome, Loader, Warehouse, load_and_report};
+use bondlake::{Contract, Options};
+use bondlake_duckdb::DuckDb;
+use std::path::Path;
+
+fn postgres_url() -> String {
+    std::env::var("BONDLAKE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh warehouse of each kind, in a schema named after the test.
+trait Fresh: Warehouse + Sized {
+    /// The warehouse as it is.
+    fn reopen(test: &str, dir: &Path) -> Self;
+    /// The warehouse with the test's schema gone.
+    fn fresh(test: &str, dir: &Path) -> Self;
+}
+
+impl Fresh for Postgres {
+    fn reopen(_test: &str, _dir: &Path) -> Self {
+        let url = postgres_url();
+        Postgres::connect(&url).unwrap_or_else(|e| {
+            panic!("these tests need PostgreSQL at {url} (set BONDLAKE_TEST_POSTGRES): {e}")
+        })
+    }
+    fn fresh(test: &str, dir: &Path) -> Self {
+        let mut pg = Self::reopen(test, dir);
+        pg.execute(&format!("DROP SCHEMA IF EXISTS {test} CASCADE"), &[])
+            .expect("drop schema");
+        pg
+    }
+}
+
+impl Fresh for DuckDb {
+    fn reopen(test: &str, dir: &Path) -> Self {
+        // The catalog is named after the file: not after the schema, or names are ambiguous.
+        DuckDb::open(&dir.join(format!("{test}_db.duckdb"))).expect("open duckdb")
+    }
+    fn fresh(test: &str, dir: &Path) -> Self {
+        Self::reopen(test, dir)
+    }
+}
+
+fn contracts() -> Vec<Contract> {
+    ["investor_holdings", "market_daily", "weekly_series"]
+        .iter()
+        .map(|d| bondlake::load_dataset(d, None).expect("contract"))
+        .collect()
+}
+
+/// Processes a generated holdings file as `key` into `store`; returns the manifest's key.
+fn process(
+    store: &LocalStore,
+    contract: &Contract,
+    key: &str,
+    rows: u64,
+    seed: u64,
+    part_bytes: Option<u64>,
+) -> (String, Manifest) {
+    let mut bytes = Vec::new();
+    synth::generate(
+        &Spec {
+            dataset: contract.dataset.clone(),
+            profile: contract.default_profile.clone(),
+            rows,
+            seed,
+            dirty: 0.02,
+        },
+        &mut bytes,
+    )
+    .expect("generate");
+    let mut opts = Options {
+        ingested_at_us: Some(1_764_000_000_000_000 + seed as i64),
+        ..Options::default()
+    };
+    if let Some(p) = part_bytes {
+        opts.output.part_bytes = p;
+        opts.output.row_group_rows = 256;
+    }
+    let source = SourceRef {
+        bucket: "raw".into(),
+        key: key.into(),
+        etag: format!("etag-{seed}"),
+        bytes: bytes.len() as u64,
+    };
+    let outcome = bondlake::process(
+        contract,
+        None,
+        source,
+        std::io::Cursor::new(bytes),
+        store,
+        &opts,
+    )
+    .expect("process");
+    (outcome.manifest_key, outcome.manifest)
+}
+
+fn one(w: &mut impl Warehouse, sql: &str) -> String {
+    w.query(sql, &[]).expect(sql)[0][0]
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Every row of a table, as text, in key order: what "row by row" compares.
+fn dump(w: &mut impl Warehouse, schema: &str) -> Vec<Vec<Option<String>>> {
+    w.query(
+        &format!(
+            "SELECT CAST(as_of_date AS VARCHAR), account_id, security_id, CAST(par_value AS VARCHAR), \
+             CAST(market_value AS VARCHAR), _source_key FROM {schema}.investor_holdings \
+             ORDER BY as_of_date, account_id, security_id"
+        ),
+        &[],
+    )
+    .expect("dump")
+}
+
+fn holdings() -> Contract {
+    bondlake::load_dataset("investor_holdings", None).expect("contract")
+}
+
+fn a_load_reconciles_and_lands_every_clean_row<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let (key, m) = process(
+        &store,
+        &holdings(),
+        "holdings/a/h_20261125.csv",
+        2000,
+        1,
+        None,
+    );
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    let outcome = loader.load(&key, &m, &store).expect("load");
+    let LoadOutcome::Loaded { rows, totals, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(rows, m.rows_ok);
+    assert!(m.rows_rejected > 0, "the file carries defects");
+    let w = loader.warehouse();
+    assert_eq!(
+        one(
+            w,
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.investor_holdings")
+        ),
+        m.rows_ok.to_string()
+    );
+    let sum = one(
+        w,
+        &format!("SELECT CAST(SUM(market_value) AS VARCHAR) FROM {name}.investor_holdings"),
+    );
+    assert_eq!(sum, m.control_totals["market_value"], "exact to the cent");
+    assert_eq!(totals["par_value"], m.control_totals["par_value"]);
+    let ledger = w
+        .query(
+            &format!(
+                "SELECT status, CAST(rows_loaded AS VARCHAR), source_key FROM {name}.load_ledger"
+            ),
+            &[],
+        )
+        .expect("ledger");
+    assert_eq!(
+        ledger,
+        vec![vec![
+            Some("loaded".into()),
+            Some(m.rows_ok.to_string()),
+            Some("holdings/a/h_20261125.csv".into())
+        ]]
+    );
+    // The data-quality view shows the file with its rejects.
+    let dq = one(
+        w,
+        &format!("SELECT CAST(rows_rejected AS VARCHAR) FROM {name}.v_data_quality"),
+    );
+    assert_eq!(dq, m.rows_rejected.to_string());
+}
+
+fn the_same_manifest_twice_changes_nothing<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let (key, m) = process(
+        &store,
+        &holdings(),
+        "holdings/a/h_20261125.csv",
+        1500,
+        2,
+        None,
+    );
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    assert!(matches!(
+        loader.load(&key, &m, &store),
+        Ok(LoadOutcome::Loaded { .. })
+    ));
+    let before = dump(loader.warehouse(), name);
+    // The second delivery, as the Lambda sees it: from the manifest's own key.
+    let event = load_and_report(&mut loader, &store, &key).expect("second delivery");
+    assert_eq!(event.load.expect("load info").outcome, "already_loaded");
+    assert_eq!(dump(loader.warehouse(), name), before);
+    assert_eq!(
+        one(
+            loader.warehouse(),
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.load_ledger")
+        ),
+        "1"
+    );
+}
+
+fn overlapping_keys_the_later_load_wins<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let c = holdings();
+    // The same positions from two custodians' files: every key overlaps; the second file has
+    // more rows, so some keys are new.
+    let (ka, ma) = process(&store, &c, "holdings/a/h_20261125.csv", 1000, 3, None);
+    let (kb, mb) = process(&store, &c, "holdings/b/h_20261125.csv", 1200, 3, None);
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    for (k, m) in [(&ka, &ma), (&kb, &mb), (&ka, &ma)] {
+        loader.load(k, m, &store).expect("load");
+    }
+    let rows = dump(loader.warehouse(), name);
+    assert_eq!(rows.len() as u64, mb.rows_ok.max(ma.rows_ok));
+    let from_b = rows
+        .iter()
+        .filter(|r| r[5].as_deref() == Some("holdings/b/h_20261125.csv"))
+        .count() as u64;
+    assert_eq!(
+        from_b, mb.rows_ok,
+        "every key the later file holds is the later file's"
+    );
+    // Loaded in the other order into another schema: the other file wins, row for row.
+    let other = format!("{name}_rev");
+    let mut rev = Loader::new(W::fresh(&other, dir.path()), &other, &contracts()).expect("schema");
+    rev.load(&kb, &mb, &store).expect("load b");
+    rev.load(&ka, &ma, &store).expect("load a");
+    let rows_rev = dump(rev.warehouse(), &other);
+    let from_a = rows_rev
+        .iter()
+        .filter(|r| r[5].as_deref() == Some("holdings/a/h_20261125.csv"))
+        .count() as u64;
+    assert_eq!(from_a, ma.rows_ok);
+    assert_eq!(rows_rev.len(), rows.len());
+}
+
+fn a_failure_mid_transaction_leaves_the_target_untouched<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let c = holdings();
+    let (k1, m1) = process(&store, &c, "holdings/a/h_20261124.csv", 800, 4, None);
+    // Small parts, so the second file has several; its last part goes missing after the first
+    // parts are staged.
+    let (k2, m2) = process(
+        &store,
+        &c,
+        "holdings/a/h_20261125.csv",
+        3000,
+        5,
+        Some(16 << 10),
+    );
+    assert!(m2.outputs.len() >= 3, "{} parts", m2.outputs.len());
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    loader.load(&k1, &m1, &store).expect("first load");
+    let before = dump(loader.warehouse(), name);
+    let last = &m2.outputs.last().expect("parts").key;
+    store.delete(last).expect("delete part");
+    let err = loader
+        .load(&k2, &m2, &store)
+        .expect_err("a part is missing");
+    assert!(err.message.contains(last.as_str()), "{err}");
+    assert_eq!(dump(loader.warehouse(), name), before, "target untouched");
+    assert_eq!(
+        one(
+            loader.warehouse(),
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.load_ledger")
+        ),
+        "1",
+        "no ledger row for the failed load"
+    );
+}
+
+fn reconciliation_catches_a_tampered_part<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let (key, m) = process(
+        &store,
+        &holdings(),
+        "holdings/a/h_20261125.csv",
+        1000,
+        6,
+        None,
+    );
+    // The part rewritten with its last row gone, still valid Parquet.
+    let part = dir.path().join(&m.outputs[0].key);
+    let batches: Vec<_> = bondlake::warehouse::part_batches(&store, &m.outputs[0].key)
+        .expect("read part")
+        .collect::<Result<_, _>>()
+        .expect("batches");
+    let schema = batches[0].schema();
+    let file = std::fs::File::create(&part).expect("rewrite");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    let n = batches.len();
+    for (i, b) in batches.iter().enumerate() {
+        let b = if i + 1 == n {
+            b.slice(0, b.num_rows() - 1)
+        } else {
+            b.clone()
+        };
+        w.write(&b).expect("write");
+    }
+    w.close().expect("close");
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    let err = loader.load(&key, &m, &store).expect_err("tampered");
+    assert_eq!(err.kind, ErrorKind::Mismatch, "{err}");
+    let want = format!("rows: manifest {}, warehouse {}", m.rows_ok, m.rows_ok - 1);
+    assert!(err.message.contains(&want), "{err}");
+    assert!(err.message.contains("market_value: manifest"), "{err}");
+    assert_eq!(
+        one(
+            loader.warehouse(),
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.investor_holdings")
+        ),
+        "0"
+    );
+    // As an event: load_failed with both numbers.
+    let event = load_and_report(&mut loader, &store, &key).expect("event");
+    assert_eq!(event.kind.as_str(), "load_failed");
+    assert!(event.error.as_deref().unwrap_or("").contains(&want));
+}
+
+fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let (k1, m1) = process(
+        &store,
+        &holdings(),
+        "holdings/a/h_20261124.csv",
+        500,
+        7,
+        None,
+    );
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    loader.load(&k1, &m1, &store).expect("load v1");
+    drop(loader);
+    // Version 1.1 adds a `desk` column.
+    let text = bondlake::contract::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "investor_holdings")
+        .expect("builtin")
+        .1
+        .replace("version = \"1.0.0\"", "version = \"1.1.0\"")
+        .replacen(
+            "[[columns]]",
+            "[[columns]]\nname = \"desk\"\ntype = \"string\"\nmax_length = 32\n\n[[columns]]",
+            1,
+        );
+    let v11 = Contract::from_toml("investor_holdings-1.1.toml", &text).expect("v1.1");
+    let mut all = contracts();
+    all[0] = v11.clone();
+    let mut loader = Loader::new(W::reopen(name, dir.path()), name, &all).expect("migrate");
+    let dialect = loader.warehouse().dialect();
+    let cols = loader
+        .warehouse()
+        .query(
+            &bondlake::warehouse::sql::columns_query(dialect),
+            &[name, "investor_holdings"],
+        )
+        .expect("columns");
+    assert!(
+        cols.iter().any(|c| c[0].as_deref() == Some("desk")),
+        "{cols:?}"
+    );
+    // Old rows keep their values, with no desk; a file cleaned under 1.1 loads beside them.
+    let (k2, m2) = process(&store, &v11, "holdings/a/h_20261125.csv", 500, 8, None);
+    loader.load(&k2, &m2, &store).expect("load v1.1");
+    let count = |w: &mut W, filter: &str| {
+        one(
+            w,
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.investor_holdings {filter}"),
+        )
+    };
+    let total = count(loader.warehouse(), "");
+    assert_eq!(
+        count(
+            loader.warehouse(),
+            "WHERE _source_key = 'holdings/a/h_20261125.csv'"
+        ),
+        m2.rows_ok.to_string()
+    );
+    let kept_v1 = count(
+        loader.warehouse(),
+        "WHERE _source_key = 'holdings/a/h_20261124.csv'",
+    );
+    assert_eq!(
+        count(
+            loader.warehouse(),
+            "WHERE desk IS NULL AND _source_key = 'holdings/a/h_20261124.csv'"
+        ),
+        kept_v1,
+        "rows loaded before the column came have no desk"
+    );
+    assert!(kept_v1.parse::<u64>().expect("n") > 0);
+    // And running the migration again changes nothing.
+    drop(loader);
+    let mut again = Loader::new(W::reopen(name, dir.path()), name, &all).expect("again");
+    assert_eq!(count(again.warehouse(), ""), total);
+}
+
+macro_rules! suite {
+    ($backend:ty, $prefix:literal) => {
+        #[test]
+        fn load_reconciles() {
+            a_load_reconciles_and_lands_every_clean_row::<$backend>(concat!($prefix, "_load"));
+        }
+        #[test]
+        fn same_manifest_twice() {
+            the_same_manifest_twice_changes_nothing::<$backend>(concat!($prefix, "_twice"));
+        }
+        #[test]
+        fn later_load_wins() {
+            overlapping_keys_the_later_load_wins::<$backend>(concat!($prefix, "_overlap"));
+        }
+        #[test]
+        fn failure_mid_transaction() {
+            a_failure_mid_transaction_leaves_the_target_untouched::<$backend>(concat!(
+                $prefix, "_midfail"
+            ));
+        }
+        #[test]
+        fn tampered_part() {
+            reconciliation_catches_a_tampered_part::<$backend>(concat!($prefix, "_tamper"));
+        }
+        #[test]
+        fn added_column() {
+            a_contract_that_adds_a_column_migrates::<$backend>(concat!($prefix, "_migrate"));
+        }
+    };
+}
+
+mod postgres {
+    use super::*;
+    suite!(Postgres, "t_pg");
+}
+
+mod duckdb {
+    use super::*;
+    suite!(DuckDb, "t_duck");
+}
