@@ -38,6 +38,13 @@ pub struct BenchArgs {
     /// on 127.0.0.1 (s3s-fs, in this process), alternating with the local-file runs.
     #[arg(long)]
     s3: bool,
+    /// Instead: time loading the file's Parquet into PostgreSQL and DuckDB, each beside its own
+    /// bulk path (psql \copy of the same rows as CSV; DuckDB's INSERT ... read_parquet).
+    #[arg(long)]
+    load: bool,
+    /// PostgreSQL for --load.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
     /// Instead: time a Lambda binary's cold start (exec to its first request for an event,
     /// against a stand-in runtime API on 127.0.0.1) and report its size.
     #[arg(long, value_name = "BINARY")]
@@ -65,33 +72,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         return cold_start(binary, a.repeat.max(20));
     }
     std::fs::create_dir_all(&a.work).map_err(|e| format!("{}: {e}", a.work.display()))?;
-    let input = match &a.input {
-        Some(p) => p.clone(),
-        None => {
-            let p = a.work.join(format!("holdings-{}-seed7.csv.gz", a.rows));
-            if !p.exists() {
-                eprintln!(
-                    "generating {} rows of investor_holdings into {} ...",
-                    a.rows,
-                    p.display()
-                );
-                let tmp = p.with_extension("tmp");
-                let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-                let spec = synth::Spec {
-                    dataset: "investor_holdings".into(),
-                    profile: "standard".into(),
-                    rows: a.rows,
-                    seed: 7,
-                    dirty: 0.0,
-                };
-                synth::generate_file(&spec, true, &mut out).map_err(|e| e.to_string())?;
-                std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
-                std::fs::rename(&tmp, &p).map_err(|e| e.to_string())?;
-            }
-            p
-        }
-    };
+    let input = input_file(&a)?;
+    if a.load {
+        return crate::bench_load::run(&input, &a.work, &a.postgres, a.repeat.max(1));
+    }
     let (csv_bytes, rows) = measure_input(&input)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mb = csv_bytes as f64 / 1e6;
@@ -191,6 +175,38 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The benchmark's holdings file: `--input`, or a generated one kept in the work folder.
+fn input_file(a: &BenchArgs) -> Result<PathBuf, String> {
+    let input = match &a.input {
+        Some(p) => p.clone(),
+        None => {
+            let p = a.work.join(format!("holdings-{}-seed7.csv.gz", a.rows));
+            if !p.exists() {
+                eprintln!(
+                    "generating {} rows of investor_holdings into {} ...",
+                    a.rows,
+                    p.display()
+                );
+                let tmp = p.with_extension("tmp");
+                let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+                let spec = synth::Spec {
+                    dataset: "investor_holdings".into(),
+                    profile: "standard".into(),
+                    rows: a.rows,
+                    seed: 7,
+                    dirty: 0.0,
+                };
+                synth::generate_file(&spec, true, &mut out).map_err(|e| e.to_string())?;
+                std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
+                std::fs::rename(&tmp, &p).map_err(|e| e.to_string())?;
+            }
+            p
+        }
+    };
+    Ok(input)
 }
 
 struct Run {

@@ -2,6 +2,7 @@
 //! library; this binary parses arguments, calls it, and maps outcomes to exit codes.
 
 mod bench;
+mod bench_load;
 mod local;
 mod s3;
 mod warehouse;

@@ -1,11 +1,11 @@
 //! The embedded warehouse: a DuckDB file, the default of `bondlake run` and `bondlake demo`.
 //!
-//! The stage is filled by DuckDB's own `read_parquet` over the parts in the local processed
-//! bucket, matched to the table by column name. The load flow, the SQL and the reconciliation are
+//! The stage is DuckDB's own `read_parquet` over the parts in the local processed bucket,
+//! matched to the table by column name. The load flow, the SQL and the reconciliation are
 //! `bondlake::warehouse`'s; this crate only runs them.
 
 use bondlake::warehouse::{
-    Checkpoint, Dialect, LoadJob, Rows, Warehouse, WarehouseError, sql::LEDGER, stage_name,
+    Checkpoint, Dialect, LoadJob, Rows, Warehouse, WarehouseError, sql::LEDGER,
 };
 use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::{Connection, params_from_iter};
@@ -112,26 +112,66 @@ impl Warehouse for DuckDb {
     }
 
     fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
-        let stage = stage_name(job.manifest_key);
+        // The stage is the parts themselves: read_parquet over exactly the manifest's parts (their
+        // paths are parameters), projected onto the table's columns. Materialising it first
+        // measured slower than DuckDB's own INSERT by half (README, "Warehouse").
+        let paths: Vec<String> = job.part_keys().map(|k| job.store.locate(k)).collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let list: Vec<String> = (1..=paths.len()).map(|i| format!("${i}")).collect();
+        let files = format!("read_parquet([{}])", list.join(", "));
+        let present: Vec<String> = text_rows(
+            &self.conn,
+            &format!("SELECT CAST(column_name AS VARCHAR) FROM (DESCRIBE SELECT * FROM {files})"),
+            &refs,
+        )?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+        let projection: Vec<String> = job
+            .table
+            .columns
+            .iter()
+            .map(|c| {
+                if present.iter().any(|p| p == c.name.name()) {
+                    c.name.to_string()
+                } else {
+                    // A column a newer contract added: absent from older files.
+                    format!(
+                        "CAST(NULL AS {}) AS {}",
+                        c.ty.render(Dialect::DuckDb),
+                        c.name
+                    )
+                }
+            })
+            .collect();
+        let stage = format!("(SELECT {} FROM {files})", projection.join(", "));
+        let t = std::time::Instant::now();
+        let step = |name: &str| {
+            tracing::debug!(
+                step = name,
+                ms = t.elapsed().as_millis() as u64,
+                "duckdb load"
+            )
+        };
         let tx = self.conn.transaction().map_err(duck_error)?;
-        tx.execute_batch(&job.table.create_stage_sql(&stage, Dialect::DuckDb))
-            .map_err(duck_error)?;
-        let fill = format!("INSERT INTO {stage} BY NAME SELECT * FROM read_parquet($1)");
-        for key in job.part_keys() {
-            let path = job.store.locate(key);
-            tx.execute(&fill, [&path])
-                .map_err(|e| duck_error(e).context(&format!("staging {path}")))?;
-        }
         (job.check)(
             Checkpoint::Staged,
-            &text_rows(&tx, &job.table.reconcile_sql(&stage), &[])?,
+            &text_rows(
+                &tx,
+                &job.table.reconcile_sql(&format!("{stage} AS staged")),
+                &refs,
+            )
+            .map_err(|e| e.context(&format!("reading {}", paths.join(", "))))?,
         )?;
-        tx.execute_batch(&job.table.merge_sql(&stage))
+        step("staged reconciled");
+        tx.execute(&job.table.merge_sql(&stage), params_from_iter(refs.iter()))
             .map_err(duck_error)?;
+        step("merged");
         (job.check)(
             Checkpoint::Merged,
-            &text_rows(&tx, &job.table.reconcile_merged_sql(&stage), &[])?,
+            &text_rows(&tx, &job.table.reconcile_merged_sql(&stage), &refs)?,
         )?;
+        step("merged reconciled");
         let ledger = job.ledger_params();
         let table = format!("{}.{LEDGER}", job.table.schema);
         tx.execute(
@@ -139,8 +179,8 @@ impl Warehouse for DuckDb {
             params_from_iter(ledger.iter()),
         )
         .map_err(duck_error)?;
-        tx.execute_batch(&format!("DROP TABLE {stage}"))
-            .map_err(duck_error)?;
-        tx.commit().map_err(duck_error)
+        tx.commit().map_err(duck_error)?;
+        step("committed");
+        Ok(())
     }
 }

@@ -82,6 +82,24 @@ fn run_query(
         .map_err(pg_error)
 }
 
+/// Writes a part's batches as the CSV `COPY ... (FORMAT csv)` reads: no header, exact decimals,
+/// ISO dates, instants with their offset, NULL as an empty field.
+pub fn write_csv(
+    batches: impl Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>,
+    key: &str,
+    out: &mut impl Write,
+) -> Result<(), WarehouseError> {
+    let mut csv = arrow_csv::WriterBuilder::new()
+        .with_header(false)
+        .build(out);
+    for batch in batches {
+        let batch = batch.map_err(|e| WarehouseError::source(format!("{key}: {e}")))?;
+        csv.write(&utc_as_offset(batch))
+            .map_err(|e| WarehouseError::source(format!("{key}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The batch with its `UTC` timestamps labelled `+00:00`: the same instants, which arrow-csv
 /// writes with their offset (naming zones would need the tz database for one zone).
 fn utc_as_offset(batch: RecordBatch) -> RecordBatch {
@@ -158,15 +176,7 @@ impl Warehouse for Postgres {
                 columns.join(", ")
             );
             let mut writer = tx.copy_in(&copy).map_err(pg_error)?;
-            let mut csv = arrow_csv::WriterBuilder::new()
-                .with_header(false)
-                .build(&mut writer);
-            for batch in batches {
-                let batch = batch.map_err(|e| WarehouseError::source(format!("{key}: {e}")))?;
-                csv.write(&utc_as_offset(batch))
-                    .map_err(|e| WarehouseError::source(format!("{key}: {e}")))?;
-            }
-            drop(csv);
+            write_csv(batches, key, &mut writer)?;
             writer
                 .flush()
                 .map_err(|e| WarehouseError::sql(format!("COPY of {key}: {e}")))?;
