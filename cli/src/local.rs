@@ -57,6 +57,10 @@ pub struct Lake {
     raw: LocalStore,
     processed: LocalStore,
     processor: Processor,
+    /// The warehouse's URL and the contracts' folder, when the lake loads into one.
+    warehouse: Option<(String, Option<PathBuf>)>,
+    /// Open only while a poll loads files: DuckDB lets one process hold its file, and between
+    /// polls `bondlake sql` may want it.
     loader: Option<Loader<AnyWarehouse>>,
     events: JsonLinesSink,
 }
@@ -95,24 +99,36 @@ impl Lake {
             Arc::new(JsonLinesSink::new(events_path(root))),
         )
         .map_err(|e| e.to_string())?;
-        let loader = match warehouse {
-            Some(url) => Some(crate::warehouse::loader(url, "bondlake", contracts)?),
-            None => None,
-        };
+        // Opened once now, so a bad URL or an unreachable server stops the start, not a file.
+        if let Some(url) = warehouse {
+            crate::warehouse::loader(url, "bondlake", contracts)?;
+        }
         Ok(Lake {
             root: root.to_path_buf(),
             raw,
             processed: LocalStore::new(root),
             processor,
-            loader,
+            warehouse: warehouse.map(|u| (u.to_string(), contracts.map(Path::to_path_buf))),
+            loader: None,
             events: JsonLinesSink::new(events_path(root)),
         })
+    }
+
+    /// The loader, opened on first use.
+    fn loader(&mut self) -> Option<Result<&mut Loader<AnyWarehouse>, String>> {
+        let (url, contracts) = self.warehouse.as_ref()?;
+        if self.loader.is_none() {
+            match crate::warehouse::loader(url, "bondlake", contracts.as_deref()) {
+                Ok(l) => self.loader = Some(l),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        self.loader.as_mut().map(Ok)
     }
 
     /// Loads the manifest a `processed` event names, as the warehouse-loader Lambda does on the
     /// manifest's ObjectCreated, and publishes `loaded` or `load_failed`.
     fn load(&mut self, event: &PipelineEvent) -> Option<Result<PipelineEvent, String>> {
-        let loader = self.loader.as_mut()?;
         if event.kind != EventKind::Processed {
             return None;
         }
@@ -122,7 +138,11 @@ impl Lake {
             .ok()?
             .to_string_lossy()
             .replace('\\', "/");
-        let loaded = load_and_report(loader, &self.processed, &key).map_err(|e| e.to_string());
+        let processed = self.processed.clone();
+        let loaded = match self.loader()? {
+            Ok(loader) => load_and_report(loader, &processed, &key).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         if let Ok(e) = &loaded
             && let Err(err) = self.events.publish(e)
         {
@@ -132,8 +152,8 @@ impl Lake {
     }
 
     /// The warehouse, when the lake loads into one.
-    pub fn warehouse(&mut self) -> Option<&mut AnyWarehouse> {
-        self.loader.as_mut().map(|l| l.warehouse())
+    pub fn warehouse(&mut self) -> Option<Result<&mut AnyWarehouse, String>> {
+        self.loader().map(|l| l.map(|l| l.warehouse()))
     }
 
     /// Handles the raw files not seen before at their current version: all of them (`stable`
@@ -192,6 +212,8 @@ impl Lake {
                 }
             }
         }
+        // Let go of the warehouse between polls (see `loader`).
+        self.loader = None;
         Ok(handled)
     }
 }
@@ -493,8 +515,13 @@ impl Table {
 
 /// The views' headline rows, as an analyst's first queries would show them.
 fn print_headlines(lake: &mut Lake, url: Option<&str>) {
-    let Some(w) = lake.warehouse() else {
-        return;
+    let w = match lake.warehouse() {
+        None => return,
+        Some(Err(e)) => {
+            println!("\nWarehouse: {e}");
+            return;
+        }
+        Some(Ok(w)) => w,
     };
     const HEADLINES: [(&str, &str); 4] = [
         (

@@ -18,8 +18,9 @@ pub enum AnyWarehouse {
 }
 
 impl AnyWarehouse {
-    /// Opens the warehouse a URL names.
-    pub fn open(url: &str) -> Result<Self, String> {
+    /// Opens the warehouse a URL names (a DuckDB file only for reading with `read_only`, so
+    /// several readers can share it).
+    pub fn open(url: &str, read_only: bool) -> Result<Self, String> {
         if let Some(path) = url.strip_prefix("duckdb://") {
             if path.is_empty() {
                 return Err("duckdb:// needs a file: duckdb:///path/to/file.duckdb".into());
@@ -30,9 +31,12 @@ impl AnyWarehouse {
             {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            return DuckDb::open(Path::new(path))
-                .map(AnyWarehouse::Duck)
-                .map_err(|e| e.to_string());
+            let opened = if read_only {
+                DuckDb::open_read_only(Path::new(path))
+            } else {
+                DuckDb::open(Path::new(path))
+            };
+            return opened.map(AnyWarehouse::Duck).map_err(|e| e.to_string());
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Postgres::connect(url)
@@ -90,7 +94,8 @@ pub fn contracts(dir: Option<&Path>) -> Result<Vec<Contract>, String> {
 
 /// A loader on the warehouse `url`, its schema brought up to the contracts.
 pub fn loader(url: &str, schema: &str, dir: Option<&Path>) -> Result<Loader<AnyWarehouse>, String> {
-    Loader::new(AnyWarehouse::open(url)?, schema, &contracts(dir)?).map_err(|e| e.to_string())
+    Loader::new(AnyWarehouse::open(url, false)?, schema, &contracts(dir)?)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -172,7 +177,7 @@ pub struct SqlArgs {
 
 /// `bondlake sql`: runs one query and prints its rows as a table.
 pub fn sql(a: SqlArgs) -> Result<ExitCode, String> {
-    let mut w = AnyWarehouse::open(&a.warehouse)?;
+    let mut w = AnyWarehouse::open(&a.warehouse, true)?;
     let (names, rows) = w.query_table(&a.query)?;
     print!("{}", render_table(&names, &rows));
     println!("({} rows)", rows.len());

@@ -326,3 +326,64 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused.stderr).contains("holds `mine.txt`, which a demo did not write"));
 }
+
+#[test]
+fn the_warehouse_can_be_queried_while_run_watches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_bondlake"))
+        .args(["run", "--root", root_s, "--poll-ms", "100"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run starts");
+    let target = root.join("raw/market/NYSE/nyse_eod_20261125.csv");
+    let generated = bondlake(
+        &[
+            "gen",
+            "--dataset",
+            "market_daily",
+            "--rows",
+            "300",
+            "--out",
+            target.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let events = root.join("events/pipeline-events.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&events).is_ok_and(|e| e.contains("\"kind\":\"loaded\"")) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no load within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The runner is still watching, and lets go of the DuckDB file between polls.
+    let warehouse = format!("duckdb://{}", root.join("warehouse.duckdb").display());
+    let mut last = String::new();
+    let ok = (0..20).any(|_| {
+        let sql = bondlake(
+            &[
+                "sql",
+                "--warehouse",
+                &warehouse,
+                "SELECT rows_loaded FROM bondlake.v_data_quality",
+            ],
+            dir.path(),
+        );
+        last = text(&sql.stdout) + &text(&sql.stderr);
+        sql.status.success() || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        }
+    });
+    let still_running = run.try_wait().expect("try_wait").is_none();
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(still_running, "run exited early");
+    assert!(ok, "{last}");
+    assert!(last.lines().any(|l| l.trim() == "300"), "{last}");
+}

@@ -25,16 +25,19 @@ impl DuckDb {
         Ok(DuckDb { conn })
     }
 
-    /// An in-memory database (benchmarks).
-    pub fn in_memory() -> Result<Self, WarehouseError> {
-        Connection::open_in_memory()
-            .map(|conn| DuckDb { conn })
-            .map_err(|e| WarehouseError::config(format!("cannot open DuckDB in memory: {e}")))
-    }
-
-    /// The connection, for what the trait does not cover (benchmarks).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// Opens an existing database for reading only: any number of processes may, while no
+    /// process has it open for writing.
+    pub fn open_read_only(path: &Path) -> Result<Self, WarehouseError> {
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .map_err(duck_error)?;
+        let conn = Connection::open_with_flags(path, config).map_err(|e| {
+            WarehouseError::config(format!(
+                "cannot open DuckDB {} for reading: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(DuckDb { conn })
     }
 
     /// Runs any query and returns its column names and its cells as text (`bondlake sql`).
