@@ -299,7 +299,7 @@ fn a_load_is_copy_then_merge_and_ledger_in_one_session() {
     let stage = bondlake::warehouse::stage_name(&out.manifest_key);
     let texts: Vec<Vec<String>> = log.iter().map(|s| s.sqls.clone()).collect();
     // 1. The ledger lookup, parameterised.
-    assert!(texts[0][0].starts_with("SELECT CAST(status AS VARCHAR(32)) FROM \"bondlake\".load_ledger WHERE manifest_key = CAST(CAST(:manifest_key AS VARCHAR) AS VARCHAR)"));
+    assert!(texts[0][0].starts_with("SELECT CAST(status AS VARCHAR(32)) FROM \"bondlake\".load_ledger WHERE manifest_key = CAST(CAST(:manifest_key AS VARCHAR(65535)) AS VARCHAR(65535))"));
     assert_eq!(
         log[0].params,
         vec![("manifest_key".to_string(), out.manifest_key.clone())]

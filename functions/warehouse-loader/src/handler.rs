@@ -92,10 +92,64 @@ pub async fn handle<W: Warehouse + Send + 'static>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, FunctionError> {
     tracing::info!(request_id = %event.context.request_id, "invocation");
-    let incoming = parse(event.payload).map_err(FunctionError)?;
+    let incoming = incoming(event.payload).map_err(FunctionError)?;
     tokio::task::spawn_blocking(move || run(&state, incoming))
         .await
         .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+}
+
+/// What the function was invoked with: S3 notifications of manifests (direct or through SQS), or
+/// `processed` pipeline events delivered by an SNS subscription, each naming its manifest.
+pub fn incoming(payload: Value) -> Result<Incoming, HandleError> {
+    if payload
+        .pointer("/Records/0/EventSource")
+        .and_then(Value::as_str)
+        == Some("aws:sns")
+    {
+        return processed_manifests(&payload).map(Incoming::S3);
+    }
+    parse(payload)
+}
+
+/// The manifests named by the `processed` events of an SNS delivery; other kinds are not the
+/// loader's, and an event of an unknown version is reported and skipped.
+fn processed_manifests(payload: &Value) -> Result<Vec<ObjectCreated>, HandleError> {
+    let records = payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| HandleError::InvalidInput("SNS event without Records".into()))?;
+    let mut objects = Vec::new();
+    for r in records {
+        let message = r
+            .pointer("/Sns/Message")
+            .and_then(Value::as_str)
+            .ok_or_else(|| HandleError::InvalidInput("SNS record without a Message".into()))?;
+        let event: Value = serde_json::from_str(message)
+            .map_err(|e| HandleError::InvalidInput(format!("SNS message is not JSON: {e}")))?;
+        let version = event.get("event_version").and_then(Value::as_u64);
+        if version != Some(u64::from(bondlake::events::EVENT_VERSION)) {
+            tracing::warn!(?version, "pipeline event of an unknown version: skipped");
+            continue;
+        }
+        if event.get("kind").and_then(Value::as_str) != Some("processed") {
+            continue;
+        }
+        let location = event.get("manifest").and_then(Value::as_str).unwrap_or("");
+        let Some((bucket, key)) = location
+            .strip_prefix("s3://")
+            .and_then(|l| l.split_once('/'))
+        else {
+            return Err(HandleError::InvalidInput(format!(
+                "processed event names no s3:// manifest: `{location}`"
+            )));
+        };
+        objects.push(ObjectCreated {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            etag: None,
+        });
+    }
+    Ok(objects)
 }
 
 /// Loads every manifest of the invocation in turn.
@@ -282,6 +336,27 @@ mod tests {
             processed: Arc::new(store),
             events: Arc::new(JsonLinesSink::new(dir.join("events.jsonl"))),
         }
+    }
+
+    #[test]
+    fn processed_events_from_sns_name_the_manifests_to_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let payload: Value =
+            serde_json::from_str(include_str!("../../../events/sns-pipeline-events.json"))
+                .expect("json");
+        let keys = ["manifests/market_daily/nyse_eod_20261125-0123456789abcdef.json"];
+        let state = state(dir.path(), &keys);
+        let response = run(&state, incoming(payload).expect("parse")).expect("run");
+        // The processed event's manifest is loaded; the handoff and the version-9 event are not.
+        let events = response["events"].as_array().expect("events");
+        assert_eq!(events.len(), 1, "{response}");
+        assert_eq!(events[0]["kind"], "loaded");
+        assert_eq!(
+            state.loader.lock().expect("lock").warehouse().loaded,
+            vec![keys[0].to_string()]
+        );
+        let bad = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "not json"}}]});
+        assert!(matches!(incoming(bad), Err(HandleError::InvalidInput(_))));
     }
 
     #[test]

@@ -31,7 +31,20 @@ impl Dialect {
     /// A text parameter cast to `ty`: parameters are always sent as text, so each backend infers
     /// the same type for them.
     pub fn typed_param(self, n: usize, name: &str, ty: &str) -> String {
-        format!("CAST(CAST({} AS VARCHAR) AS {ty})", self.param(n, name))
+        let ty = if ty == "VARCHAR" { self.text() } else { ty };
+        format!(
+            "CAST(CAST({} AS {}) AS {ty})",
+            self.param(n, name),
+            self.text()
+        )
+    }
+
+    /// Unbounded text: Redshift's bare VARCHAR is VARCHAR(256), which would cut a long key.
+    pub fn text(self) -> &'static str {
+        match self {
+            Dialect::Redshift => "VARCHAR(65535)",
+            Dialect::Postgres | Dialect::DuckDb => "VARCHAR",
+        }
     }
 
     fn varchar(self, chars: usize) -> String {
