@@ -94,14 +94,24 @@ pub fn contracts(dir: Option<&Path>) -> Result<Vec<Contract>, String> {
 
 /// A loader on the warehouse `url`, its schema brought up to the contracts.
 pub fn loader(url: &str, schema: &str, dir: Option<&Path>) -> Result<Loader<AnyWarehouse>, String> {
+    // DuckDB names a file's catalog after the file: one named like the schema makes every
+    // `schema.table` ambiguous.
+    if let Some(path) = url.strip_prefix("duckdb://")
+        && Path::new(path).file_stem().is_some_and(|s| s == schema)
+    {
+        return Err(format!(
+            "{path}: a DuckDB file named like the schema `{schema}` makes its tables' names ambiguous; name the file otherwise (e.g. warehouse.duckdb)"
+        ));
+    }
     Loader::new(AnyWarehouse::open(url, false)?, schema, &contracts(dir)?)
         .map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
-    /// The manifest to load (`<root>/manifests/<dataset>/<name>.json`).
-    #[arg(long, required = true)]
+    /// The manifests to load (`<root>/manifests/<dataset>/<name>.json`); several may follow one
+    /// flag, as a shell glob gives them.
+    #[arg(long, required = true, num_args = 1..)]
     manifest: Vec<PathBuf>,
     /// The warehouse: duckdb:///path/file.duckdb or postgres://user@host:port/db.
     #[arg(long)]
