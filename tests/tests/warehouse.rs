@@ -462,23 +462,17 @@ fn postgres_and_duckdb_agree_on_every_view() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path());
     let all = contracts();
-    let mut loaded = Vec::new();
-    loaded.push(process(
-        &store,
-        &all[0],
-        "holdings/a/h_20261125.csv",
-        3000,
-        11,
-        None,
-    ));
-    loaded.push(process(
-        &store,
-        &all[1],
-        "market/NYSE/nyse_eod_20261125.csv",
-        800,
-        12,
-        None,
-    ));
+    let loaded = [
+        process(&store, &all[0], "holdings/a/h_20261125.csv", 3000, 11, None),
+        process(
+            &store,
+            &all[1],
+            "market/NYSE/nyse_eod_20261125.csv",
+            800,
+            12,
+            None,
+        ),
+    ];
     let name = "t_agree";
     let mut pg = Loader::new(Postgres::fresh(name, dir.path()), name, &all).expect("pg");
     let mut duck = Loader::new(DuckDb::fresh(name, dir.path()), name, &all).expect("duckdb");
