@@ -364,7 +364,7 @@ fn the_warehouse_can_be_queried_while_run_watches() {
     // The runner is still watching, and lets go of the DuckDB file between polls.
     let warehouse = format!("duckdb://{}", root.join("warehouse.duckdb").display());
     let mut last = String::new();
-    let ok = (0..20).any(|_| {
+    let ok = (0..100).any(|_| {
         let sql = bondlake(
             &[
                 "sql",
