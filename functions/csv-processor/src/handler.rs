@@ -2,8 +2,7 @@
 //! to [`Processor::handle`] on a blocking thread, and map the results: a partial batch response
 //! for SQS, so one bad object never re-runs the others; an error with its `errorType` otherwise.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use bondlake::aws::lambda::{Incoming, deadline_instant, notification, parse};
+use bondlake::aws::lambda::{Incoming, Redrive, deadline_instant, for_each_message, parse};
 use bondlake::events::PipelineEvent;
 use bondlake::processor::{HandleError, Processor};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -56,32 +55,10 @@ pub fn run(
             Ok(json!({ "events": summary(&events) }))
         }
         Incoming::Sqs(batch) => {
-            let mut response = SqsBatchResponse::default();
-            for message in batch.records {
-                let id = message.message_id.clone().unwrap_or_default();
-                let result = message
-                    .body
-                    .as_deref()
-                    .ok_or_else(|| HandleError::InvalidInput("SQS message without a body".into()))
-                    .and_then(|body| {
-                        serde_json::from_str(body).map_err(|e| {
-                            HandleError::InvalidInput(format!("SQS message {id}: not JSON: {e}"))
-                        })
-                    })
-                    .and_then(notification)
-                    .and_then(|objects| {
-                        objects
-                            .iter()
-                            .try_for_each(|o| processor.handle(o, deadline).map(|_| ()))
-                    });
-                if let Err(e) = result {
-                    // Back to the queue; after maxReceiveCount, the dead-letter queue.
-                    tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
+            // Every failure back to the queue; after maxReceiveCount, the dead-letter queue.
+            let response = for_each_message(batch, Redrive::Every, |o| {
+                processor.handle(o, deadline).map(|_| ())
+            });
             serde_json::to_value(response)
                 .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
         }

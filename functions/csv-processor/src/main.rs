@@ -14,14 +14,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     bondlake::alloc::pin_mmap_threshold();
-    // JSON lines for CloudWatch Logs Insights; no timestamps (CloudWatch adds them).
-    tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    bondlake::aws::lambda::init_logging();
     let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
     let topic = settings
         .events_topic_arn

@@ -2,8 +2,7 @@
 //! by [`load_and_report`] on a blocking thread. A failure worth retrying (throttling, an
 //! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use bondlake::aws::lambda::{Incoming, notification, parse};
+use bondlake::aws::lambda::{Incoming, Redrive, for_each_message, parse};
 use bondlake::contract::{self, Contract};
 use bondlake::events::{EventSink, PipelineEvent};
 use bondlake::processor::{HandleError, ObjectCreated};
@@ -163,34 +162,9 @@ pub fn run<W: Warehouse>(state: &State<W>, incoming: Incoming) -> Result<Value, 
             Ok(json!({ "events": events.iter().map(summary).collect::<Vec<_>>() }))
         }
         Incoming::Sqs(batch) => {
-            let mut response = SqsBatchResponse::default();
-            for message in batch.records {
-                let id = message.message_id.clone().unwrap_or_default();
-                let result = message
-                    .body
-                    .as_deref()
-                    .ok_or_else(|| HandleError::InvalidInput("SQS message without a body".into()))
-                    .and_then(|body| {
-                        serde_json::from_str(body).map_err(|e| {
-                            HandleError::InvalidInput(format!("SQS message {id}: not JSON: {e}"))
-                        })
-                    })
-                    .and_then(notification)
-                    .and_then(|objects| {
-                        objects
-                            .iter()
-                            .try_for_each(|o| load_one(state, o).map(|_| ()))
-                    });
-                if let Err(e) = result {
-                    tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
-                    // An unusable message will not get better: only retryable ones go back.
-                    if e.is_retryable() {
-                        let mut failure = BatchItemFailure::default();
-                        failure.item_identifier = id;
-                        response.batch_item_failures.push(failure);
-                    }
-                }
-            }
+            let response = for_each_message(batch, Redrive::RetryableOnly, |o| {
+                load_one(state, o).map(|_| ())
+            });
             serde_json::to_value(response)
                 .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
         }

@@ -16,13 +16,7 @@ use std::sync::{Arc, Mutex};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    bondlake::aws::lambda::init_logging();
     let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let handle = tokio::runtime::Handle::current();

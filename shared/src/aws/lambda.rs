@@ -3,7 +3,7 @@
 
 use crate::processor::{HandleError, ObjectCreated, decode_event_key};
 use aws_lambda_events::event::s3::S3Event;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,4 +74,57 @@ pub fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
         );
     }
     left.map(|ms| Instant::now() + Duration::from_millis(ms))
+}
+
+/// Which failed SQS messages go back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redrive {
+    /// Every failed message (after maxReceiveCount, the dead-letter queue holds it for a look).
+    Every,
+    /// Only those worth retrying; an unusable message will not get better.
+    RetryableOnly,
+}
+
+/// Runs `handle` on every object each message of an SQS batch names, and returns the partial
+/// batch response: the failed messages that `redrive` sends back to the queue.
+pub fn for_each_message(
+    batch: SqsEvent,
+    redrive: Redrive,
+    mut handle: impl FnMut(&ObjectCreated) -> Result<(), HandleError>,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in batch.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let result = message
+            .body
+            .as_deref()
+            .ok_or_else(|| HandleError::InvalidInput("SQS message without a body".into()))
+            .and_then(|body| {
+                serde_json::from_str(body).map_err(|e| {
+                    HandleError::InvalidInput(format!("SQS message {id}: not JSON: {e}"))
+                })
+            })
+            .and_then(notification)
+            .and_then(|objects| objects.iter().try_for_each(&mut handle));
+        if let Err(e) = result {
+            tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
+            if redrive == Redrive::Every || e.is_retryable() {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+/// JSON log lines for CloudWatch Logs Insights, without timestamps (CloudWatch adds them).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .init();
 }

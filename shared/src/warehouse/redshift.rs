@@ -71,6 +71,22 @@ pub struct Redshift {
     runtime: Handle,
 }
 
+/// A request sent within a session, or else addressed to the target (the two request builders
+/// share these setters but no trait).
+macro_rules! addressed {
+    ($req:expr, $session:expr, $target:expr) => {
+        match $session {
+            Some(s) => $req.session_id(s),
+            None => $req
+                .set_cluster_identifier($target.cluster_id.clone())
+                .set_workgroup_name($target.workgroup.clone())
+                .database(&$target.database)
+                .set_db_user($target.db_user.clone())
+                .set_secret_arn($target.secret_arn.clone()),
+        }
+    };
+}
+
 /// A submitted statement (or batch).
 struct Submitted {
     id: String,
@@ -111,17 +127,7 @@ impl Redshift {
         let keep = keep_alive.then_some(SESSION_KEEP_ALIVE_SECONDS);
         let parameters = sql_parameters(params)?;
         if let [sql] = sqls {
-            let mut req = self.client.execute_statement().sql(sql);
-            req = match session {
-                Some(s) => req.session_id(s),
-                None => req
-                    .set_cluster_identifier(t.cluster_id.clone())
-                    .set_workgroup_name(t.workgroup.clone())
-                    .database(&t.database)
-                    .set_db_user(t.db_user.clone())
-                    .set_secret_arn(t.secret_arn.clone()),
-            };
-            let out = req
+            let out = addressed!(self.client.execute_statement().sql(sql), session, t)
                 .set_parameters(parameters)
                 .set_session_keep_alive_seconds(keep)
                 .send()
@@ -132,20 +138,11 @@ impl Redshift {
                 session: out.session_id().map(str::to_string),
             })
         } else {
-            let mut req = self
+            let req = self
                 .client
                 .batch_execute_statement()
                 .set_sqls(Some(sqls.to_vec()));
-            req = match session {
-                Some(s) => req.session_id(s),
-                None => req
-                    .set_cluster_identifier(t.cluster_id.clone())
-                    .set_workgroup_name(t.workgroup.clone())
-                    .database(&t.database)
-                    .set_db_user(t.db_user.clone())
-                    .set_secret_arn(t.secret_arn.clone()),
-            };
-            let out = req
+            let out = addressed!(req, session, t)
                 .set_session_keep_alive_seconds(keep)
                 .send()
                 .await
