@@ -414,6 +414,33 @@ fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
     assert_eq!(count(again.warehouse(), ""), total);
 }
 
+fn a_file_with_no_records_is_recorded_and_loads_nothing<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let (key, m) = process(&store, &holdings(), "holdings/a/h_20261125.csv", 0, 9, None);
+    assert_eq!((m.rows_read, m.outputs.len()), (0, 0), "{m:?}");
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    let outcome = loader.load(&key, &m, &store).expect("load");
+    assert!(
+        matches!(outcome, LoadOutcome::Loaded { rows: 0, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        one(
+            loader.warehouse(),
+            &format!("SELECT status FROM {name}.load_ledger")
+        ),
+        "loaded"
+    );
+    assert_eq!(
+        one(
+            loader.warehouse(),
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.investor_holdings")
+        ),
+        "0"
+    );
+}
+
 macro_rules! suite {
     ($backend:ty, $prefix:literal) => {
         #[test]
@@ -437,6 +464,12 @@ macro_rules! suite {
         #[test]
         fn tampered_part() {
             reconciliation_catches_a_tampered_part::<$backend>(concat!($prefix, "_tamper"));
+        }
+        #[test]
+        fn no_records() {
+            a_file_with_no_records_is_recorded_and_loads_nothing::<$backend>(concat!(
+                $prefix, "_empty"
+            ));
         }
         #[test]
         fn added_column() {

@@ -267,11 +267,27 @@ impl<W: Warehouse> Loader<W> {
             ))
         })?;
         let ledger = ledger_values(manifest_key, manifest);
-        if manifest.status != Status::Ok {
+        // A file with a header and no records has no parts: nothing to stage or merge (and an
+        // empty COPY manifest or read_parquet list is an error), but it is recorded as loaded.
+        let nothing = manifest.status == Status::Ok && manifest.outputs.is_empty();
+        if nothing && manifest.rows_written > 0 {
+            return Err(WarehouseError::source(format!(
+                "{manifest_key}: {} rows written but no parts listed",
+                manifest.rows_written
+            )));
+        }
+        if manifest.status != Status::Ok || nothing {
             let params: Vec<&str> = ledger.iter().map(String::as_str).collect();
             let ledger_table = format!("{}.{}", self.schema, sql::LEDGER);
             self.warehouse
                 .execute(&sql::ledger_insert_sql(&ledger_table, d), &params)?;
+            if nothing {
+                return Ok(LoadOutcome::Loaded {
+                    rows: 0,
+                    totals: BTreeMap::new(),
+                    millis: started.elapsed().as_millis() as u64,
+                });
+            }
             return Ok(LoadOutcome::NotLoaded(manifest.status));
         }
         let expected = Expected::from_manifest(manifest, table)?;
