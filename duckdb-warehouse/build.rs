@@ -3,7 +3,8 @@
 //! The library comes from DuckDB's own npm package for Linux x86_64 (the npm registry is reachable
 //! where GitHub's release downloads are not), checked against the registry's SHA-512 before use,
 //! and kept in `~/.cache/bondlake/` so clean clones and CI reuse it. Set `BONDLAKE_LIBDUCKDB_DIR`
-//! to a folder holding a `libduckdb.so` of DuckDB 1.5.6 to skip the download.
+//! to a folder holding DuckDB 1.5.6's `libduckdb.so` (`libduckdb.dylib` on macOS) to skip the
+//! download, or on another platform.
 
 use sha2::{Digest, Sha512};
 use std::env;
@@ -30,23 +31,42 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let target = env::var("TARGET").unwrap_or_default();
-    if target != "x86_64-unknown-linux-gnu" {
-        return Err(format!(
-            "the prebuilt DuckDB is fetched for x86_64-unknown-linux-gnu only, not {target}"
-        ));
-    }
-    let dir = match env::var_os("BONDLAKE_LIBDUCKDB_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => cache_dir()?.join(PACKAGE),
+    let lib = if target.contains("apple") {
+        "libduckdb.dylib"
+    } else {
+        LIB
     };
-    let lib = dir.join(LIB);
-    if !lib.exists() {
-        fetch(&dir)?;
-    }
+    let dir = match env::var_os("BONDLAKE_LIBDUCKDB_DIR") {
+        // Any platform: the library is the user's (not tried here on other than Linux x86_64).
+        Some(d) => {
+            let dir = PathBuf::from(d);
+            if !dir.join(lib).exists() {
+                return Err(format!(
+                    "BONDLAKE_LIBDUCKDB_DIR={} holds no {lib}",
+                    dir.display()
+                ));
+            }
+            dir
+        }
+        None if target == "x86_64-unknown-linux-gnu" => {
+            let dir = cache_dir()?.join(PACKAGE);
+            if !dir.join(lib).exists() {
+                fetch(&dir)?;
+            }
+            dir
+        }
+        None => {
+            return Err(format!(
+                "the prebuilt DuckDB is fetched for x86_64-unknown-linux-gnu only, not {target}"
+            ));
+        }
+    };
+    let lib = dir.join(lib);
     // A copy under OUT_DIR: cargo puts link paths inside the target folder on the library path of
     // `cargo run` and `cargo test`; the rpath below serves an installed binary.
     let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    copy_if_changed(&lib, &out.join(LIB))?;
+    let name = lib.file_name().unwrap_or_default();
+    copy_if_changed(&lib, &out.join(name))?;
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=dylib=duckdb");
     println!("cargo:libdir={}", dir.display());
