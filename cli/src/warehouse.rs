@@ -86,10 +86,7 @@ impl Warehouse for AnyWarehouse {
 
 /// Every dataset's contract, from `dir` or the built-in ones.
 pub fn contracts(dir: Option<&Path>) -> Result<Vec<Contract>, String> {
-    contract::BUILTIN
-        .iter()
-        .map(|(name, _)| contract::load_dataset(name, dir).map_err(|e| e.to_string()))
-        .collect()
+    contract::load_all(dir).map_err(|e| e.to_string())
 }
 
 /// A loader on the warehouse `url`, its schema brought up to the contracts.

@@ -1117,6 +1117,14 @@ pub const BUILTIN: [(&str, &str); 3] = [
     ),
 ];
 
+/// Loads every dataset's contract (each from `dir` when given, else built in), in BUILTIN order.
+pub fn load_all(dir: Option<&Path>) -> Result<Vec<Contract>, ContractError> {
+    BUILTIN
+        .iter()
+        .map(|(name, _)| load_dataset(name, dir))
+        .collect()
+}
+
 /// Loads a dataset's contract: from `dir/<dataset>.toml` when a directory is given, else the copy
 /// built into the binary.
 pub fn load_dataset(dataset: &str, dir: Option<&Path>) -> Result<Contract, ContractError> {

@@ -47,10 +47,7 @@ struct State {
 type Shared = Arc<Mutex<State>>;
 
 fn contracts() -> Vec<Contract> {
-    ["investor_holdings", "market_daily", "weekly_series"]
-        .iter()
-        .map(|d| bondlake::load_dataset(d, None).expect("contract"))
-        .collect()
+    bondlake::contract::load_all(None).expect("built-in contracts")
 }
 
 fn fake(state: &Shared) -> aws_sdk_redshiftdata::Client {

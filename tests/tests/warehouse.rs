@@ -53,10 +53,7 @@ impl Fresh for DuckDb {
 }
 
 fn contracts() -> Vec<Contract> {
-    ["investor_holdings", "market_daily", "weekly_series"]
-        .iter()
-        .map(|d| bondlake::load_dataset(d, None).expect("contract"))
-        .collect()
+    bondlake::contract::load_all(None).expect("built-in contracts")
 }
 
 /// Processes a generated holdings file as `key` into `store`; returns the manifest's key.

@@ -54,13 +54,8 @@ impl Settings {
 
     /// Every dataset's contract.
     pub fn contracts(&self) -> Result<Vec<Contract>, HandleError> {
-        contract::BUILTIN
-            .iter()
-            .map(|(name, _)| {
-                contract::load_dataset(name, self.contracts_dir.as_deref())
-                    .map_err(|e| HandleError::Config(e.to_string()))
-            })
-            .collect()
+        contract::load_all(self.contracts_dir.as_deref())
+            .map_err(|e| HandleError::Config(e.to_string()))
     }
 }
 

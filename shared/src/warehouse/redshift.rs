@@ -93,6 +93,16 @@ struct Submitted {
     session: Option<String>,
 }
 
+impl Submitted {
+    /// From either request's output (the two output types share these getters but no trait).
+    fn new(id: Option<&str>, session: Option<&str>) -> Self {
+        Submitted {
+            id: id.unwrap_or_default().to_string(),
+            session: session.map(str::to_string),
+        }
+    }
+}
+
 impl Redshift {
     /// A backend on `client`; the runtime runs the SDK's futures (call from a blocking thread).
     pub fn new(
@@ -133,10 +143,7 @@ impl Redshift {
                 .send()
                 .await
                 .map_err(api_error)?;
-            Ok(Submitted {
-                id: out.id().unwrap_or_default().to_string(),
-                session: out.session_id().map(str::to_string),
-            })
+            Ok(Submitted::new(out.id(), out.session_id()))
         } else {
             let req = self
                 .client
@@ -147,10 +154,7 @@ impl Redshift {
                 .send()
                 .await
                 .map_err(api_error)?;
-            Ok(Submitted {
-                id: out.id().unwrap_or_default().to_string(),
-                session: out.session_id().map(str::to_string),
-            })
+            Ok(Submitted::new(out.id(), out.session_id()))
         }
     }
 
