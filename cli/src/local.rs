@@ -6,6 +6,7 @@
 //!   `handoffs/`;
 //! - `ROOT/events/pipeline-events.jsonl` stands in for the `pipeline-events` topic.
 
+use crate::notify::Notifier;
 use crate::warehouse::AnyWarehouse;
 use bondlake::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
 use bondlake::processor::{ObjectCreated, Processor, Settings};
@@ -49,6 +50,9 @@ pub struct RunArgs {
     /// Clean only; load nothing.
     #[arg(long, conflicts_with = "warehouse")]
     no_warehouse: bool,
+    /// Also post notifications to this Slack incoming webhook (they are always printed).
+    #[arg(long, env = "BONDLAKE_SLACK_WEBHOOK", hide_env_values = true)]
+    slack_webhook: Option<String>,
 }
 
 /// The local lake's stores and processor, and the warehouse-loader's part.
@@ -254,34 +258,77 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     )?;
     std::fs::create_dir_all(lake.raw.root())
         .map_err(|e| format!("{}: {e}", lake.raw.root().display()))?;
-    let mut seen = Seen::default();
-    let mut table = Table::default();
+    let notifier = Notifier::new(&a.root, a.slack_webhook.as_deref())?;
     if a.once {
-        let handled = lake.poll(&mut seen, false)?;
-        table.print_header();
-        for h in &handled {
-            table.add(h);
-        }
-        table.print_summary(&a.root);
-        print_headlines(&mut lake, warehouse.as_deref());
-        return Ok(table.exit_code());
+        return once(&mut lake, &notifier, warehouse.as_deref(), Vec::new());
     }
     eprintln!(
-        "bondlake run: watching {} (Ctrl-C to stop); events go to {}",
+        "bondlake run: watching {} (Ctrl-C to stop); events go to {}; notifications {}",
         lake.raw.root().display(),
-        events_path(&a.root).display()
+        events_path(&a.root).display(),
+        notifier.describe()
     );
+    let mut seen = Seen::default();
+    let mut table = Table::default();
     table.print_header();
     loop {
         let started = Instant::now();
-        for h in lake.poll(&mut seen, true)? {
-            table.add(&h);
+        let handled = lake.poll(&mut seen, true)?;
+        for h in &handled {
+            table.add(h);
         }
+        // One poll is one digest window.
+        notifier.tell(events_of(&handled, Vec::new()));
         std::thread::sleep(Duration::from_millis(a.poll_ms).saturating_sub(started.elapsed()));
     }
 }
 
-pub fn demo(root: &Path, dirty: f64, seed: u64) -> Result<ExitCode, String> {
+/// One look at ROOT/raw: handles what is new, prints the table, tells the team (with `landed`,
+/// the lander's events that came first), and shows the views' headlines.
+pub fn once(
+    lake: &mut Lake,
+    notifier: &Notifier,
+    warehouse: Option<&str>,
+    landed: Vec<PipelineEvent>,
+) -> Result<ExitCode, String> {
+    let mut table = Table::default();
+    let handled = lake.poll(&mut Seen::default(), false)?;
+    table.print_header();
+    for h in &handled {
+        table.add(h);
+    }
+    let root = lake.root.clone();
+    table.print_summary(&root);
+    println!("\nNotifications, {}:", notifier.describe());
+    let unsent = notifier.tell(events_of(&handled, landed));
+    print_headlines(lake, warehouse);
+    let code = table.exit_code();
+    Ok(if unsent > 0 && code == ExitCode::SUCCESS {
+        ExitCode::from(1)
+    } else {
+        code
+    })
+}
+
+/// The events a poll published, in order: the lander's first, then each file's and its load's.
+fn events_of(handled: &[Handled], landed: Vec<PipelineEvent>) -> Vec<PipelineEvent> {
+    let mut events = landed;
+    for h in handled {
+        events.extend(h.event.clone());
+        if let Some(Ok(load)) = &h.load {
+            events.push(load.clone());
+        }
+    }
+    events
+}
+
+/// Records of the demo's Kafka feed: a holdings file published to `investor-holdings`.
+const DEMO_FEED_ROWS: u64 = 300;
+/// Their timestamp: the demo's business day, 2026-11-25 21:00 UTC (the same feed lands the same
+/// objects every time).
+const DEMO_FEED_AT_MS: i64 = 1_795_640_400_000;
+
+pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result<ExitCode, String> {
     let wiped = fresh_root(root)?;
     let raw = LocalStore::new(root.join("raw"));
     if wiped {
@@ -291,7 +338,7 @@ pub fn demo(root: &Path, dirty: f64, seed: u64) -> Result<ExitCode, String> {
         );
     }
     println!(
-        "bondlake demo: one business day of vendor files into {0}/raw (the raw bucket), routed and cleaned as the Lambda does into {0}\n",
+        "bondlake demo: one business day of vendor files into {0}/raw (the raw bucket), and a Kafka topic's records landed beside them; routed and cleaned as the Lambda does into {0}\n",
         root.display()
     );
     for (k, (key, dataset, profile, rows)) in synth::DAY.iter().enumerate() {
@@ -308,22 +355,44 @@ pub fn demo(root: &Path, dirty: f64, seed: u64) -> Result<ExitCode, String> {
         synth::generate_file(&spec, key.ends_with(".gz"), &mut w).map_err(|e| e.to_string())?;
         w.commit().map_err(|e| e.to_string())?;
     }
+    let notifier = Notifier::new(root, webhook)?;
+    // Kafka → raw: a producer's holdings records, two of them poison, through the lander.
+    let spec = synth::Spec {
+        dataset: "investor_holdings".into(),
+        profile: "standard".into(),
+        rows: DEMO_FEED_ROWS,
+        seed: seed + 100,
+        dirty,
+    };
+    let mut file = Vec::new();
+    synth::generate_file(&spec, false, &mut file).map_err(|e| e.to_string())?;
+    let landed = crate::feed::land(
+        root,
+        &crate::feed::FeedPlan {
+            topic: "investor-holdings".into(),
+            partitions: 3,
+            batch_size: 500,
+            start_offset: None,
+            poison: 2,
+            topics: None,
+            contracts: None,
+        },
+        "demo-holdings.csv",
+        DEMO_FEED_AT_MS,
+        Box::new(std::io::Cursor::new(file)),
+    )?;
+    println!();
     let url = default_warehouse(root);
     let mut lake = Lake::open(root, None, None, None, Some(&url))?;
-    let mut table = Table::default();
-    table.print_header();
-    for h in lake.poll(&mut Seen::default(), false)? {
-        table.add(&h);
-    }
-    table.print_summary(root);
-    print_headlines(&mut lake, Some(&url));
-    Ok(table.exit_code())
+    once(&mut lake, &notifier, Some(&url), landed)
 }
 
 /// Empties the folders a previous demo wrote; refuses a non-empty folder that is not one.
 fn fresh_root(root: &Path) -> Result<bool, String> {
-    const OURS: [&str; 9] = [
+    const OURS: [&str; 11] = [
         "raw",
+        "kafka",
+        "notifications",
         "processed",
         "quarantine",
         "manifests",

@@ -3,7 +3,9 @@
 
 mod bench;
 mod bench_load;
+mod feed;
 mod local;
+mod notify;
 mod s3;
 mod warehouse;
 
@@ -51,6 +53,19 @@ enum Command {
         /// Seed for the generated files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also post the demo's notifications to this Slack incoming webhook.
+        #[arg(long, env = "BONDLAKE_SLACK_WEBHOOK", hide_env_values = true)]
+        slack_webhook: Option<String>,
+    },
+    /// Publish a vendor file's records to a Kafka topic as a producer would, land them with
+    /// msk-lander's code into ROOT/raw, and run the local chain over them.
+    Feed(feed::FeedArgs),
+    /// Receive Slack webhook posts on 127.0.0.1 and print them: a stand-in for Slack, to see
+    /// what `run`, `demo` and `feed` post (point BONDLAKE_SLACK_WEBHOOK at the URL it prints).
+    WebhookReceiver {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: String,
     },
     /// Serve a folder over the S3 protocol on 127.0.0.1 (each sub-folder a bucket), to try the
     /// Lambda or `process --input s3://...` without AWS.
@@ -158,7 +173,14 @@ fn main() -> ExitCode {
         Command::Process(a) => process(a),
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => local::run(a),
-        Command::Demo { root, dirty, seed } => local::demo(&root, dirty, seed),
+        Command::Demo {
+            root,
+            dirty,
+            seed,
+            slack_webhook,
+        } => local::demo(&root, dirty, seed, slack_webhook.as_deref()),
+        Command::Feed(a) => feed::feed(a),
+        Command::WebhookReceiver { listen } => notify::receive(&listen),
         Command::S3Server(a) => s3::serve(a),
         Command::Load(a) => warehouse::load(a),
         Command::Sql(a) => warehouse::sql(a),

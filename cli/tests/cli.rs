@@ -7,6 +7,7 @@ fn bondlake(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bondlake"))
         .args(args)
         .current_dir(cwd)
+        .env_remove("BONDLAKE_SLACK_WEBHOOK")
         .output()
         .expect("bondlake runs")
 }
@@ -189,6 +190,8 @@ fn every_command_has_help() {
         "s3-server",
         "load",
         "sql",
+        "feed",
+        "webhook-receiver",
     ] {
         let out = bondlake(&[cmd, "--help"], dir.path());
         assert!(out.status.success(), "{cmd} --help");
@@ -207,13 +210,30 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     for key in bondlake::synth::DAY.iter().map(|d| d.0) {
         assert!(out.contains(key), "{key} in\n{out}");
     }
-    assert!(out.contains("32260 records read"), "{out}");
+    // The Kafka leg: 300 records over 3 partitions, 4 of them poison, landed as 3 raw objects.
+    assert!(
+        out.contains("300 records: 296 landed, 4 quarantined, none lost."),
+        "{out}"
+    );
+    assert!(out.contains("32556 records read"), "{out}");
     assert!(out.contains("none lost"), "{out}");
     let events =
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
-    // Each file: `processed` from the csv-processor, then `loaded` from the warehouse-loader.
-    assert_eq!(events.lines().count(), 12);
-    assert_eq!(events.matches("\"kind\":\"loaded\"").count(), 6, "{events}");
+    // Three `landed` from the lander; each of the 9 files: `processed` from the csv-processor,
+    // then `loaded` from the warehouse-loader.
+    assert_eq!(events.lines().count(), 21);
+    assert_eq!(events.matches("\"kind\":\"landed\"").count(), 3, "{events}");
+    assert_eq!(events.matches("\"kind\":\"loaded\"").count(), 9, "{events}");
+    // Told: each poisoned batch alone, the rest as one digest.
+    assert_eq!(
+        out.matches("landed with poison records").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains("notify: 9 files: 32,098 ok, 458 rejected, 32,100 rows loaded"),
+        "{out}"
+    );
     assert!(
         out.contains("warehouse: loaded 19723 rows into bondlake.investor_holdings"),
         "{out}"
@@ -268,7 +288,7 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
     assert_eq!(
         events.lines().count(),
-        15,
+        24,
         "processed+loaded for the new file, failed for the stray"
     );
 
@@ -386,4 +406,132 @@ fn the_warehouse_can_be_queried_while_run_watches() {
     assert!(still_running, "run exited early");
     assert!(ok, "{last}");
     assert!(last.lines().any(|l| l.trim() == "300"), "{last}");
+}
+
+/// Runs `bondlake` with the Slack webhook set.
+fn bondlake_posting(args: &[&str], cwd: &Path, webhook: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bondlake"))
+        .args(args)
+        .current_dir(cwd)
+        .env("BONDLAKE_SLACK_WEBHOOK", webhook)
+        .output()
+        .expect("bondlake runs")
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("inside").display().to_string();
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn feed_lands_a_file_through_the_chain_posts_to_slack_and_a_replay_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let receiver = bondlake::webhook_server::WebhookReceiver::start(
+        "127.0.0.1:0",
+        "/services/T0/B0/cli-test-token",
+        runtime.handle(),
+    )
+    .expect("receiver");
+    let generated = bondlake(
+        &[
+            "gen",
+            "--dataset",
+            "investor_holdings",
+            "--rows",
+            "200",
+            "--seed",
+            "5",
+            "--out",
+            "in/positions.csv",
+        ],
+        d,
+    );
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let args = [
+        "feed",
+        "--topic",
+        "investor-holdings",
+        "--input",
+        "in/positions.csv",
+        "--root",
+        "lake",
+        "--partitions",
+        "2",
+        "--poison",
+        "1",
+    ];
+    let fed = bondlake_posting(&args, d, receiver.url());
+    let out = text(&fed.stdout);
+    assert!(fed.status.success(), "{out}{}", text(&fed.stderr));
+    assert!(
+        out.contains("200 records: 199 landed, 1 quarantined, none lost."),
+        "{out}"
+    );
+    assert!(
+        out.contains("199 records read: 199 clean, 0 quarantined, none lost"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Warehouse:   2 files loaded or recorded, 0 failed"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("cli-test-token"),
+        "the webhook's secret part is never printed"
+    );
+    let posts: Vec<serde_json::Value> = receiver
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).expect("json"))
+        .collect();
+    let titles: Vec<&str> = posts
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles[0].contains("landed with poison records"),
+        "{titles:?}"
+    );
+    assert_eq!(titles[1], "2 files: 199 ok, 0 rejected, 199 rows loaded");
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|r| r.path == "/services/T0/B0/cli-test-token")
+    );
+
+    // The same file from the same offsets: the same batch, nothing new anywhere.
+    let before = files(&d.join("lake/raw"));
+    let mut replay = args.to_vec();
+    replay.extend(["--start-offset", "0"]);
+    let again = bondlake_posting(&replay, d, receiver.url());
+    let again_out = text(&again.stdout);
+    assert!(again.status.success(), "{again_out}");
+    assert_eq!(files(&d.join("lake/raw")), before, "identical raw objects");
+    assert!(again_out.contains("0 records read"), "{again_out}");
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "duplicates are not posted again"
+    );
 }

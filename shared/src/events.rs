@@ -1,29 +1,17 @@
 //! Pipeline events: what every stage publishes to the `pipeline-events` topic (SNS in AWS, a JSON
 //! Lines file locally), for the notifier, the loader and the EMR launcher.
 //!
-//! The schema is versioned ([`EVENT_VERSION`]); fields are only added within a version. One
-//! message per input object and outcome:
+//! The schema, its versioning rules and every field are documented once, in
+//! `docs/pipeline-events.md` (shown below). [`parse`] is how consumers read an event: unknown fields
+//! are ignored, an unknown kind is [`EventKind::Other`], and a newer `event_version` is an
+//! [`EventError::UnknownVersion`] to report, not a crash.
 //!
-//! | field | meaning |
-//! |---|---|
-//! | `event_version` | 1 |
-//! | `kind` | `processed` (a manifest with status `ok` or `rejected_over_threshold`), `failed` (a failed manifest, or no manifest: object gone, no route), `handoff` (too big or too slow for Lambda: see `handoff`), `loaded` (in the warehouse and reconciled, or recorded as not loadable: see `load`), `load_failed` (see `error`) |
-//! | `stage` | the publisher, e.g. `csv-processor` |
-//! | `at` | when, RFC 3339 UTC |
-//! | `dataset`, `profile` | as routed; absent when the key has no route |
-//! | `source` | `bucket`, `key`, `etag`, `bytes` of the input |
-//! | `status` | the manifest's status, when there is a manifest |
-//! | `rows_read`, `rows_ok`, `rows_rejected` | from the manifest (0 without one) |
-//! | `top_reasons` | up to five `{reason, count}`, most frequent first |
-//! | `duration_ms` | time spent on the object |
-//! | `output_prefix` | where the dataset's Parquet goes, e.g. `s3://processed/processed/investor_holdings/` |
-//! | `manifest` | the manifest's location, when one was written |
-//! | `handoff` | for `handoff`: `reason` (`size`, `throughput`, `deadline`), `detail`, `request` (location of the hand-off request) |
-//! | `load` | for `loaded`: `table`, `outcome` (`loaded`, `already_loaded`, `not_loaded`), `rows`, `control_totals` as the warehouse summed them |
-//! | `error` | what went wrong, naming the object |
+#![doc = include_str!("../../docs/pipeline-events.md")]
 
 use crate::manifest::{Manifest, SourceRef, Status};
+use crate::store::ObjectStore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -45,6 +33,11 @@ pub enum EventKind {
     Loaded,
     /// Not loaded: the warehouse refused it or its rows did not reconcile (see `error`).
     LoadFailed,
+    /// Kafka records written to the raw bucket by msk-lander (see `kafka`).
+    Landed,
+    /// A kind this build does not know (a newer producer within the same version).
+    #[serde(other)]
+    Other,
 }
 
 impl EventKind {
@@ -56,6 +49,8 @@ impl EventKind {
             EventKind::Handoff => "handoff",
             EventKind::Loaded => "loaded",
             EventKind::LoadFailed => "load_failed",
+            EventKind::Landed => "landed",
+            EventKind::Other => "other",
         }
     }
 }
@@ -94,11 +89,27 @@ pub struct LoadInfo {
     pub control_totals: std::collections::BTreeMap<String, String>,
 }
 
+/// Where a `landed` event's records came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaInfo {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i64,
+    /// The first offset in the batch for this partition.
+    pub first_offset: i64,
+    /// The last offset in the batch for this partition.
+    pub last_offset: i64,
+}
+
 /// One pipeline event (see the module's table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineEvent {
     /// [`EVENT_VERSION`].
     pub event_version: u32,
+    /// The same for every delivery of the same outcome (see [`PipelineEvent::id`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event_id: String,
     /// The outcome.
     pub kind: EventKind,
     /// The publisher.
@@ -135,6 +146,12 @@ pub struct PipelineEvent {
     /// Hand-off details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffInfo>,
+    /// Where the rejected records went, when any were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
+    /// For `landed`: the topic, partition and offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaInfo>,
     /// For `loaded`: what the load did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadInfo>,
@@ -148,6 +165,7 @@ impl PipelineEvent {
     pub fn new(kind: EventKind, stage: &str, source: SourceRef) -> Self {
         PipelineEvent {
             event_version: EVENT_VERSION,
+            event_id: String::new(),
             kind,
             stage: stage.to_string(),
             at: crate::manifest::rfc3339(crate::manifest::now_us()),
@@ -162,14 +180,22 @@ impl PipelineEvent {
             duration_ms: 0,
             output_prefix: None,
             manifest: None,
+            quarantine: None,
+            kafka: None,
             handoff: None,
             load: None,
             error: None,
         }
     }
 
-    /// The event for a written manifest: `processed`, or `failed` when its status is.
-    pub fn from_manifest(stage: &str, manifest: &Manifest, location: String) -> Self {
+    /// The event for the manifest written at `manifest_key` in `store`: `processed`, or `failed`
+    /// when its status is.
+    pub fn from_manifest(
+        stage: &str,
+        manifest: &Manifest,
+        manifest_key: &str,
+        store: &dyn ObjectStore,
+    ) -> Self {
         let kind = match manifest.status {
             Status::Failed => EventKind::Failed,
             Status::Ok | Status::RejectedOverThreshold => EventKind::Processed,
@@ -192,11 +218,90 @@ impl PipelineEvent {
             rows_ok: manifest.rows_ok,
             rows_rejected: manifest.rows_rejected,
             top_reasons: top,
-            manifest: Some(location),
+            manifest: Some(store.locate(manifest_key)),
+            quarantine: manifest.quarantine.as_ref().map(|q| store.locate(&q.key)),
             error: manifest.error.clone(),
             ..PipelineEvent::new(kind, stage, manifest.source.clone())
         }
     }
+
+    /// The event's identity: the same for every delivery of the same outcome, and different for
+    /// a different one. It hashes the stage, kind and input version with what the outcome
+    /// decided (status, load outcome, offsets), never the time: a replayed Kafka batch or a
+    /// redelivered S3 event yields the same id, which is how the notifier drops duplicates.
+    pub fn id(&self) -> String {
+        if !self.event_id.is_empty() {
+            return self.event_id.clone();
+        }
+        let mut h = Sha256::new();
+        let s = &self.source;
+        for part in [
+            self.stage.as_str(),
+            self.kind.as_str(),
+            &s.bucket,
+            &s.key,
+            &s.etag,
+            &self.status.map(|s| format!("{s:?}")).unwrap_or_default(),
+            self.load.as_ref().map_or("", |l| l.outcome.as_str()),
+            self.handoff.as_ref().map_or("", |h| h.reason.as_str()),
+            &self
+                .kafka
+                .as_ref()
+                .map(|k| {
+                    format!(
+                        "{}/{}/{}-{}",
+                        k.topic, k.partition, k.first_offset, k.last_offset
+                    )
+                })
+                .unwrap_or_default(),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0x1f]);
+        }
+        let digest = h.finalize();
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The event as published: JSON, with `event_id` filled in.
+    pub fn to_json(&self) -> String {
+        let mut sealed = self.clone();
+        sealed.event_id = self.id();
+        // A struct of strings, numbers and maps of strings: serialising it cannot fail.
+        serde_json::to_string(&sealed).unwrap_or_default()
+    }
+}
+
+/// Why a message on the topic is not a pipeline event this build can read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or JSON without the event's fields.
+    #[error("not a pipeline event: {0}")]
+    Invalid(String),
+    /// A version newer than this build's: upgrade the consumer.
+    #[error(
+        "pipeline event version {found} is newer than this build reads ({EVENT_VERSION}); upgrade the consumer"
+    )]
+    UnknownVersion {
+        /// The version the message carries.
+        found: u64,
+    },
+}
+
+/// Reads one pipeline event from its JSON. Unknown fields are ignored and an unknown kind is
+/// [`EventKind::Other`], so a newer producer within the version is read; a newer version is
+/// [`EventError::UnknownVersion`].
+pub fn parse(json: &str) -> Result<PipelineEvent, EventError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| EventError::Invalid(e.to_string()))?;
+    match value
+        .get("event_version")
+        .and_then(serde_json::Value::as_u64)
+    {
+        Some(v) if v == u64::from(EVENT_VERSION) => {}
+        Some(found) => return Err(EventError::UnknownVersion { found }),
+        None => return Err(EventError::Invalid("no `event_version`".into())),
+    }
+    serde_json::from_value(value).map_err(|e| EventError::Invalid(e.to_string()))
 }
 
 /// Where pipeline events go.
@@ -237,7 +342,7 @@ impl JsonLinesSink {
 
 impl EventSink for JsonLinesSink {
     fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
+        let mut line = event.to_json().into_bytes();
         line.push(b'\n');
         let _guard = self.lock.lock().map_err(|_| io::Error::other("poisoned"))?;
         if let Some(dir) = self.path.parent() {
@@ -258,7 +363,6 @@ pub struct StdoutSink;
 
 impl EventSink for StdoutSink {
     fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
-        let line = serde_json::to_string(event).map_err(io::Error::other)?;
-        writeln!(io::stdout().lock(), "{line}")
+        writeln!(io::stdout().lock(), "{}", event.to_json())
     }
 }

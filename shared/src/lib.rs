@@ -9,6 +9,8 @@
 //! - [`processor`]: the csv-processor's handling of one announced object (route, hand-off,
 //!   clean, publish), shared by the Lambda and `bondlake run`.
 //! - [`events`]: the versioned pipeline events every stage publishes.
+//! - [`kafka`]: msk-lander's core: Kafka records into the raw bucket, poison quarantined.
+//! - [`notify`]: what the team is told: Slack messages, digests, e-mail text, dedupe.
 //! - [`warehouse`]: the loader: each manifest into Redshift, PostgreSQL or DuckDB once, reconciled.
 //! - [`synth`]: deterministic synthetic vendor files with known defects, for tests and benchmarks.
 
@@ -20,8 +22,10 @@ pub mod contract;
 pub mod error;
 pub mod events;
 pub mod input;
+pub mod kafka;
 pub mod keyset;
 pub mod manifest;
+pub mod notify;
 pub mod output;
 pub mod parse;
 pub mod pipeline;
@@ -34,6 +38,8 @@ pub mod schema;
 pub mod store;
 pub mod synth;
 pub mod warehouse;
+#[cfg(feature = "s3-server")]
+pub mod webhook_server;
 pub mod wide;
 
 pub use contract::{Contract, load_dataset};

@@ -373,7 +373,8 @@ impl Processor {
                 let mut event = PipelineEvent::from_manifest(
                     STAGE,
                     &outcome.manifest,
-                    self.processed.locate(&outcome.manifest_key),
+                    &outcome.manifest_key,
+                    self.processed.as_ref(),
                 );
                 event.output_prefix = Some(
                     self.processed

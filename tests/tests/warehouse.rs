@@ -353,7 +353,7 @@ fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
         .find(|(n, _)| *n == "investor_holdings")
         .expect("builtin")
         .1
-        .replace("version = \"1.0.0\"", "version = \"1.1.0\"")
+        .replace("version = \"1.1.0\"", "version = \"1.2.0\"")
         .replacen(
             "[[columns]]",
             "[[columns]]\nname = \"desk\"\ntype = \"string\"\nmax_length = 32\n\n[[columns]]",

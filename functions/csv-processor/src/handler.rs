@@ -2,26 +2,14 @@
 //! to [`Processor::handle`] on a blocking thread, and map the results: a partial batch response
 //! for SQS, so one bad object never re-runs the others; an error with its `errorType` otherwise.
 
+use bondlake::aws::lambda::FunctionError;
 use bondlake::aws::lambda::{Incoming, Redrive, deadline_instant, for_each_message, parse};
 use bondlake::events::PipelineEvent;
 use bondlake::processor::{HandleError, Processor};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// An invocation's failure, with the `errorType` the retry policy keys on.
-#[derive(Debug)]
-pub struct FunctionError(HandleError);
-
-impl From<FunctionError> for Diagnostic {
-    fn from(e: FunctionError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.0.error_type().to_string(),
-            error_message: e.0.to_string(),
-        }
-    }
-}
 
 /// The Lambda handler.
 pub async fn handle(
@@ -314,7 +302,7 @@ mod tests {
             err.to_string(),
             "invalid input: event for bucket `someone-elses-bucket`, but this function reads `bondlake-raw`"
         );
-        let d: Diagnostic = FunctionError(err).into();
+        let d: lambda_runtime::Diagnostic = FunctionError(err).into();
         assert_eq!(d.error_type, "InvalidInput");
         let garbage = parse(json!({"Records": [{"eventSource": "aws:s3", "s3": 1}]}));
         assert!(matches!(garbage, Err(HandleError::InvalidInput(_))));

@@ -2,6 +2,7 @@
 //! by [`load_and_report`] on a blocking thread. A failure worth retrying (throttling, an
 //! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
 
+use bondlake::aws::lambda::FunctionError;
 use bondlake::aws::lambda::{Incoming, Redrive, for_each_message, parse};
 use bondlake::contract::{self, Contract};
 use bondlake::events::{EventSink, PipelineEvent};
@@ -9,7 +10,7 @@ use bondlake::processor::{HandleError, ObjectCreated};
 use bondlake::store::ObjectStore;
 use bondlake::warehouse::redshift::{Redshift, RedshiftTarget};
 use bondlake::warehouse::{Loader, Warehouse, load_and_report};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -67,19 +68,6 @@ pub struct State<W: Warehouse = Redshift> {
     pub events: Arc<dyn EventSink>,
 }
 
-/// An invocation's failure, with the `errorType` the retry policy keys on.
-#[derive(Debug)]
-pub struct FunctionError(HandleError);
-
-impl From<FunctionError> for Diagnostic {
-    fn from(e: FunctionError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.0.error_type().to_string(),
-            error_message: e.0.to_string(),
-        }
-    }
-}
-
 /// The Lambda handler.
 pub async fn handle<W: Warehouse + Send + 'static>(
     state: Arc<State<W>>,
@@ -118,17 +106,18 @@ fn processed_manifests(payload: &Value) -> Result<Vec<ObjectCreated>, HandleErro
             .pointer("/Sns/Message")
             .and_then(Value::as_str)
             .ok_or_else(|| HandleError::InvalidInput("SNS record without a Message".into()))?;
-        let event: Value = serde_json::from_str(message)
-            .map_err(|e| HandleError::InvalidInput(format!("SNS message is not JSON: {e}")))?;
-        let version = event.get("event_version").and_then(Value::as_u64);
-        if version != Some(u64::from(bondlake::events::EVENT_VERSION)) {
-            tracing::warn!(?version, "pipeline event of an unknown version: skipped");
+        let event = match bondlake::events::parse(message) {
+            Ok(e) => e,
+            Err(e @ bondlake::events::EventError::UnknownVersion { .. }) => {
+                tracing::warn!(error = %e, "pipeline event skipped");
+                continue;
+            }
+            Err(e) => return Err(HandleError::InvalidInput(format!("SNS message: {e}"))),
+        };
+        if event.kind != bondlake::events::EventKind::Processed {
             continue;
         }
-        if event.get("kind").and_then(Value::as_str) != Some("processed") {
-            continue;
-        }
-        let location = event.get("manifest").and_then(Value::as_str).unwrap_or("");
+        let location = event.manifest.as_deref().unwrap_or("");
         let Some((bucket, key)) = location
             .strip_prefix("s3://")
             .and_then(|l| l.split_once('/'))

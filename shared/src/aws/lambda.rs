@@ -118,6 +118,20 @@ pub fn for_each_message(
     response
 }
 
+/// An invocation's failure, with the `errorType` the retry policy keys on (`InvalidInput`,
+/// `Retryable`, `Configuration`): the one mapping every function's handler returns.
+#[derive(Debug)]
+pub struct FunctionError(pub HandleError);
+
+impl From<FunctionError> for lambda_runtime::Diagnostic {
+    fn from(e: FunctionError) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: e.0.error_type().to_string(),
+            error_message: e.0.to_string(),
+        }
+    }
+}
+
 /// JSON log lines for CloudWatch Logs Insights, without timestamps (CloudWatch adds them).
 pub fn init_logging() {
     tracing_subscriber::fmt()
@@ -127,4 +141,64 @@ pub fn init_logging() {
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// An MSK event as the event source mapping sends it. Read here rather than with
+/// `aws_lambda_events`' Kafka type, whose timestamp goes through an `f64` and can lose a
+/// millisecond (1795644000010 came back as ...009), and which panics on a fractional timestamp.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MskEvent {
+    #[serde(default)]
+    records: Option<std::collections::HashMap<String, Vec<MskRecord>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MskRecord {
+    #[serde(default)]
+    topic: Option<String>,
+    partition: i64,
+    offset: i64,
+    #[serde(default)]
+    timestamp: i64,
+    #[serde(default)]
+    value: Option<String>,
+    /// Each header a one-entry map of name → bytes (Java's signed bytes).
+    #[serde(default)]
+    headers: Vec<std::collections::BTreeMap<String, Vec<i64>>>,
+}
+
+/// The records of an MSK event, in the lander's terms (values stay base64 until the lander
+/// decodes them, so a bad one is quarantined rather than failing the batch).
+pub fn kafka_records(payload: Value) -> Result<Vec<crate::kafka::KafkaRecord>, HandleError> {
+    let event: MskEvent = serde_json::from_value(payload)
+        .map_err(|e| HandleError::InvalidInput(format!("not an MSK event: {e}")))?;
+    Ok(event
+        .records
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|(topic_partition, records)| {
+            records.into_iter().map(move |r| crate::kafka::KafkaRecord {
+                // Records name their topic; the map key (`topic-partition`) is the fallback.
+                topic: r.topic.unwrap_or_else(|| {
+                    topic_partition
+                        .rsplit_once('-')
+                        .map_or(topic_partition.clone(), |(t, _)| t.to_string())
+                }),
+                partition: r.partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp,
+                value: r.value,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .flat_map(|h| {
+                        h.into_iter()
+                            .map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect()))
+                    })
+                    .collect(),
+            })
+        })
+        .collect())
 }

@@ -4,7 +4,11 @@
 
 pub mod lambda;
 pub mod s3;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod sns;
 
 pub use s3::{S3Options, S3Store};
 pub use sns::SnsSink;
+#[cfg(feature = "slack")]
+pub use sns::SnsText;

@@ -37,7 +37,7 @@ fn attribute(value: &str) -> io::Result<MessageAttributeValue> {
 
 impl EventSink for SnsSink {
     fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
-        let message = serde_json::to_string(event).map_err(io::Error::other)?;
+        let message = event.to_json();
         let mut request = self
             .client
             .publish()
@@ -48,6 +48,66 @@ impl EventSink for SnsSink {
         if let Some(dataset) = &event.dataset {
             request = request.message_attributes("dataset", attribute(dataset)?);
         }
+        self.handle
+            .block_on(request.send())
+            .map(|_| ())
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "SNS Publish to {}: {}",
+                    self.topic_arn,
+                    DisplayErrorContext(&e)
+                ))
+            })
+    }
+}
+
+/// E-mail subscribers' form of the notifier's messages: each message's plain text published to
+/// the notifications topic, its title as the subject.
+#[cfg(feature = "slack")]
+#[derive(Clone, Debug)]
+pub struct SnsText {
+    client: Client,
+    topic_arn: String,
+    handle: Handle,
+}
+
+#[cfg(feature = "slack")]
+impl SnsText {
+    /// An outlet to `topic_arn`; requests run on `handle`'s runtime.
+    pub fn new(client: Client, topic_arn: &str, handle: Handle) -> Self {
+        SnsText {
+            client,
+            topic_arn: topic_arn.to_string(),
+            handle,
+        }
+    }
+}
+
+/// SNS subjects are ASCII, one line, under 100 characters.
+#[cfg(feature = "slack")]
+pub fn email_subject(title: &str) -> String {
+    let ascii: String = format!("bondlake: {title}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    ascii.chars().take(99).collect()
+}
+
+#[cfg(feature = "slack")]
+impl crate::notify::TextOutlet for SnsText {
+    fn send(&self, message: &crate::notify::Message) -> io::Result<()> {
+        let request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(email_subject(&message.title))
+            .message(&message.text);
         self.handle
             .block_on(request.send())
             .map(|_| ())

@@ -348,8 +348,7 @@ pub fn load_and_report<W: Warehouse>(
             });
         }
     };
-    let location = store.locate(manifest_key);
-    let mut event = PipelineEvent::from_manifest(STAGE, &manifest, location);
+    let mut event = PipelineEvent::from_manifest(STAGE, &manifest, manifest_key, store);
     event.output_prefix = None;
     let table = format!("{}.{}", loader.schema().name(), manifest.dataset);
     let result = loader.load(manifest_key, &manifest, store);

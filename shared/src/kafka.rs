@@ -1,0 +1,984 @@
+//! msk-lander's core: a batch of Kafka records into the raw bucket, exactly once in effect.
+//!
+//! For each topic-partition in a batch, one gzip CSV object with the contract's header goes to the
+//! raw bucket at `kafka/<dataset>/<date>/<topic>/p<partition>/<first>-<last>.csv.gz` (offsets
+//! zero-padded to 20 digits, the date that of the first record's timestamp, UTC). The key and the
+//! bytes are a pure function of the records, so a retried batch rewrites the identical object and
+//! the csv-processor, which the raw bucket's notification calls as for any vendor file, makes the
+//! same outputs again. A record that cannot be decoded is written to
+//! `quarantine/kafka/<dataset>/<topic>/p<partition>/<first>-<last>.csv.gz` in the processed bucket
+//! with its topic, partition, offset and reason, and never blocks its partition. The Kafka
+//! topic, partition, offset, timestamp and headers of every landed record become its `_kafka_*`
+//! lineage columns, which the contracts declare. One `landed` event per topic-partition follows
+//! the objects; any storage or publish error fails the batch, which the event source mapping
+//! retries.
+
+use crate::contract::{self, Contract, Shape};
+use crate::events::{EventKind, EventSink, KafkaInfo, PipelineEvent, ReasonCount};
+use crate::manifest::SourceRef;
+use crate::store::ObjectStore;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+/// The publisher name in `landed` events.
+pub const STAGE: &str = "msk-lander";
+
+/// The lineage columns every Kafka-fed contract declares, in the order the lander writes them.
+pub const LINEAGE: [&str; 5] = [
+    "_kafka_topic",
+    "_kafka_partition",
+    "_kafka_offset",
+    "_kafka_timestamp_ms",
+    "_kafka_headers",
+];
+
+/// The built-in topic table (`contracts/topics.toml`).
+pub const BUILTIN_TOPICS: &str = include_str!("../../contracts/topics.toml");
+
+/// Largest record value the lander accepts (Kafka's own default limit is about 1 MB).
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// How a topic's record values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One CSV line in the contract's vendor-column order, no header.
+    Csv,
+    /// One JSON object keyed by column name.
+    Json,
+}
+
+/// One row of the topic table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    /// The Kafka topic.
+    pub name: String,
+    /// The dataset its records belong to.
+    pub dataset: String,
+    /// How its values are written.
+    pub format: Format,
+}
+
+/// Topic → dataset and format (`contracts/topics.toml`).
+#[derive(Debug, Clone)]
+pub struct Topics {
+    topics: Vec<Topic>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicsFile {
+    #[serde(default)]
+    topic: Vec<Topic>,
+}
+
+impl Topics {
+    /// Reads a topic table; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Topics, LandError> {
+        let file: TopicsFile =
+            toml::from_str(text).map_err(|e| LandError::Config(format!("{origin}: {e}")))?;
+        for (i, t) in file.topic.iter().enumerate() {
+            if !is_topic_name(&t.name) {
+                return Err(LandError::Config(format!(
+                    "{origin}: topic {}: `{}` is not a Kafka topic name ([A-Za-z0-9._-], 1 to 249 characters)",
+                    i + 1,
+                    t.name
+                )));
+            }
+            if file.topic[..i].iter().any(|o| o.name == t.name) {
+                return Err(LandError::Config(format!(
+                    "{origin}: topic `{}` is listed twice",
+                    t.name
+                )));
+            }
+        }
+        Ok(Topics { topics: file.topic })
+    }
+
+    /// The built-in table.
+    pub fn builtin() -> Topics {
+        // A test parses BUILTIN_TOPICS, so this cannot fail in a released binary.
+        Topics::from_toml(BUILTIN_TOPICS, "built-in topics").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The entry for `name`.
+    pub fn get(&self, name: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// Every entry, in file order.
+    pub fn all(&self) -> &[Topic] {
+        &self.topics
+    }
+}
+
+fn is_topic_name(s: &str) -> bool {
+    (1..=249).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// One Kafka record as the event source mapping delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i64,
+    /// The offset.
+    pub offset: i64,
+    /// The record's timestamp, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The value, base64-encoded as MSK delivers it; `None` for a tombstone.
+    pub value: Option<String>,
+    /// Headers in record order (a name may repeat).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Why a record was quarantined instead of landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// Its topic is not in the topic table.
+    UnknownTopic,
+    /// No value (a tombstone).
+    Tombstone,
+    /// The value is not base64.
+    Base64,
+    /// The value is larger than [`MAX_VALUE_BYTES`].
+    TooLong,
+    /// The value is not UTF-8.
+    Encoding,
+    /// A CSV value that is not exactly one line of the contract's width.
+    Ragged,
+    /// A JSON value that is not an object.
+    Json,
+    /// A JSON field holding an object or an array.
+    JsonType,
+}
+
+impl Poison {
+    /// The reason code written to the quarantine and the event.
+    pub fn code(self) -> &'static str {
+        match self {
+            Poison::UnknownTopic => "unknown_topic",
+            Poison::Tombstone => "tombstone",
+            Poison::Base64 => "base64",
+            Poison::TooLong => "too_long",
+            Poison::Encoding => "encoding",
+            Poison::Ragged => "ragged",
+            Poison::Json => "json",
+            Poison::JsonType => "json_type",
+        }
+    }
+}
+
+/// What stops a batch (the mapping retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum LandError {
+    /// The topic table or a contract is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// Writing an object failed.
+    #[error("writing {location}: {source}")]
+    Storage {
+        /// Where.
+        location: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Publishing a `landed` event failed.
+    #[error("publishing the landed event for {location}: {source}")]
+    Publish {
+        /// The object it announces.
+        location: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl LandError {
+    /// Whether retrying the batch can help (storage and publishing; not configuration).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, LandError::Config(_))
+    }
+}
+
+/// A Kafka-fed dataset: its contract and the columns a record's value holds.
+#[derive(Debug)]
+struct Target {
+    contract: Contract,
+    vendor_columns: Vec<String>,
+}
+
+/// Lands batches of Kafka records (see the module's documentation).
+#[derive(Debug)]
+pub struct Lander {
+    topics: Topics,
+    targets: HashMap<String, Target>,
+    raw_bucket: String,
+}
+
+/// What landing one topic-partition of a batch wrote.
+#[derive(Debug, Clone)]
+pub struct Landed {
+    /// Its `landed` event (already published).
+    pub event: PipelineEvent,
+    /// The raw object's key, when any record landed.
+    pub key: Option<String>,
+    /// The quarantine object's key, when any record was poison.
+    pub quarantine_key: Option<String>,
+}
+
+impl Lander {
+    /// A lander for `topics`, with contracts from `contracts_dir` (or built in); `raw_bucket`
+    /// names the raw bucket in events. Every dataset the table names must be a records-shaped
+    /// contract declaring the [`LINEAGE`] columns.
+    pub fn new(
+        topics: Topics,
+        contracts_dir: Option<&Path>,
+        raw_bucket: &str,
+    ) -> Result<Lander, LandError> {
+        let mut targets = HashMap::new();
+        for t in topics.all() {
+            if targets.contains_key(&t.dataset) {
+                continue;
+            }
+            let contract = contract::load_dataset(&t.dataset, contracts_dir)
+                .map_err(|e| LandError::Config(format!("topic `{}`: {e}", t.name)))?;
+            if contract.shape != Shape::Records {
+                return Err(LandError::Config(format!(
+                    "topic `{}`: dataset {} is wide (one row per date, a column per series); Kafka records carry one record each, so only records-shaped datasets can be fed",
+                    t.name, t.dataset
+                )));
+            }
+            let names: Vec<&str> = contract.columns.iter().map(|c| c.name.as_str()).collect();
+            if let Some(missing) = LINEAGE.iter().find(|l| !names.contains(l)) {
+                return Err(LandError::Config(format!(
+                    "topic `{}`: contract {} does not declare the lineage column `{missing}` (see contracts/investor_holdings.toml)",
+                    t.name, t.dataset
+                )));
+            }
+            let vendor_columns = names
+                .iter()
+                .filter(|n| !LINEAGE.contains(n))
+                .map(|n| n.to_string())
+                .collect();
+            targets.insert(
+                t.dataset.clone(),
+                Target {
+                    contract,
+                    vendor_columns,
+                },
+            );
+        }
+        Ok(Lander {
+            topics,
+            targets,
+            raw_bucket: raw_bucket.to_string(),
+        })
+    }
+
+    /// The topic table.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The columns a record's value holds for `dataset`, in order (the contract's columns without
+    /// the lineage columns).
+    pub fn vendor_columns(&self, dataset: &str) -> Option<&[String]> {
+        self.targets
+            .get(dataset)
+            .map(|t| t.vendor_columns.as_slice())
+    }
+
+    /// Lands one batch: per topic-partition, the quarantine object (when a record is poison),
+    /// then the raw object (when a record is good), then its `landed` event on `events`. An empty
+    /// batch writes nothing.
+    pub fn land(
+        &self,
+        records: &[KafkaRecord],
+        raw: &dyn ObjectStore,
+        quarantine: &dyn ObjectStore,
+        events: &dyn EventSink,
+    ) -> Result<Vec<Landed>, LandError> {
+        let mut groups: BTreeMap<(&str, i64), Vec<&KafkaRecord>> = BTreeMap::new();
+        for r in records {
+            groups
+                .entry((r.topic.as_str(), r.partition))
+                .or_default()
+                .push(r);
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for ((topic, partition), mut group) in groups {
+            let started = Instant::now();
+            group.sort_by_key(|r| r.offset);
+            // The mapping never repeats an offset in a batch; if it did, the record is the same.
+            group.dedup_by_key(|r| r.offset);
+            let landed = self.land_partition(topic, partition, &group, raw, quarantine)?;
+            let mut event = landed.event;
+            event.duration_ms = started.elapsed().as_millis() as u64;
+            events
+                .publish(&event)
+                .map_err(|source| LandError::Publish {
+                    location: event.source.key.clone(),
+                    source,
+                })?;
+            out.push(Landed { event, ..landed });
+        }
+        Ok(out)
+    }
+
+    fn land_partition(
+        &self,
+        topic: &str,
+        partition: i64,
+        group: &[&KafkaRecord],
+        raw: &dyn ObjectStore,
+        quarantine: &dyn ObjectStore,
+    ) -> Result<Landed, LandError> {
+        let (first, last) = match (group.first(), group.last()) {
+            (Some(f), Some(l)) => (f.offset, l.offset),
+            _ => return Err(LandError::Config("an empty topic-partition group".into())),
+        };
+        let entry = self.topics.get(topic);
+        let target = entry.and_then(|t| self.targets.get(&t.dataset));
+        let dataset = entry.map_or("_unrouted", |t| t.dataset.as_str());
+        let safe_topic = sanitize(topic);
+        let span = format!("p{partition}/{first:020}-{last:020}.csv.gz");
+        let date = group[0].timestamp_ms.div_euclid(86_400_000);
+        let key = format!(
+            "kafka/{dataset}/{}/{safe_topic}/{span}",
+            crate::parse::format_date(date as i32)
+        );
+        let quarantine_key = format!("quarantine/kafka/{dataset}/{safe_topic}/{span}");
+
+        let mut rows = csv_gz();
+        let mut poison = csv_gz();
+        poison
+            .write_record([
+                "topic",
+                "partition",
+                "offset",
+                "timestamp_ms",
+                "reason",
+                "detail",
+                "value_base64",
+            ])
+            .map_err(|e| storage(&quarantine_key, quarantine, e.into()))?;
+        if let Some(target) = target {
+            let header = target
+                .vendor_columns
+                .iter()
+                .map(String::as_str)
+                .chain(LINEAGE);
+            rows.write_record(header)
+                .map_err(|e| storage(&key, raw, e.into()))?;
+        }
+        let mut landed = 0u64;
+        let mut reasons: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut fields: Vec<String> = Vec::new();
+        for r in group {
+            let decoded = match (entry, target) {
+                (Some(t), Some(target)) => decode(r, t.format, &target.vendor_columns, &mut fields),
+                _ => Err((
+                    Poison::UnknownTopic,
+                    format!("topic `{topic}` is not in the topic table"),
+                )),
+            };
+            match decoded {
+                Ok(()) => {
+                    fields.push(r.topic.clone());
+                    fields.push(r.partition.to_string());
+                    fields.push(r.offset.to_string());
+                    fields.push(r.timestamp_ms.to_string());
+                    fields.push(headers_json(&r.headers));
+                    rows.write_record(&fields)
+                        .map_err(|e| storage(&key, raw, e.into()))?;
+                    landed += 1;
+                }
+                Err((reason, detail)) => {
+                    *reasons.entry(reason.code()).or_default() += 1;
+                    poison
+                        .write_record([
+                            r.topic.as_str(),
+                            &r.partition.to_string(),
+                            &r.offset.to_string(),
+                            &r.timestamp_ms.to_string(),
+                            reason.code(),
+                            &detail,
+                            r.value.as_deref().unwrap_or(""),
+                        ])
+                        .map_err(|e| storage(&quarantine_key, quarantine, e.into()))?;
+                }
+            }
+        }
+        let rejected = group.len() as u64 - landed;
+        let quarantine_written = if rejected > 0 {
+            put(
+                quarantine,
+                &quarantine_key,
+                finish(poison, &quarantine_key, quarantine)?,
+            )?;
+            Some(quarantine_key)
+        } else {
+            None
+        };
+        let mut source = SourceRef {
+            bucket: self.raw_bucket.clone(),
+            key: key.clone(),
+            etag: String::new(),
+            bytes: 0,
+        };
+        let key_written = if landed > 0 {
+            let bytes = finish(rows, &key, raw)?;
+            source.etag = format!("sha256:{}", hex(&Sha256::digest(&bytes)[..16]));
+            source.bytes = bytes.len() as u64;
+            put(raw, &key, bytes)?;
+            Some(key)
+        } else {
+            None
+        };
+        let mut top: Vec<ReasonCount> = reasons
+            .into_iter()
+            .map(|(reason, count)| ReasonCount {
+                reason: reason.to_string(),
+                count,
+            })
+            .collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        let event = PipelineEvent {
+            dataset: entry.map(|t| t.dataset.clone()),
+            rows_read: group.len() as u64,
+            rows_ok: landed,
+            rows_rejected: rejected,
+            top_reasons: top,
+            quarantine: quarantine_written.as_deref().map(|k| quarantine.locate(k)),
+            kafka: Some(KafkaInfo {
+                topic: topic.to_string(),
+                partition,
+                first_offset: first,
+                last_offset: last,
+            }),
+            ..PipelineEvent::new(EventKind::Landed, STAGE, source)
+        };
+        Ok(Landed {
+            event,
+            key: key_written,
+            quarantine_key: quarantine_written,
+        })
+    }
+}
+
+/// A CSV writer into a gzip stream whose bytes depend only on what is written (gzip's header
+/// carries no time or name here).
+fn csv_gz() -> csv::Writer<GzEncoder<Vec<u8>>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(GzEncoder::new(Vec::new(), Compression::default()))
+}
+
+fn finish(
+    w: csv::Writer<GzEncoder<Vec<u8>>>,
+    key: &str,
+    store: &dyn ObjectStore,
+) -> Result<Vec<u8>, LandError> {
+    w.into_inner()
+        .map_err(|e| storage(key, store, e.into_error()))?
+        .finish()
+        .map_err(|e| storage(key, store, e))
+}
+
+/// Writes the object unless the same bytes are already there: a replayed batch then changes
+/// nothing, not even the object's time, so nothing downstream is announced twice.
+fn put(store: &dyn ObjectStore, key: &str, bytes: Vec<u8>) -> Result<(), LandError> {
+    match store.get(key, None) {
+        Ok(existing) if existing.size == bytes.len() as u64 => {
+            let mut current = Vec::with_capacity(bytes.len());
+            let mut body = existing.body;
+            body.read_to_end(&mut current)
+                .map_err(|e| storage(key, store, e))?;
+            if current == bytes {
+                tracing::info!(key, "already landed, byte for byte");
+                return Ok(());
+            }
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(storage(key, store, e)),
+    }
+    let mut w = store.create(key).map_err(|e| storage(key, store, e))?;
+    w.write_all(&bytes).map_err(|e| storage(key, store, e))?;
+    w.commit().map(|_| ()).map_err(|e| storage(key, store, e))
+}
+
+fn storage(key: &str, store: &dyn ObjectStore, source: io::Error) -> LandError {
+    LandError::Storage {
+        location: store.locate(key),
+        source,
+    }
+}
+
+/// A topic name as a key segment (Kafka allows only these characters; a record claiming
+/// another name cannot escape its folder).
+fn sanitize(topic: &str) -> String {
+    if is_topic_name(topic) {
+        topic.to_string()
+    } else {
+        topic
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The headers as a JSON array of `[name, value]` pairs; a value that is not UTF-8 is written
+/// as `base64:` and its base64.
+pub fn headers_json(headers: &[(String, Vec<u8>)]) -> String {
+    if headers.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<[String; 2]> = headers
+        .iter()
+        .map(|(name, value)| {
+            let v = match std::str::from_utf8(value) {
+                Ok(s) => s.to_string(),
+                Err(_) => format!("base64:{}", BASE64.encode(value)),
+            };
+            [name.clone(), v]
+        })
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_default()
+}
+
+/// Decodes a record's value into `fields` (the vendor columns, in order), or says why not.
+fn decode(
+    r: &KafkaRecord,
+    format: Format,
+    columns: &[String],
+    fields: &mut Vec<String>,
+) -> Result<(), (Poison, String)> {
+    fields.clear();
+    let encoded = r
+        .value
+        .as_deref()
+        .ok_or((Poison::Tombstone, "the record has no value".to_string()))?;
+    if encoded.len() / 4 * 3 > MAX_VALUE_BYTES {
+        return Err((
+            Poison::TooLong,
+            format!(
+                "the value is about {} bytes; at most {MAX_VALUE_BYTES} are accepted",
+                encoded.len() / 4 * 3
+            ),
+        ));
+    }
+    let bytes = BASE64
+        .decode(encoded.trim())
+        .map_err(|e| (Poison::Base64, format!("the value is not base64: {e}")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        (
+            Poison::Encoding,
+            format!(
+                "the value is not UTF-8 (invalid byte at {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    match format {
+        Format::Csv => decode_csv(text, columns, fields),
+        Format::Json => decode_json(text, columns, fields),
+    }
+}
+
+fn decode_csv(
+    text: &str,
+    columns: &[String],
+    fields: &mut Vec<String>,
+) -> Result<(), (Poison, String)> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let mut records = reader.records();
+    let record = match records.next() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err((Poison::Ragged, format!("not CSV: {e}"))),
+        None => return Err((Poison::Ragged, "the value is empty".to_string())),
+    };
+    if records.next().is_some() {
+        return Err((
+            Poison::Ragged,
+            "the value holds more than one CSV line".to_string(),
+        ));
+    }
+    if record.len() != columns.len() {
+        return Err((
+            Poison::Ragged,
+            format!(
+                "{} fields; the topic's CSV format has {} ({}, ...)",
+                record.len(),
+                columns.len(),
+                columns[..columns.len().min(3)].join(", ")
+            ),
+        ));
+    }
+    fields.extend(record.iter().map(str::to_string));
+    Ok(())
+}
+
+fn decode_json(
+    text: &str,
+    columns: &[String],
+    fields: &mut Vec<String>,
+) -> Result<(), (Poison, String)> {
+    let object: HashMap<&str, &RawValue> = serde_json::from_str(text)
+        .map_err(|e| (Poison::Json, format!("not a JSON object: {e}")))?;
+    for c in columns {
+        let raw = object.get(c.as_str()).copied().or_else(|| {
+            object
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(c))
+                .map(|(_, v)| *v)
+        });
+        let value = match raw.map(RawValue::get) {
+            None | Some("null") => String::new(),
+            Some(s) if s.starts_with('"') => serde_json::from_str::<String>(s)
+                .map_err(|e| (Poison::Json, format!("`{c}`: {e}")))?,
+            Some(s) if s.starts_with('{') || s.starts_with('[') => {
+                return Err((
+                    Poison::JsonType,
+                    format!("`{c}` holds an object or array, not a value"),
+                ));
+            }
+            // Numbers and booleans exactly as written: 1234567.89 stays 1234567.89.
+            Some(s) => s.to_string(),
+        };
+        fields.push(value);
+    }
+    Ok(())
+}
+
+/// How [`records_from_csv`] makes Kafka-style records of a vendor file.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    /// The topic the records are "published" to.
+    pub topic: String,
+    /// Records are spread over this many partitions by the hash of their dataset key, as a
+    /// producer keyed on it would.
+    pub partitions: u32,
+    /// The first offset of each partition (missing ones start at 0).
+    pub start_offsets: BTreeMap<i64, i64>,
+    /// Every record's timestamp (a fixed one makes the same file yield the same batch).
+    pub timestamp_ms: i64,
+    /// Headers on every record.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Turns a vendor CSV file (with its header; gzip or plain) into the records a producer would
+/// publish to `feed.topic`: each record's vendor columns, in the contract's order, as the topic's
+/// format writes them, with the offsets each partition would give them. Columns the file lacks
+/// are empty; columns the contract does not know are left out.
+pub fn records_from_csv(
+    lander: &Lander,
+    feed: &Feed,
+    input: impl io::Read + Send + 'static,
+) -> Result<Vec<KafkaRecord>, LandError> {
+    let topic = lander.topics.get(&feed.topic).ok_or_else(|| {
+        LandError::Config(format!(
+            "topic `{}` is not in the topic table (known: {})",
+            feed.topic,
+            lander
+                .topics
+                .all()
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let target = lander
+        .targets
+        .get(&topic.dataset)
+        .ok_or_else(|| LandError::Config(format!("no contract for {}", topic.dataset)))?;
+    let contract = &target.contract;
+    let profile = contract.profile(None).map_err(LandError::Config)?;
+    let bad = |e: csv::Error| LandError::Config(format!("the input is not CSV: {e}"));
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(
+        crate::input::open(input, &crate::input::Limits::default())
+            .map_err(|e| LandError::Config(e.to_string()))?,
+    );
+    let header = reader.byte_headers().map_err(bad)?.clone();
+    // Input field → vendor column position.
+    let positions: Vec<Option<usize>> = target
+        .vendor_columns
+        .iter()
+        .map(|name| {
+            header.iter().position(|h| {
+                let h = String::from_utf8_lossy(h);
+                contract
+                    .column_for_header(
+                        profile,
+                        h.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}'),
+                    )
+                    .is_some_and(|i| contract.columns[i].name == *name)
+            })
+        })
+        .collect();
+    let key_positions: Vec<usize> = contract
+        .key
+        .iter()
+        .filter_map(|&k| {
+            target
+                .vendor_columns
+                .iter()
+                .position(|n| *n == contract.columns[k].name)
+        })
+        .collect();
+    let mut next = feed.start_offsets.clone();
+    let mut out = Vec::new();
+    let partitions = feed.partitions.max(1);
+    // Bytes as the file holds them: a producer publishes what it has, and a record that is not
+    // UTF-8 or has the wrong width reaches the lander as such (and is quarantined there).
+    for record in reader.byte_records() {
+        let record = record.map_err(bad)?;
+        let fields: Vec<&[u8]> = if record.len() == header.len() {
+            positions
+                .iter()
+                .map(|p| p.and_then(|i| record.get(i)).unwrap_or(b""))
+                .collect()
+        } else {
+            record.iter().collect()
+        };
+        let value = match topic.format {
+            Format::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(Vec::new());
+                w.write_record(&fields).map_err(bad)?;
+                let mut line = w
+                    .into_inner()
+                    .map_err(|e| LandError::Config(e.to_string()))?;
+                line.pop();
+                line
+            }
+            Format::Json => {
+                let object: serde_json::Map<String, serde_json::Value> = target
+                    .vendor_columns
+                    .iter()
+                    .zip(&fields)
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| {
+                        let text = String::from_utf8_lossy(v).into_owned();
+                        (k.clone(), serde_json::Value::String(text))
+                    })
+                    .collect();
+                serde_json::to_vec(&object).unwrap_or_default()
+            }
+        };
+        let mut key = Vec::new();
+        for &k in &key_positions {
+            key.extend_from_slice(fields.get(k).map_or(&b""[..], |f| f.trim_ascii()));
+            key.push(0x1f);
+        }
+        let partition = (twox_hash::XxHash3_64::oneshot(&key) % u64::from(partitions)) as i64;
+        let offset = next.entry(partition).or_insert(0);
+        out.push(KafkaRecord {
+            topic: feed.topic.clone(),
+            partition,
+            offset: *offset,
+            timestamp_ms: feed.timestamp_ms,
+            value: Some(BASE64.encode(value)),
+            headers: feed.headers.clone(),
+        });
+        *offset += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::JsonLinesSink;
+    use crate::store::LocalStore;
+
+    fn record(topic: &str, partition: i64, offset: i64, value: Option<&[u8]>) -> KafkaRecord {
+        KafkaRecord {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp_ms: 1_764_028_800_000 + offset, // 2025-11-25
+            value: value.map(|v| BASE64.encode(v)),
+            headers: vec![("trace".into(), b"t-1".to_vec())],
+        }
+    }
+
+    fn gunzip(bytes: &[u8]) -> String {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_string(&mut s)
+            .expect("gzip");
+        s
+    }
+
+    #[test]
+    fn the_builtin_table_parses_and_every_dataset_in_it_can_be_fed() {
+        let lander = Lander::new(Topics::builtin(), None, "raw").expect("lander");
+        assert_eq!(lander.topics().all().len(), 3);
+        let cols = lander
+            .vendor_columns("investor_holdings")
+            .expect("holdings");
+        assert_eq!(cols[0], "as_of_date");
+        assert!(cols.iter().all(|c| !c.starts_with("_kafka")));
+    }
+
+    #[test]
+    fn a_wide_dataset_or_a_bad_topic_name_is_refused() {
+        let wide = Topics::from_toml(
+            "[[topic]]\nname = \"w\"\ndataset = \"weekly_series\"\nformat = \"csv\"\n",
+            "t",
+        )
+        .expect("table");
+        let e = Lander::new(wide, None, "raw")
+            .expect_err("wide")
+            .to_string();
+        assert!(e.contains("weekly_series is wide"), "{e}");
+        let e = Topics::from_toml(
+            "[[topic]]\nname = \"a/b\"\ndataset = \"x\"\nformat = \"csv\"\n",
+            "t.toml",
+        )
+        .expect_err("bad name")
+        .to_string();
+        assert!(
+            e.starts_with("t.toml: topic 1: `a/b` is not a Kafka topic name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_numbers_keep_every_digit() {
+        let cols: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let mut f = Vec::new();
+        decode_json(
+            r#"{"a": 12345678901234567.891, "B": "x,\"y\"", "c": null, "zz": 1}"#,
+            &cols,
+            &mut f,
+        )
+        .expect("decoded");
+        assert_eq!(f, ["12345678901234567.891", "x,\"y\"", "", ""]);
+        assert_eq!(
+            decode_json(r#"{"a": [1]}"#, &cols, &mut f)
+                .expect_err("array")
+                .0,
+            Poison::JsonType
+        );
+        assert_eq!(
+            decode_json("[1]", &cols, &mut f).expect_err("array").0,
+            Poison::Json
+        );
+    }
+
+    #[test]
+    fn a_batch_lands_per_partition_and_a_replay_rewrites_identical_bytes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let raw = LocalStore::new(dir.path().join("raw"));
+        let processed = LocalStore::new(dir.path().join("processed"));
+        let events = JsonLinesSink::new(dir.path().join("events.jsonl"));
+        let lander = Lander::new(Topics::builtin(), None, "raw").expect("lander");
+        let n = lander
+            .vendor_columns("investor_holdings")
+            .expect("cols")
+            .len();
+        let good = vec!["v"; n].join(",");
+        let batch = vec![
+            record("investor-holdings", 1, 7, Some(good.as_bytes())),
+            record("investor-holdings", 0, 5, Some(good.as_bytes())),
+            record("investor-holdings", 0, 4, Some(b"only,three,fields")),
+            record("investor-holdings", 0, 6, None),
+            record("investor-holdings", 0, 3, Some(&[0xff, 0xfe])),
+            record("no-such-topic", 0, 1, Some(b"x")),
+        ];
+        let first = lander
+            .land(&batch, &raw, &processed, &events)
+            .expect("landed");
+        assert_eq!(first.len(), 3);
+        let p0 = &first[0];
+        assert_eq!(
+            p0.key.as_deref(),
+            Some(
+                "kafka/investor_holdings/2025-11-25/investor-holdings/p0/00000000000000000003-00000000000000000006.csv.gz"
+            )
+        );
+        assert_eq!(
+            (p0.event.rows_read, p0.event.rows_ok, p0.event.rows_rejected),
+            (4, 1, 3)
+        );
+        let bytes = std::fs::read(raw.root().join(p0.key.as_deref().expect("key"))).expect("raw");
+        let text = gunzip(&bytes);
+        let mut lines = text.lines();
+        assert!(lines.next().expect("header").ends_with(
+            ",_kafka_topic,_kafka_partition,_kafka_offset,_kafka_timestamp_ms,_kafka_headers"
+        ));
+        assert!(
+            lines.next().expect("row").ends_with(
+                ",investor-holdings,0,5,1764028800005,\"[[\"\"trace\"\",\"\"t-1\"\"]]\""
+            ),
+            "{text}"
+        );
+        let q = gunzip(
+            &std::fs::read(
+                processed
+                    .root()
+                    .join(p0.quarantine_key.as_deref().expect("q")),
+            )
+            .expect("q"),
+        );
+        let reasons: Vec<&str> = q
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(4).unwrap_or(""))
+            .collect();
+        assert_eq!(reasons, ["encoding", "ragged", "tombstone"]);
+        let unrouted = &first[2];
+        assert_eq!(unrouted.key, None);
+        assert_eq!(unrouted.event.top_reasons[0].reason, "unknown_topic");
+
+        let again = lander
+            .land(&batch, &raw, &processed, &events)
+            .expect("replayed");
+        let bytes_again =
+            std::fs::read(raw.root().join(p0.key.as_deref().expect("key"))).expect("raw");
+        assert_eq!(bytes, bytes_again);
+        let ids: Vec<String> = first.iter().map(|l| l.event.id()).collect();
+        let ids_again: Vec<String> = again.iter().map(|l| l.event.id()).collect();
+        assert_eq!(ids, ids_again);
+        assert!(
+            lander
+                .land(&[], &raw, &processed, &events)
+                .expect("empty")
+                .is_empty()
+        );
+    }
+}

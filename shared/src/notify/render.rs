@@ -1,0 +1,446 @@
+//! Notices into words: Slack Block Kit and plain text from the same lines.
+
+use super::{Alarm, Message, Notice};
+use crate::events::{EventKind, PipelineEvent};
+use crate::manifest::Status;
+use serde_json::{Value, json};
+
+/// Slack refuses a header over 150 characters and a text block over 3000.
+const HEADER_MAX: usize = 150;
+const TEXT_MAX: usize = 2900;
+/// Lines a digest lists before "and N more".
+const DIGEST_LINES: usize = 20;
+
+/// The message for one notice.
+pub fn render_notice(n: &Notice) -> Message {
+    match n {
+        Notice::Event(e) => render_event(e, n.id()),
+        Notice::Alarm(a) => render_alarm(a, n.id()),
+        Notice::Unreadable { message_id, reason } => render_unreadable(message_id, reason, n.id()),
+    }
+}
+
+/// What one event reports, as labelled facts and what to do next.
+struct Facts {
+    icon: &'static str,
+    title: String,
+    fields: Vec<(&'static str, String)>,
+    notes: Vec<String>,
+    next: Option<String>,
+}
+
+fn facts(e: &PipelineEvent) -> Facts {
+    let dataset = e.dataset.as_deref().unwrap_or("(no route)");
+    let file = e.source.key.as_str();
+    let mut fields = vec![
+        (
+            "Dataset",
+            match &e.profile {
+                Some(p) => format!("{dataset} ({p})"),
+                None => dataset.to_string(),
+            },
+        ),
+        ("File", file.to_string()),
+    ];
+    let rows = if e.kind == EventKind::Landed {
+        format!(
+            "{} landed, {} quarantined of {} records",
+            count(e.rows_ok),
+            count(e.rows_rejected),
+            count(e.rows_read)
+        )
+    } else {
+        format!(
+            "{} ok, {} rejected of {} read",
+            count(e.rows_ok),
+            count(e.rows_rejected),
+            count(e.rows_read)
+        )
+    };
+    fields.push(("Rows", rows));
+    fields.push(("Duration", duration(e.duration_ms)));
+    let mut notes = Vec::new();
+    if !e.top_reasons.is_empty() {
+        let reasons: Vec<String> = e
+            .top_reasons
+            .iter()
+            .map(|r| format!("{} {}", r.reason, count(r.count)))
+            .collect();
+        notes.push(format!("Top reasons: {}", reasons.join(", ")));
+    }
+    if let Some(k) = &e.kafka {
+        notes.push(format!(
+            "Kafka: {} partition {}, offsets {} to {}",
+            k.topic, k.partition, k.first_offset, k.last_offset
+        ));
+    }
+    if let Some(q) = &e.quarantine {
+        notes.push(format!("Quarantine: {q}"));
+    }
+    if let Some(l) = &e.load {
+        let totals: Vec<String> = l
+            .control_totals
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        notes.push(format!(
+            "Warehouse: {} {} rows into {}{}",
+            l.outcome.replace('_', " "),
+            count(l.rows),
+            l.table,
+            if totals.is_empty() {
+                String::new()
+            } else {
+                format!("; reconciled {}", totals.join(", "))
+            }
+        ));
+    }
+    if let Some(h) = &e.handoff {
+        notes.push(format!("Handed off ({}): {}", h.reason, h.detail));
+    }
+    if let Some(m) = &e.manifest {
+        notes.push(format!("Manifest: {m}"));
+    }
+    if let Some(err) = &e.error {
+        notes.push(format!("Error: {err}"));
+    }
+    let (icon, verb, next) = match (e.kind, e.status) {
+        (EventKind::Failed, _) if e.dataset.is_none() => (
+            ":x:",
+            "not processed".to_string(),
+            Some("No route matches this key: add one to contracts/routes.toml (or the ROUTES variable), then copy the file in again.".to_string()),
+        ),
+        (EventKind::Failed, _) => (
+            ":x:",
+            "failed".to_string(),
+            Some("Nothing was loaded. Read the error, get a corrected file from the vendor, and upload it under the same key: the new version is processed on its own.".to_string()),
+        ),
+        (EventKind::Processed, Some(Status::RejectedOverThreshold)) => (
+            ":warning:",
+            "rejected over threshold".to_string(),
+            Some("Too many records were rejected, so the file is not loaded; its outputs are kept for inspection. Look at the quarantine file and ask the vendor for a corrected file.".to_string()),
+        ),
+        (EventKind::Processed, _) => (":white_check_mark:", "processed".to_string(), None),
+        (EventKind::Handoff, _) => (":hourglass_flowing_sand:", "handed off to EMR".to_string(), None),
+        (EventKind::Loaded, _) => match e.load.as_ref().map(|l| l.outcome.as_str()) {
+            Some("not_loaded") => (
+                ":warning:",
+                "not loaded".to_string(),
+                Some("Its manifest's status forbids loading; it is recorded in the ledger. Fix the file upstream.".to_string()),
+            ),
+            Some("already_loaded") => (":repeat:", "already loaded".to_string(), None),
+            _ => (":bank:", "loaded".to_string(), None),
+        },
+        (EventKind::LoadFailed, _) => (
+            ":x:",
+            "load failed".to_string(),
+            Some("Nothing was merged. Read the error; once fixed, redrive the manifest from the loader's dead-letter queue (locally: bondlake load --manifest ...).".to_string()),
+        ),
+        (EventKind::Landed, _) if e.rows_rejected > 0 => (
+            ":warning:",
+            "landed with poison records".to_string(),
+            Some("The partition moved on; the undecodable records are in the quarantine file with their offsets and reasons. Fix the producer and publish them again.".to_string()),
+        ),
+        (EventKind::Landed, _) => (":inbox_tray:", "landed from Kafka".to_string(), None),
+        (EventKind::Other, _) => (
+            ":grey_question:",
+            format!("reported an event kind this notifier does not know ({})", e.stage),
+            Some("Upgrade the notifier to read it in full.".to_string()),
+        ),
+    };
+    Facts {
+        icon,
+        title: format!("{dataset}: {} {verb}", short_file(file)),
+        fields,
+        notes,
+        next,
+    }
+}
+
+fn render_event(e: &PipelineEvent, id: String) -> Message {
+    let f = facts(e);
+    let attention = f.next.is_some();
+    let mut text = vec![f.title.clone()];
+    text.extend(f.fields.iter().map(|(k, v)| format!("{k}: {v}")));
+    text.extend(f.notes.iter().cloned());
+    if let Some(next) = &f.next {
+        text.push(format!("What to do: {next}"));
+    }
+    text.push(format!("Event {id} from {} at {}", e.stage, e.at));
+    let mut blocks = vec![
+        header(&format!("{} {}", f.icon, f.title)),
+        json!({"type": "section", "fields": f.fields.iter().map(|(k, v)| mrkdwn(&format!("*{k}*\n{}", code_if_path(k, v)))).collect::<Vec<_>>()}),
+    ];
+    if !f.notes.is_empty() {
+        blocks.push(section(&f.notes.join("\n")));
+    }
+    if let Some(next) = &f.next {
+        blocks.push(section(&format!("*What to do:* {next}")));
+    }
+    blocks.push(context(&format!("event `{id}` · {} · {}", e.stage, e.at)));
+    Message {
+        slack: json!({"text": format!("{} {}", f.icon, f.title), "blocks": blocks}),
+        title: f.title,
+        text: text.join("\n"),
+        ids: vec![id],
+        attention,
+    }
+}
+
+/// One message for many routine notices: one line per file (its processing, loading and
+/// landing together), in the order files first appear.
+pub fn render_digest(notices: &[&Notice]) -> Message {
+    let (mut read, mut ok, mut rejected, mut loaded_rows) = (0u64, 0u64, 0u64, 0u64);
+    // File key → (icon, label, what happened to it).
+    let mut files: Vec<(String, &'static str, String, Vec<String>)> = Vec::new();
+    let mut others = Vec::new();
+    for n in notices {
+        let Notice::Event(e) = n else {
+            others.push(render_notice(n).title);
+            continue;
+        };
+        let (icon, part) = match e.kind {
+            EventKind::Loaded => {
+                let (outcome, rows) = e
+                    .load
+                    .as_ref()
+                    .map_or(("loaded", 0), |l| (l.outcome.as_str(), l.rows));
+                loaded_rows += rows;
+                (
+                    ":bank:",
+                    format!("{} {}", outcome.replace('_', " "), count(rows)),
+                )
+            }
+            EventKind::Landed => (
+                ":inbox_tray:",
+                format!("landed {} from Kafka", count(e.rows_ok)),
+            ),
+            EventKind::Handoff => (
+                ":hourglass_flowing_sand:",
+                format!(
+                    "handed off to EMR ({})",
+                    e.handoff.as_ref().map_or("", |h| h.reason.as_str())
+                ),
+            ),
+            _ => {
+                read += e.rows_read;
+                ok += e.rows_ok;
+                rejected += e.rows_rejected;
+                (
+                    ":white_check_mark:",
+                    format!(
+                        "{} ok, {} rejected",
+                        count(e.rows_ok),
+                        count(e.rows_rejected)
+                    ),
+                )
+            }
+        };
+        match files.iter_mut().find(|f| f.0 == e.source.key) {
+            Some(f) => f.3.push(part),
+            None => files.push((
+                e.source.key.clone(),
+                icon,
+                format!(
+                    "{}: {}",
+                    e.dataset.as_deref().unwrap_or("(no route)"),
+                    short_file(&e.source.key)
+                ),
+                vec![part],
+            )),
+        }
+    }
+    let title = format!(
+        "{} files: {} ok, {} rejected, {} rows loaded",
+        files.len(),
+        count(ok),
+        count(rejected),
+        count(loaded_rows)
+    );
+    let lines = |with_icons: bool| -> String {
+        let mut lines: Vec<String> = files
+            .iter()
+            .map(|(_, icon, label, parts)| {
+                let text = format!("{label}: {}", parts.join(", "));
+                if with_icons {
+                    format!("{icon} {text}")
+                } else {
+                    format!("- {text}")
+                }
+            })
+            .chain(others.iter().cloned())
+            .collect();
+        if lines.len() > DIGEST_LINES {
+            let more = lines.len() - DIGEST_LINES;
+            lines.truncate(DIGEST_LINES);
+            lines.push(format!("... and {more} more"));
+        }
+        lines.join("\n")
+    };
+    let ids: Vec<String> = notices.iter().map(|n| n.id()).collect();
+    let text = format!(
+        "{title}\nRead {} records; every outcome below went well.\n{}",
+        count(read),
+        lines(false)
+    );
+    Message {
+        slack: json!({"text": title, "blocks": [
+            header(&format!(":package: {title}")),
+            section(&lines(true)),
+            context(&format!("digest of {} events · {} records read", ids.len(), count(read))),
+        ]}),
+        title,
+        text,
+        ids,
+        attention: false,
+    }
+}
+
+/// The message for an alarm.
+pub fn render_alarm(a: &Alarm, id: String) -> Message {
+    let firing = a.new_state_value == "ALARM";
+    let title = if firing {
+        format!("stuck: {}", a.alarm_name)
+    } else {
+        format!("{}: {}", a.alarm_name, a.new_state_value)
+    };
+    let about = a.alarm_description.as_deref().unwrap_or("");
+    let next = firing.then_some(
+        "Messages are waiting in a dead-letter queue: look at them (the stack's outputs name the queues), fix the cause, then redrive them.",
+    );
+    let mut text = vec![title.clone(), about.to_string(), a.new_state_reason.clone()];
+    if let Some(n) = next {
+        text.push(format!("What to do: {n}"));
+    }
+    let mut blocks = vec![
+        header(&format!(
+            "{} {title}",
+            if firing {
+                ":rotating_light:"
+            } else {
+                ":large_green_circle:"
+            }
+        )),
+        section(&format!("{about}\n{}", a.new_state_reason)),
+    ];
+    if let Some(n) = next {
+        blocks.push(section(&format!("*What to do:* {n}")));
+    }
+    blocks.push(context(&format!("alarm · {}", a.state_change_time)));
+    Message {
+        slack: json!({"text": title, "blocks": blocks}),
+        title,
+        text: text.join("\n"),
+        ids: vec![id],
+        attention: firing,
+    }
+}
+
+/// The message for a message that could not be read.
+pub fn render_unreadable(message_id: &str, reason: &str, id: String) -> Message {
+    let title = "a message on pipeline-events could not be read".to_string();
+    let next = "If the version is newer, upgrade the notifier; the message itself was not retried.";
+    Message {
+        slack: json!({"text": title, "blocks": [
+            header(&format!(":grey_question: {title}")),
+            section(&format!("Message `{message_id}`: {reason}")),
+            section(&format!("*What to do:* {next}")),
+        ]}),
+        text: format!("{title}\nMessage {message_id}: {reason}\nWhat to do: {next}"),
+        title,
+        ids: vec![id],
+        attention: true,
+    }
+}
+
+fn header(text: &str) -> Value {
+    json!({"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_MAX), "emoji": true}})
+}
+
+fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, TEXT_MAX)}})
+}
+
+fn context(text: &str) -> Value {
+    json!({"type": "context", "elements": [mrkdwn(text)]})
+}
+
+fn mrkdwn(text: &str) -> Value {
+    json!({"type": "mrkdwn", "text": clip(text, 1900)})
+}
+
+fn code_if_path(label: &str, v: &str) -> String {
+    if label == "File" {
+        format!("`{v}`")
+    } else {
+        v.to_string()
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// What people call the file: the last segment of its key; for a landed Kafka object
+/// (`kafka/<dataset>/<date>/<topic>/p<n>/<first>-<last>.csv.gz`), its topic, partition and offsets.
+fn short_file(key: &str) -> String {
+    let parts: Vec<&str> = key.split('/').collect();
+    if let ["kafka", _, _, topic, partition, span] = parts.as_slice()
+        && let Some((first, last)) = span.trim_end_matches(".csv.gz").split_once('-')
+        && let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>())
+    {
+        return format!("{topic} {partition} offsets {first}-{last}");
+    }
+    parts.last().copied().unwrap_or(key).to_string()
+}
+
+/// 1234567 as `1,234,567`.
+fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 120_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(1500), "1.5 s");
+        assert_eq!(duration(185_000), "3 min 5 s");
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(
+            short_file(
+                "kafka/investor_holdings/2026-11-25/investor-holdings/p2/00000000000000000007-00000000000000000009.csv.gz"
+            ),
+            "investor-holdings p2 offsets 7-9"
+        );
+        assert_eq!(short_file("market/NYSE/nyse.csv.gz"), "nyse.csv.gz");
+    }
+}
