@@ -52,7 +52,7 @@ def main(path):
           "the SQS mapping must report partial batch failures")
     fn = res["CsvProcessorFunction"]["Properties"]
     check(fn["Runtime"] == "provided.al2023" and fn["Architectures"] == ["arm64"], "runtime must be provided.al2023 on arm64")
-    for role in ("CsvProcessorFunctionRole", "WarehouseLoaderFunctionRole"):
+    for role in ("CsvProcessorFunctionRole", "WarehouseLoaderFunctionRole", "MskLanderFunctionRole", "NotifierFunctionRole"):
         roles = json.dumps(res[role]["Properties"])
         check('"s3:*"' not in roles and '"Resource": "*"' not in roles, f"{role}: policies must name actions and resources")
     loader = res["WarehouseLoaderFunction"]["Properties"]
@@ -63,6 +63,26 @@ def main(path):
     check(any(r["Name"] == "prefix" and r["Value"] == "manifests/" for n in notifications for r in n["Filter"]["S3Key"]["Rules"]),
           "the processed bucket must announce manifests (and only them) to the loader's queue")
     check("deadLetterTargetArn" in res["ManifestEventsQueue"]["Properties"]["RedrivePolicy"], "the manifest queue needs a dead-letter queue")
+    for name in ("MskLanderFunction", "NotifierFunction"):
+        props = res[name]["Properties"]
+        check(props["Runtime"] == "provided.al2023" and props["Architectures"] == ["arm64"], f"{name} must be provided.al2023 on arm64")
+    check(res["MskLanderFunction"].get("Condition") == "HasMskCluster", "msk-lander exists only when a cluster is named")
+    msk = [m for m in mappings if "Topics" in m]
+    check(len(msk) == 1, "msk-lander needs one MSK event source mapping")
+    msk = msk[0]
+    check(msk["Topics"] == {"Ref": "MskTopics"} and msk["BatchSize"] == {"Ref": "MskBatchSize"}
+          and msk["MaximumBatchingWindowInSeconds"] == {"Ref": "MskBatchingWindowSeconds"},
+          "the MSK mapping takes its topics, batch size and window from parameters")
+    check("OnFailure" in msk.get("DestinationConfig", {}), "failed Kafka batches need an on-failure destination")
+    notify = [m for m in mappings if m.get("MaximumBatchingWindowInSeconds") == {"Ref": "DigestWindowSeconds"}]
+    check(len(notify) == 1 and notify[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"],
+          "the notifier's queue mapping: the digest window as its batching window, partial batch failures")
+    check("deadLetterTargetArn" in res["NotifyQueue"]["Properties"]["RedrivePolicy"], "the notify queue needs a dead-letter queue")
+    sub = res["PipelineEventsToNotifier"]["Properties"]
+    check(sub["Protocol"] == "sqs" and sub["TopicArn"] == {"Ref": "PipelineEventsTopic"}, "the notifier subscribes to pipeline-events")
+    notifier_env = res["NotifierFunction"]["Properties"]["Environment"]["Variables"]
+    check(notifier_env.get("SLACK_WEBHOOK_SECRET_ARN") == {"Ref": "SlackWebhookSecret"}, "the webhook URL comes from the secret")
+    check("hooks.slack.com" not in json.dumps(res["NotifierFunction"]), "no webhook URL in the function's settings")
     print(f"SAM translator: {len(res)} CloudFormation resources "
           f"({', '.join(sorted(t.split('::')[-1] for t in by_type))}); checks passed")
 
