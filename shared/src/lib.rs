@@ -37,6 +37,7 @@ pub mod s3_server;
 pub mod schema;
 pub mod store;
 pub mod synth;
+pub mod vars;
 pub mod warehouse;
 #[cfg(feature = "s3-server")]
 pub mod webhook_server;

@@ -102,28 +102,17 @@ impl Settings {
     /// Reads the settings from variables (`std::env::var` in the Lambda); each error names the
     /// variable and its value.
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let required = |name: &str| {
-            var(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("{name} is not set"))
-        };
-        let mut s = Settings::new(&required("RAW_BUCKET")?, &required("PROCESSED_BUCKET")?);
-        let number = |name: &str, default: u64| -> Result<u64, String> {
-            match var(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{name} = `{v}` is not a whole number")),
-            }
-        };
-        s.events_topic_arn = var("PIPELINE_EVENTS_TOPIC_ARN").filter(|v| !v.is_empty());
-        if let Some(text) = var("ROUTES").filter(|v| !v.trim().is_empty()) {
+        let vars = crate::vars::Vars::new(var);
+        let number = |name: &str, default: u64| vars.number(name, default);
+        let mut s = Settings::new(
+            &vars.required("RAW_BUCKET")?,
+            &vars.required("PROCESSED_BUCKET")?,
+        );
+        s.events_topic_arn = vars.get("PIPELINE_EVENTS_TOPIC_ARN");
+        if let Some(text) = vars.get("ROUTES") {
             s.routes = Routes::from_toml(&text, "ROUTES").map_err(|e| e.to_string())?;
         }
-        s.contracts_dir = var("CONTRACTS_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
+        s.contracts_dir = vars.get("CONTRACTS_DIR").map(PathBuf::from);
         s.handoff_max_bytes = number("HANDOFF_MAX_MB", s.handoff_max_bytes >> 20)? << 20;
         s.assumed_bytes_per_second =
             number("ASSUMED_MB_PER_SECOND", s.assumed_bytes_per_second >> 20)?.max(1) << 20;

@@ -149,6 +149,53 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithFault
     }
 }
 
+/// Serves HTTP/1 and HTTP/2 connections to `service` on `addr` (`127.0.0.1:0` picks a free
+/// port) on `handle`'s runtime, until the returned sender is dropped or sent to: the one accept
+/// loop of the local servers (this one and [`crate::webhook_server`]).
+pub(crate) fn serve<S, B>(
+    addr: &str,
+    handle: &Handle,
+    service: S,
+) -> io::Result<(std::net::SocketAddr, oneshot::Sender<()>)>
+where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let _guard = handle.enter();
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    handle.spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        loop {
+            let socket = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, _)) => socket,
+                    Err(_) => continue,
+                },
+                _ = &mut stopped => break,
+            };
+            let _ = socket.set_nodelay(true);
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    Ok((local, stop))
+}
+
 /// A running server; it stops when dropped.
 #[derive(Debug)]
 pub struct S3Server {
@@ -170,31 +217,8 @@ impl S3Server {
             inner: builder.build(),
             faults: faults.clone(),
         };
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let _guard = handle.enter();
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        handle.spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let socket = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => socket,
-                        Err(_) => continue,
-                    },
-                    _ = &mut stopped => break,
-                };
-                let _ = socket.set_nodelay(true);
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
+        let (addr, stop) = serve(addr, handle, service)?;
+        let endpoint = format!("http://{addr}");
         Ok(S3Server {
             endpoint,
             root: root.to_path_buf(),

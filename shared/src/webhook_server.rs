@@ -4,8 +4,6 @@
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -55,67 +53,43 @@ impl WebhookReceiver {
     /// Listens on `addr` (`127.0.0.1:0` picks a free port) on `handle`'s runtime; `path` is the
     /// URL's path (e.g. `/services/T000/B000/XXXX`).
     pub fn start(addr: &str, path: &str, handle: &Handle) -> io::Result<WebhookReceiver> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let url = format!("http://{}{path}", listener.local_addr()?);
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let _guard = handle.enter();
-        let listener = tokio::net::TcpListener::from_std(listener)?;
         let state = shared.clone();
-        handle.spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let socket = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => socket,
-                        Err(_) => continue,
-                    },
-                    _ = &mut stopped => break,
-                };
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let state = state.clone();
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                                .unwrap_or_default();
-                            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                            let answer = s.script.pop_front();
-                            let (status, text, retry_after) = match answer {
-                                None => (200, "ok", None),
-                                Some(Answer::TooManyRequests { retry_after_s }) => {
-                                    (429, "rate_limited", Some(retry_after_s))
-                                }
-                                Some(Answer::ServerError) => (500, "internal_error", None),
-                                Some(Answer::NotFound) => (404, "no_service", None),
-                            };
-                            s.received.push(Received {
-                                path,
-                                body,
-                                at: Instant::now(),
-                                status,
-                            });
-                            let mut response = http::Response::builder().status(status);
-                            if let Some(after) = retry_after {
-                                response = response.header("retry-after", after.to_string());
-                            }
-                            response.body(Full::new(Bytes::from_static(text.as_bytes())))
+                async move {
+                    let path = req.uri().path().to_string();
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                        .unwrap_or_default();
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let (status, text, retry_after) = match s.script.pop_front() {
+                        None => (200, "ok", None),
+                        Some(Answer::TooManyRequests { retry_after_s }) => {
+                            (429, "rate_limited", Some(retry_after_s))
                         }
+                        Some(Answer::ServerError) => (500, "internal_error", None),
+                        Some(Answer::NotFound) => (404, "no_service", None),
+                    };
+                    s.received.push(Received {
+                        path,
+                        body,
+                        at: Instant::now(),
+                        status,
                     });
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service)
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
+                    let mut response = http::Response::builder().status(status);
+                    if let Some(after) = retry_after {
+                        response = response.header("retry-after", after.to_string());
+                    }
+                    response.body(Full::new(Bytes::from_static(text.as_bytes())))
+                }
+            });
+        let (local, stop) = crate::s3_server::serve(addr, handle, service)?;
+        let url = format!("http://{local}{path}");
         Ok(WebhookReceiver {
             url,
             shared,

@@ -263,3 +263,34 @@ pub fn holdings_file(records: &[String]) -> Vec<u8> {
     }
     s.into_bytes()
 }
+
+/// Every object in `store`, key → bytes.
+pub fn snapshot(store: &dyn bondlake::store::ObjectStore) -> BTreeMap<String, Vec<u8>> {
+    store
+        .list("")
+        .expect("list")
+        .into_iter()
+        .map(|k| {
+            let mut bytes = Vec::new();
+            store
+                .open(&k)
+                .expect("open")
+                .read_to_end(&mut bytes)
+                .expect("read");
+            (k, bytes)
+        })
+        .collect()
+}
+
+/// Objects with the manifests' run timestamps blanked: what must match between runs.
+pub fn comparable(mut objects: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    for (k, v) in objects.iter_mut() {
+        if k.starts_with("manifests/") {
+            let mut m: serde_json::Value = serde_json::from_slice(v).expect("json");
+            m["started_at"] = "".into();
+            m["finished_at"] = "".into();
+            *v = serde_json::to_vec(&m).expect("json");
+        }
+    }
+    objects
+}

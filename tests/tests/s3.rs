@@ -8,8 +8,8 @@ use bondlake::processor::{HandleError, ObjectCreated, Processor, Settings, decod
 use bondlake::s3_server::S3Server;
 use bondlake::store::ObjectStore;
 use bondlake::{Manifest, synth};
+use bondlake_tests::comparable;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,21 +110,7 @@ impl Lake {
 
     /// Every object in `bucket`, key → bytes.
     fn snapshot(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
-        let store = self.store(bucket);
-        store
-            .list("")
-            .expect("list")
-            .into_iter()
-            .map(|k| {
-                let mut bytes = Vec::new();
-                store
-                    .open(&k)
-                    .expect("open")
-                    .read_to_end(&mut bytes)
-                    .expect("read");
-                (k, bytes)
-            })
-            .collect()
+        bondlake_tests::snapshot(&self.store(bucket))
     }
 }
 
@@ -142,19 +128,6 @@ fn manifest(objects: &BTreeMap<String, Vec<u8>>) -> Manifest {
         .find(|(k, _)| k.starts_with("manifests/"))
         .expect("a manifest");
     serde_json::from_slice(bytes).expect("manifest JSON")
-}
-
-/// Objects with the manifest's run timestamps blanked: what must match between runs.
-fn comparable(mut objects: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
-    for (k, v) in objects.iter_mut() {
-        if k.starts_with("manifests/") {
-            let mut m: serde_json::Value = serde_json::from_slice(v).expect("json");
-            m["started_at"] = "".into();
-            m["finished_at"] = "".into();
-            *v = serde_json::to_vec(&m).expect("json");
-        }
-    }
-    objects
 }
 
 #[test]

@@ -5,8 +5,7 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use bondlake::aws::{S3Options, S3Store, SnsSink};
-use bondlake::events::{EventSink, StdoutSink};
+use bondlake::aws::{S3Options, S3Store};
 use bondlake::processor::{Processor, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
@@ -21,13 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .clone()
         .ok_or("PIPELINE_EVENTS_TOPIC_ARN is not set")?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    // S3_FORCE_PATH_STYLE=true for S3-protocol servers without virtual hosts (local trials).
-    let path_style = std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(path_style)
-            .build(),
-    );
+    let s3 = bondlake::aws::s3_client(&sdk);
     let handle = tokio::runtime::Handle::current();
     let options = S3Options {
         part_bytes: settings.upload_part_bytes,
@@ -36,12 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let raw = S3Store::new(s3.clone(), &settings.raw_bucket, handle.clone(), options);
     let processed = S3Store::new(s3, &settings.processed_bucket, handle.clone(), options);
-    // `stdout` prints events instead of publishing them: for local trials with no SNS.
-    let events: Arc<dyn EventSink> = if topic == "stdout" {
-        Arc::new(StdoutSink)
-    } else {
-        Arc::new(SnsSink::new(aws_sdk_sns::Client::new(&sdk), &topic, handle))
-    };
+    let events = bondlake::aws::pipeline_events(&sdk, &topic, handle);
     let processor = Arc::new(Processor::new(
         settings,
         Arc::new(raw),

@@ -7,6 +7,7 @@ use bondlake::events::EventSink;
 use bondlake::kafka::{LandError, Lander, Topics};
 use bondlake::processor::HandleError;
 use bondlake::store::ObjectStore;
+use bondlake::vars::Vars;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -30,18 +31,14 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings through `var` (the environment); every error names the variable.
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, HandleError> {
-        let need = |name: &str| {
-            var(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| HandleError::Config(format!("{name} is not set")))
-        };
-        let some = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let vars = Vars::new(var);
+        let need = |name: &str| vars.required(name).map_err(HandleError::Config);
         Ok(Settings {
             raw_bucket: need("RAW_BUCKET")?,
             processed_bucket: need("PROCESSED_BUCKET")?,
             events_topic_arn: need("PIPELINE_EVENTS_TOPIC_ARN")?,
-            topics_toml: some("TOPICS"),
-            contracts_dir: some("CONTRACTS_DIR").map(PathBuf::from),
+            topics_toml: vars.get("TOPICS"),
+            contracts_dir: vars.get("CONTRACTS_DIR").map(PathBuf::from),
         })
     }
 

@@ -5,8 +5,7 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use bondlake::aws::{S3Options, S3Store, SnsSink};
-use bondlake::events::{EventSink, StdoutSink};
+use bondlake::aws::{S3Options, S3Store};
 use handler::{Settings, State};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
@@ -19,18 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let lander = settings.lander()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let handle = tokio::runtime::Handle::current();
-    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let s3 = bondlake::aws::s3_client(&sdk);
     let store =
         |bucket: &str| S3Store::new(s3.clone(), bucket, handle.clone(), S3Options::default());
-    let events: Arc<dyn EventSink> = if settings.events_topic_arn == "stdout" {
-        Arc::new(StdoutSink)
-    } else {
-        Arc::new(SnsSink::new(
-            aws_sdk_sns::Client::new(&sdk),
-            &settings.events_topic_arn,
-            handle.clone(),
-        ))
-    };
+    let events = bondlake::aws::pipeline_events(&sdk, &settings.events_topic_arn, handle.clone());
     let state = Arc::new(State {
         lander,
         raw: Arc::new(store(&settings.raw_bucket)),

@@ -8,6 +8,7 @@ use bondlake::aws::secrets::{CachedWebhook, SecretError, SecretSource};
 use bondlake::notify::slack::{BlockingSlack, Retry, Slack, WebhookUrl};
 use bondlake::notify::{Digest, Message, Notice, SentLog, SlackOutlet, TextOutlet, deliver};
 use bondlake::processor::HandleError;
+use bondlake::vars::Vars;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -36,14 +37,10 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings through `var` (the environment); every error names the variable.
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, HandleError> {
-        let some = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let number = |name: &str, default: u64| -> Result<u64, HandleError> {
-            some(name).map_or(Ok(default), |v| {
-                v.trim().parse().map_err(|_| {
-                    HandleError::Config(format!("{name} is `{v}`, not a whole number"))
-                })
-            })
-        };
+        let vars = Vars::new(var);
+        let some = |name: &str| vars.get(name);
+        let number =
+            |name: &str, default: u64| vars.number(name, default).map_err(HandleError::Config);
         let webhook = match (
             some("SLACK_WEBHOOK_SECRET_ARN"),
             some("SLACK_WEBHOOK_PARAMETER"),
@@ -69,8 +66,9 @@ impl Settings {
             ..Retry::default()
         };
         Ok(Settings {
-            processed_bucket: some("PROCESSED_BUCKET")
-                .ok_or_else(|| HandleError::Config("PROCESSED_BUCKET is not set".into()))?,
+            processed_bucket: vars
+                .required("PROCESSED_BUCKET")
+                .map_err(HandleError::Config)?,
             webhook,
             webhook_cache: Duration::from_secs(number("WEBHOOK_CACHE_SECONDS", 900)?),
             email_topic_arn,

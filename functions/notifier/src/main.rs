@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let handle = tokio::runtime::Handle::current();
     let log = SentLog::new(Arc::new(S3Store::new(
-        aws_sdk_s3::Client::new(&sdk),
+        bondlake::aws::s3_client(&sdk),
         &settings.processed_bucket,
         handle.clone(),
         S3Options::default(),

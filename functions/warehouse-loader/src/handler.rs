@@ -8,6 +8,7 @@ use bondlake::contract::{self, Contract};
 use bondlake::events::{EventSink, PipelineEvent};
 use bondlake::processor::{HandleError, ObjectCreated};
 use bondlake::store::ObjectStore;
+use bondlake::vars::Vars;
 use bondlake::warehouse::redshift::{Redshift, RedshiftTarget};
 use bondlake::warehouse::{Loader, Warehouse, load_and_report};
 use lambda_runtime::LambdaEvent;
@@ -31,12 +32,9 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings through `var` (the environment); every error names the variable.
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, HandleError> {
-        let need = |name: &str| {
-            var(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| HandleError::Config(format!("{name} is not set")))
-        };
-        let some = |name: &str| var(name).filter(|v| !v.is_empty());
+        let vars = Vars::new(var);
+        let need = |name: &str| vars.required(name).map_err(HandleError::Config);
+        let some = |name: &str| vars.get(name);
         Ok(Settings {
             target: RedshiftTarget {
                 cluster_id: some("REDSHIFT_CLUSTER_ID"),

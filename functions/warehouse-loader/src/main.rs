@@ -6,8 +6,7 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use bondlake::aws::{S3Options, S3Store, SnsSink};
-use bondlake::events::{EventSink, StdoutSink};
+use bondlake::aws::{S3Options, S3Store};
 use bondlake::warehouse::Loader;
 use bondlake::warehouse::redshift::{Polling, Redshift};
 use handler::{Settings, State};
@@ -21,20 +20,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let handle = tokio::runtime::Handle::current();
     let processed = S3Store::new(
-        aws_sdk_s3::Client::new(&sdk),
+        bondlake::aws::s3_client(&sdk),
         &settings.target.bucket,
         handle.clone(),
         S3Options::default(),
     );
-    let events: Arc<dyn EventSink> = if settings.events_topic_arn == "stdout" {
-        Arc::new(StdoutSink)
-    } else {
-        Arc::new(SnsSink::new(
-            aws_sdk_sns::Client::new(&sdk),
-            &settings.events_topic_arn,
-            handle.clone(),
-        ))
-    };
+    let events = bondlake::aws::pipeline_events(&sdk, &settings.events_topic_arn, handle.clone());
     let redshift = Redshift::new(
         aws_sdk_redshiftdata::Client::new(&sdk),
         settings.target.clone(),

@@ -35,6 +35,20 @@ fn attribute(value: &str) -> io::Result<MessageAttributeValue> {
         .map_err(io::Error::other)
 }
 
+/// Sends a Publish request from a blocking thread; the error keeps the SDK's code and message.
+fn send(
+    handle: &Handle,
+    topic_arn: &str,
+    request: aws_sdk_sns::operation::publish::builders::PublishFluentBuilder,
+) -> io::Result<()> {
+    handle.block_on(request.send()).map(|_| ()).map_err(|e| {
+        io::Error::other(format!(
+            "SNS Publish to {topic_arn}: {}",
+            DisplayErrorContext(&e)
+        ))
+    })
+}
+
 impl EventSink for SnsSink {
     fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
         let message = event.to_json();
@@ -48,16 +62,7 @@ impl EventSink for SnsSink {
         if let Some(dataset) = &event.dataset {
             request = request.message_attributes("dataset", attribute(dataset)?);
         }
-        self.handle
-            .block_on(request.send())
-            .map(|_| ())
-            .map_err(|e| {
-                io::Error::other(format!(
-                    "SNS Publish to {}: {}",
-                    self.topic_arn,
-                    DisplayErrorContext(&e)
-                ))
-            })
+        send(&self.handle, &self.topic_arn, request)
     }
 }
 
@@ -108,16 +113,7 @@ impl crate::notify::TextOutlet for SnsText {
             .topic_arn(&self.topic_arn)
             .subject(email_subject(&message.title))
             .message(&message.text);
-        self.handle
-            .block_on(request.send())
-            .map(|_| ())
-            .map_err(|e| {
-                io::Error::other(format!(
-                    "SNS Publish to {}: {}",
-                    self.topic_arn,
-                    DisplayErrorContext(&e)
-                ))
-            })
+        send(&self.handle, &self.topic_arn, request)
     }
 }
 
