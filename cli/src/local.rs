@@ -292,8 +292,8 @@ pub fn once(
     landed: Vec<PipelineEvent>,
 ) -> Result<ExitCode, String> {
     let mut table = Table::default();
-    let handled = lake.poll(&mut Seen::default(), false)?;
     table.print_header();
+    let handled = lake.poll(&mut Seen::default(), false)?;
     for h in &handled {
         table.add(h);
     }

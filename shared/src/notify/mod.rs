@@ -1,6 +1,7 @@
 //! What the team is told: each message on the `pipeline-events` topic becomes a [`Notice`], and a
 //! window's notices become [`Message`]s: failures (and anything else that needs a person) one by
-//! one, routine outcomes as one digest once there are [`Digest::after`] of them. Each message has
+//! one, routine outcomes one message per file, or one digest once there are [`Digest::after`]
+//! files. Each message has
 //! a Slack Block Kit form and a plain-text form (e-mail through SNS, the console locally).
 //!
 //! Duplicates are dropped by event id ([`crate::events::PipelineEvent::id`]) through a
@@ -136,8 +137,8 @@ pub struct Message {
 /// When routine outcomes are sent as one digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Digest {
-    /// A window with at least this many routine notices sends them as one digest; fewer go one by
-    /// one. 1 digests everything routine; `usize::MAX` never digests.
+    /// A window with routine notices for at least this many files sends them as one digest;
+    /// fewer go one message per file. `usize::MAX` never digests.
     pub after: usize,
 }
 
@@ -148,15 +149,34 @@ impl Default for Digest {
 }
 
 /// The messages for one window of notices, in order: each notice that needs attention alone (in
-/// arrival order), then the routine ones, as a digest when there are enough of them.
+/// arrival order), then the routine ones. Routine notices are grouped by file (a file's `landed`,
+/// `processed` and `loaded` events together): with [`Digest::after`] files or more, one digest;
+/// with fewer, one message per file.
 pub fn plan(notices: &[Notice], digest: Digest) -> Vec<Message> {
     let (attention, routine): (Vec<&Notice>, Vec<&Notice>) =
         notices.iter().partition(|n| n.needs_attention());
     let mut out: Vec<Message> = attention.into_iter().map(render_notice).collect();
-    if routine.len() >= digest.after.max(1) && routine.len() > 1 {
-        out.push(render_digest(&routine));
+    let mut files: Vec<(Option<&str>, Vec<&Notice>)> = Vec::new();
+    for n in routine {
+        let key = match n {
+            Notice::Event(e) => Some(e.source.key.as_str()),
+            _ => None,
+        };
+        match files.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
+            Some((_, group)) => group.push(n),
+            None => files.push((key, vec![n])),
+        }
+    }
+    if files.len() >= digest.after.max(1) && files.len() > 1 {
+        let all: Vec<&Notice> = files.into_iter().flat_map(|(_, g)| g).collect();
+        out.push(render_digest(&all));
     } else {
-        out.extend(routine.into_iter().map(render_notice));
+        for (_, group) in files {
+            out.push(match group.as_slice() {
+                [one] => render_notice(one),
+                several => render_digest(several),
+            });
+        }
     }
     out
 }
@@ -344,7 +364,23 @@ mod tests {
             messages[1].title
         );
         let few = plan(&notices[..2], Digest { after: 3 });
-        assert_eq!(few.len(), 2, "two routine notices go one by one");
+        assert_eq!(few.len(), 2, "two routine files go one by one");
+        // One file's processing and loading: one message.
+        let mut loaded = event(EventKind::Loaded, "holdings/v/0.csv");
+        loaded.load = Some(crate::events::LoadInfo {
+            table: "bondlake.investor_holdings".into(),
+            outcome: "loaded".into(),
+            rows: 0,
+            control_totals: Default::default(),
+        });
+        let one_file = [notices[0].clone(), Notice::Event(Box::new(loaded))];
+        let messages = plan(&one_file, Digest { after: 3 });
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            messages[0].title,
+            "investor_holdings: 0.csv: 0 ok, 0 rejected, loaded 0"
+        );
+        assert_eq!(messages[0].ids.len(), 2);
     }
 
     #[test]

@@ -250,13 +250,17 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
             )),
         }
     }
-    let title = format!(
-        "{} files: {} ok, {} rejected, {} rows loaded",
-        files.len(),
-        count(ok),
-        count(rejected),
-        count(loaded_rows)
-    );
+    let title = match files.as_slice() {
+        // One file's events together: the file is the title.
+        [(_, _, label, parts)] if others.is_empty() => format!("{label}: {}", parts.join(", ")),
+        _ => format!(
+            "{} files: {} ok, {} rejected, {} rows loaded",
+            files.len(),
+            count(ok),
+            count(rejected),
+            count(loaded_rows)
+        ),
+    };
     let lines = |with_icons: bool| -> String {
         let mut lines: Vec<String> = files
             .iter()
