@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The new functions' release binaries, run as Lambda runs them (tools/lambda-standin.py answers the
+# Runtime API and GetSecretValue), against bondlake s3-server and bondlake webhook-receiver.
+set -euo pipefail
+bin="$CARGO_TARGET_DIR/release"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; cat "$1"; return 1; }
+
+s3_port=$(free_port)
+"$bin/bondlake" s3-server --root "$work/s3" --addr "127.0.0.1:$s3_port" --bucket raw --bucket processed > "$work/s3.log" 2>&1 &
+pids+=($!)
+wait_for "$work/s3.log" "serving"
+"$bin/bondlake" webhook-receiver --listen 127.0.0.1:0 > "$work/slack.log" 2>&1 &
+pids+=($!)
+wait_for "$work/slack.log" "BONDLAKE_SLACK_WEBHOOK="
+webhook=$(sed -n 's/^  BONDLAKE_SLACK_WEBHOOK=\([^ ]*\) .*/\1/p' "$work/slack.log")
+
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3_port" S3_FORCE_PATH_STYLE=true AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=bondlake AWS_SECRET_ACCESS_KEY=bondlake-local-secret \
+  AWS_LAMBDA_FUNCTION_NAME=ci AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 AWS_LAMBDA_FUNCTION_VERSION=1 \
+  AWS_LAMBDA_LOG_STREAM_NAME=s AWS_LAMBDA_LOG_GROUP_NAME=g
+
+invoke() { # name event env...
+  local name=$1 event=$2; shift 2
+  local port; port=$(free_port)
+  python3 tools/lambda-standin.py "$event" "$port" "$work/$name.json" &
+  local standin=$!
+  sleep 0.3
+  env AWS_LAMBDA_RUNTIME_API="127.0.0.1:$port" AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$port" "$@" \
+    timeout 60 "$bin/$name" > "$work/$name.log" 2>&1 || true
+  wait "$standin" || true
+  test -s "$work/$name.json" || { cat "$work/$name.log"; echo "ci: $name answered nothing" >&2; exit 1; }
+}
+
+invoke msk-lander events/msk-poison.json RAW_BUCKET=raw PROCESSED_BUCKET=processed PIPELINE_EVENTS_TOPIC_ARN=stdout
+grep -q '\\"landed\\":2,\\"quarantined\\":1' "$work/msk-lander.json" \
+  || { cat "$work/msk-lander.json" "$work/msk-lander.log"; echo "ci: msk-lander did not land the poison batch" >&2; exit 1; }
+test -n "$(find "$work/s3/processed/quarantine/kafka" -name '*.csv.gz' -print -quit)" \
+  || { echo "ci: msk-lander wrote no quarantine object" >&2; exit 1; }
+
+FAKE_SECRET_STRING="{\"url\": \"$webhook\"}" invoke notifier events/sqs-notifications.json \
+  PROCESSED_BUCKET=processed SLACK_WEBHOOK_SECRET_ARN=arn:aws:secretsmanager:us-east-1:123456789012:secret:slack
+grep -q '\\"batchItemFailures\\":\[\]' "$work/notifier.json" \
+  || { cat "$work/notifier.json" "$work/notifier.log"; echo "ci: the notifier failed its batch" >&2; exit 1; }
+sleep 0.3
+posts=$(grep -c '^received:' "$work/slack.log" || true)
+[ "$posts" = 4 ] || { cat "$work/slack.log"; echo "ci: expected 4 Slack posts, got $posts" >&2; exit 1; }
+token=${webhook##*/}
+if grep -q "$token" "$work/notifier.log"; then echo "ci: the webhook URL is in the notifier's log" >&2; exit 1; fi
+echo "ci: msk-lander landed 2 and quarantined 1; the notifier posted $posts messages, the URL not in its log"
