@@ -638,10 +638,11 @@ fn decode_csv(
         return Err((
             Poison::Ragged,
             format!(
-                "{} fields; the topic's CSV format has {} ({}, ...)",
+                "{} fields; the topic's CSV format has {} ({}{})",
                 record.len(),
                 columns.len(),
-                columns[..columns.len().min(3)].join(", ")
+                columns[..columns.len().min(3)].join(", "),
+                if columns.len() > 3 { ", ..." } else { "" }
             ),
         ));
     }
@@ -898,6 +899,79 @@ mod tests {
             decode_json("[1]", &cols, &mut f).expect_err("array").0,
             Poison::Json
         );
+    }
+
+    #[test]
+    fn every_poison_reason_names_what_is_wrong() {
+        let cols: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let mut f = Vec::new();
+        let with = |value: Option<String>| KafkaRecord {
+            value,
+            ..record("t", 0, 1, None)
+        };
+        let cases: Vec<(KafkaRecord, Format, Poison, &str)> = vec![
+            (
+                with(None),
+                Format::Csv,
+                Poison::Tombstone,
+                "the record has no value",
+            ),
+            (
+                with(Some("not base64!".into())),
+                Format::Csv,
+                Poison::Base64,
+                "the value is not base64: Invalid symbol 32, offset 3.",
+            ),
+            (
+                with(Some("A".repeat(MAX_VALUE_BYTES / 3 * 4 + 8))),
+                Format::Csv,
+                Poison::TooLong,
+                "the value is about 1048581 bytes; at most 1048576 are accepted",
+            ),
+            (
+                with(Some(BASE64.encode([b'a', 0xff]))),
+                Format::Csv,
+                Poison::Encoding,
+                "the value is not UTF-8 (invalid byte at 1)",
+            ),
+            (
+                with(Some(BASE64.encode("1,2"))),
+                Format::Csv,
+                Poison::Ragged,
+                "2 fields; the topic's CSV format has 3 (a, b, c)",
+            ),
+            (
+                with(Some(BASE64.encode("1,2,3\n4,5,6"))),
+                Format::Csv,
+                Poison::Ragged,
+                "the value holds more than one CSV line",
+            ),
+            (
+                with(Some(BASE64.encode("[1, 2]"))),
+                Format::Json,
+                Poison::Json,
+                "not a JSON object: invalid type: sequence, expected a map at line 1 column 0",
+            ),
+            (
+                with(Some(BASE64.encode(r#"{"b": {"x": 1}}"#))),
+                Format::Json,
+                Poison::JsonType,
+                "`b` holds an object or array, not a value",
+            ),
+        ];
+        for (r, format, reason, detail) in cases {
+            let got = decode(&r, format, &cols, &mut f).expect_err("poison");
+            assert_eq!((got.0, got.1.as_str()), (reason, detail));
+        }
+        // A CSV line with a quoted comma and a trailing newline is one record of three fields.
+        decode(
+            &with(Some(BASE64.encode("\"x, y\",2,3\r\n"))),
+            Format::Csv,
+            &cols,
+            &mut f,
+        )
+        .expect("a good line");
+        assert_eq!(f, ["x, y", "2", "3"]);
     }
 
     #[test]
