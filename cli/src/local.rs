@@ -355,7 +355,13 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
         synth::generate_file(&spec, key.ends_with(".gz"), &mut w).map_err(|e| e.to_string())?;
         w.commit().map_err(|e| e.to_string())?;
     }
-    let notifier = Notifier::new(root, webhook)?;
+    // With no webhook named, the demo posts to a Slack stand-in of its own on 127.0.0.1, so one
+    // run shows every leg, Slack included.
+    let standin = match webhook {
+        Some(_) => None,
+        None => Some(SlackStandIn::start()?),
+    };
+    let notifier = Notifier::new(root, webhook.or(standin.as_ref().map(|s| s.url())))?;
     // Kafka → raw: a producer's holdings records, two of them poison, through the lander.
     let spec = synth::Spec {
         dataset: "investor_holdings".into(),
@@ -384,7 +390,58 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
     println!();
     let url = default_warehouse(root);
     let mut lake = Lake::open(root, None, None, None, Some(&url))?;
-    once(&mut lake, &notifier, Some(&url), landed)
+    let code = once(&mut lake, &notifier, Some(&url), landed)?;
+    if let Some(standin) = standin {
+        standin.report();
+    }
+    Ok(code)
+}
+
+/// The demo's stand-in for a Slack channel: `bondlake::webhook_server` in this process.
+struct SlackStandIn {
+    receiver: bondlake::webhook_server::WebhookReceiver,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SlackStandIn {
+    fn start() -> Result<SlackStandIn, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))?;
+        let receiver = bondlake::webhook_server::WebhookReceiver::start(
+            "127.0.0.1:0",
+            "/services/demo/stand-in",
+            runtime.handle(),
+        )
+        .map_err(|e| format!("the demo's Slack stand-in: {e}"))?;
+        Ok(SlackStandIn {
+            receiver,
+            _runtime: runtime,
+        })
+    }
+
+    fn url(&self) -> &str {
+        self.receiver.url()
+    }
+
+    /// What arrived, as a channel would show it.
+    fn report(&self) {
+        let received = self.receiver.received();
+        println!(
+            "\nSlack: the demo's stand-in channel received {} posts (set BONDLAKE_SLACK_WEBHOOK to post to yours):",
+            received.len()
+        );
+        for r in received {
+            let payload: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            println!(
+                "  {} ({} Block Kit blocks)",
+                payload["text"].as_str().unwrap_or("(no text)"),
+                payload["blocks"].as_array().map_or(0, Vec::len)
+            );
+        }
+    }
 }
 
 /// Empties the folders a previous demo wrote; refuses a non-empty folder that is not one.

@@ -226,12 +226,23 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     assert_eq!(events.matches("\"kind\":\"loaded\"").count(), 9, "{events}");
     // Told: each poisoned batch alone, the rest as one digest.
     assert_eq!(
-        out.matches("landed with poison records").count(),
+        out.lines()
+            .filter(|l| l.starts_with("notify: ") && l.ends_with("landed with poison records"))
+            .count(),
         3,
         "{out}"
     );
     assert!(
         out.contains("notify: 9 files: 32,098 ok, 458 rejected, 32,100 rows loaded"),
+        "{out}"
+    );
+    // With no webhook named, the demo's own stand-in channel received the same four messages.
+    assert!(
+        out.contains("Slack: the demo's stand-in channel received 4 posts"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  9 files: 32,098 ok, 458 rejected, 32,100 rows loaded (3 Block Kit blocks)"),
         "{out}"
     );
     assert!(
