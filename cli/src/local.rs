@@ -6,7 +6,7 @@
 //!   `handoffs/`;
 //! - `ROOT/events/pipeline-events.jsonl` stands in for the `pipeline-events` topic.
 
-use crate::notify::Notifier;
+use crate::notify::{Notifier, SlackStandIn};
 use crate::warehouse::AnyWarehouse;
 use bondlake::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
 use bondlake::processor::{ObjectCreated, Processor, Settings};
@@ -359,7 +359,10 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
     // run shows every leg, Slack included.
     let standin = match webhook {
         Some(_) => None,
-        None => Some(SlackStandIn::start()?),
+        None => Some(SlackStandIn::start(
+            "127.0.0.1:0",
+            "/services/demo/stand-in",
+        )?),
     };
     let notifier = Notifier::new(root, webhook.or(standin.as_ref().map(|s| s.url())))?;
     // Kafka → raw: a producer's holdings records, two of them poison, through the lander.
@@ -392,56 +395,16 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
     let mut lake = Lake::open(root, None, None, None, Some(&url))?;
     let code = once(&mut lake, &notifier, Some(&url), landed)?;
     if let Some(standin) = standin {
-        standin.report();
-    }
-    Ok(code)
-}
-
-/// The demo's stand-in for a Slack channel: `bondlake::webhook_server` in this process.
-struct SlackStandIn {
-    receiver: bondlake::webhook_server::WebhookReceiver,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl SlackStandIn {
-    fn start() -> Result<SlackStandIn, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
-        let receiver = bondlake::webhook_server::WebhookReceiver::start(
-            "127.0.0.1:0",
-            "/services/demo/stand-in",
-            runtime.handle(),
-        )
-        .map_err(|e| format!("the demo's Slack stand-in: {e}"))?;
-        Ok(SlackStandIn {
-            receiver,
-            _runtime: runtime,
-        })
-    }
-
-    fn url(&self) -> &str {
-        self.receiver.url()
-    }
-
-    /// What arrived, as a channel would show it.
-    fn report(&self) {
-        let received = self.receiver.received();
+        let posts = standin.posts();
         println!(
             "\nSlack: the demo's stand-in channel received {} posts (set BONDLAKE_SLACK_WEBHOOK to post to yours):",
-            received.len()
+            posts.len()
         );
-        for r in received {
-            let payload: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-            println!(
-                "  {} ({} Block Kit blocks)",
-                payload["text"].as_str().unwrap_or("(no text)"),
-                payload["blocks"].as_array().map_or(0, Vec::len)
-            );
+        for post in posts {
+            println!("  {post}");
         }
     }
+    Ok(code)
 }
 
 /// Empties the folders a previous demo wrote; refuses a non-empty folder that is not one.

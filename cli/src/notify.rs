@@ -30,12 +30,7 @@ impl Notifier {
             });
         };
         let url = WebhookUrl::parse(url).map_err(|e| format!("BONDLAKE_SLACK_WEBHOOK: {e}"))?;
-        // Multi-threaded: a Handle blocks on it from this thread while a worker drives the I/O.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
+        let runtime = runtime()?;
         let slack = Slack::new(url, Retry::default()).map_err(|e| e.to_string())?;
         Ok(Notifier {
             log,
@@ -90,35 +85,71 @@ impl Notifier {
     }
 }
 
-/// `bondlake webhook-receiver`: prints each post's fallback text and block count until stopped.
-pub fn receive(listen: &str) -> Result<std::process::ExitCode, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime for the webhook's client or the stand-in server. Multi-threaded: a `Handle` blocks
+/// on it from this thread while its worker drives the I/O.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    let receiver = bondlake::webhook_server::WebhookReceiver::start(
-        listen,
-        "/services/local/bondlake",
-        runtime.handle(),
-    )
-    .map_err(|e| format!("{listen}: {e}"))?;
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+/// A stand-in Slack channel in this process (`bondlake::webhook_server`).
+pub struct SlackStandIn {
+    receiver: bondlake::webhook_server::WebhookReceiver,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SlackStandIn {
+    /// Listens on `addr`; posts go to the URL with `path`.
+    pub fn start(addr: &str, path: &str) -> Result<SlackStandIn, String> {
+        let runtime = runtime()?;
+        let receiver =
+            bondlake::webhook_server::WebhookReceiver::start(addr, path, runtime.handle())
+                .map_err(|e| format!("Slack stand-in on {addr}: {e}"))?;
+        Ok(SlackStandIn {
+            receiver,
+            _runtime: runtime,
+        })
+    }
+
+    /// The URL to post to.
+    pub fn url(&self) -> &str {
+        self.receiver.url()
+    }
+
+    /// Each post so far as a channel would show it: its text and how many Block Kit blocks.
+    pub fn posts(&self) -> Vec<String> {
+        self.receiver
+            .received()
+            .iter()
+            .map(|r| {
+                let payload: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                format!(
+                    "{} ({} Block Kit blocks)",
+                    payload["text"].as_str().unwrap_or("(no text)"),
+                    payload["blocks"].as_array().map_or(0, Vec::len)
+                )
+            })
+            .collect()
+    }
+}
+
+/// `bondlake webhook-receiver`: prints each post's text and block count until stopped.
+pub fn receive(listen: &str) -> Result<std::process::ExitCode, String> {
+    let standin = SlackStandIn::start(listen, "/services/local/bondlake")?;
     println!(
         "bondlake webhook-receiver: posting to {0} shows here; try\n  BONDLAKE_SLACK_WEBHOOK={0} bondlake demo",
-        receiver.url()
+        standin.url()
     );
     let mut shown = 0;
     loop {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let received = receiver.received();
-        for r in &received[shown..] {
-            let payload: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-            println!(
-                "received: {} ({} blocks)",
-                payload["text"].as_str().unwrap_or("(no text)"),
-                payload["blocks"].as_array().map_or(0, Vec::len)
-            );
+        let posts = standin.posts();
+        for post in &posts[shown..] {
+            println!("received: {post}");
         }
-        shown = received.len();
+        shown = posts.len();
     }
 }
