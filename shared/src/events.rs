@@ -64,6 +64,23 @@ pub struct ReasonCount {
     pub count: u64,
 }
 
+impl ReasonCount {
+    /// The event's `top_reasons` from reason → count: at most five, most frequent first (ties by
+    /// name, so the order never depends on a map's).
+    pub fn top<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<ReasonCount> {
+        let mut top: Vec<ReasonCount> = counts
+            .into_iter()
+            .map(|(reason, count)| ReasonCount {
+                reason: reason.to_string(),
+                count,
+            })
+            .collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        top.truncate(5);
+        top
+    }
+}
+
 /// Why and where an object was handed off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoffInfo {
@@ -200,16 +217,12 @@ impl PipelineEvent {
             Status::Failed => EventKind::Failed,
             Status::Ok | Status::RejectedOverThreshold => EventKind::Processed,
         };
-        let mut top: Vec<ReasonCount> = manifest
-            .reject_reasons
-            .iter()
-            .map(|(reason, &count)| ReasonCount {
-                reason: reason.clone(),
-                count,
-            })
-            .collect();
-        top.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
-        top.truncate(5);
+        let top = ReasonCount::top(
+            manifest
+                .reject_reasons
+                .iter()
+                .map(|(reason, &count)| (reason.as_str(), count)),
+        );
         PipelineEvent {
             dataset: Some(manifest.dataset.clone()),
             profile: Some(manifest.profile.clone()),
@@ -364,5 +377,36 @@ pub struct StdoutSink;
 impl EventSink for StdoutSink {
     fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
         writeln!(io::stdout().lock(), "{}", event.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_reasons_are_five_at_most_most_frequent_first_ties_by_name() {
+        let counts = [
+            ("ragged", 2),
+            ("encoding", 9),
+            ("base64", 2),
+            ("json", 1),
+            ("tombstone", 4),
+            ("too_long", 2),
+        ];
+        let top: Vec<(String, u64)> = ReasonCount::top(counts)
+            .into_iter()
+            .map(|r| (r.reason, r.count))
+            .collect();
+        assert_eq!(
+            top,
+            [
+                ("encoding".to_string(), 9),
+                ("tombstone".to_string(), 4),
+                ("base64".to_string(), 2),
+                ("ragged".to_string(), 2),
+                ("too_long".to_string(), 2),
+            ]
+        );
     }
 }

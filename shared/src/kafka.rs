@@ -450,14 +450,7 @@ impl Lander {
         } else {
             None
         };
-        let mut top: Vec<ReasonCount> = reasons
-            .into_iter()
-            .map(|(reason, count)| ReasonCount {
-                reason: reason.to_string(),
-                count,
-            })
-            .collect();
-        top.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        let top = ReasonCount::top(reasons);
         let event = PipelineEvent {
             dataset: entry.map(|t| t.dataset.clone()),
             rows_read: group.len() as u64,
