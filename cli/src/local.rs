@@ -633,9 +633,9 @@ fn print_headlines(lake: &mut Lake, url: Option<&str>) {
     println!();
     for (title, sql) in HEADLINES {
         match w.query_table(sql) {
-            Ok((names, rows)) => {
+            Ok(result) => {
                 println!("{title}");
-                print!("{}", crate::warehouse::render_table(&names, &rows));
+                print!("{}", crate::warehouse::render_table(&result));
                 println!();
             }
             Err(e) => println!("{title}: {e}\n"),

@@ -5,9 +5,10 @@ use bondlake::contract::{self, Contract};
 use bondlake::store::LocalStore;
 use bondlake::warehouse::postgres::Postgres;
 use bondlake::warehouse::{
-    Dialect, LoadJob, Loader, Rows, Warehouse, WarehouseError, load_and_report,
+    CellKind, Dialect, LoadJob, Loader, ResultSet, Rows, Warehouse, WarehouseError, load_and_report,
 };
 use bondlake_duckdb::DuckDb;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -48,8 +49,8 @@ impl AnyWarehouse {
         ))
     }
 
-    /// Runs a query and returns its column names and text cells.
-    pub fn query_table(&mut self, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    /// Runs a query and returns its columns and text cells.
+    pub fn query_table(&mut self, sql: &str) -> Result<ResultSet, String> {
         match self {
             AnyWarehouse::Duck(d) => d.query_table(sql).map_err(|e| e.to_string()),
             AnyWarehouse::Pg(p) => p.query_table(sql).map_err(|e| e.to_string()),
@@ -177,40 +178,71 @@ pub struct SqlArgs {
     /// The warehouse: duckdb:///path/file.duckdb or postgres://user@host:port/db.
     #[arg(long)]
     warehouse: String,
+    /// How to print the rows: an aligned table, CSV (RFC 4180, a header, NULL as an empty
+    /// field) or JSON (an array of objects; numbers exact, NULL as null).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
     /// The query (the views are in schema `bondlake`: v_portfolio_exposure, v_top_issuers,
     /// v_market_summary, v_data_quality).
     query: String,
 }
 
-/// `bondlake sql`: runs one query and prints its rows as a table.
+/// `bondlake sql --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `bondlake sql`: runs one query and prints its rows.
 pub fn sql(a: SqlArgs) -> Result<ExitCode, String> {
     let mut w = AnyWarehouse::open(&a.warehouse, true)?;
-    let (names, rows) = w.query_table(&a.query)?;
-    print!("{}", render_table(&names, &rows));
-    println!("({} rows)", rows.len());
+    let result = w.query_table(&a.query)?;
+    let mut out = std::io::stdout().lock();
+    let written = match a.format {
+        Format::Table => writeln!(out, "{}({} rows)", render_table(&result), result.rows.len()),
+        Format::Csv => write_csv(&result, &mut out),
+        Format::Json => out.write_all(render_json(&result).as_bytes()),
+    };
+    written.map_err(|e| format!("stdout: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Rows as an aligned text table; numbers right-aligned.
-pub fn render_table(names: &[String], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(c.chars().count());
-            }
+/// Rows as an aligned text table; number columns right-aligned; NULL shown as `NULL`.
+pub fn render_table(result: &ResultSet) -> String {
+    let cells: Vec<Vec<&str>> = result
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|c| c.as_deref().unwrap_or("NULL")).collect())
+        .collect();
+    let mut widths: Vec<usize> = result
+        .columns
+        .iter()
+        .map(|c| c.name.chars().count())
+        .collect();
+    for r in &cells {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
         }
     }
-    let numeric = |s: &str| !s.is_empty() && s.parse::<f64>().is_ok();
-    let line = |cells: &[String]| {
+    let right: Vec<bool> = result
+        .columns
+        .iter()
+        .map(|c| c.kind == CellKind::Number)
+        .collect();
+    let line = |cells: &[&str]| {
         let mut out = String::new();
         for (i, c) in cells.iter().enumerate() {
-            let w = widths.get(i).copied().unwrap_or(0);
-            let pad = w.saturating_sub(c.chars().count());
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(c.chars().count());
             if i > 0 {
                 out.push_str("  ");
             }
-            if numeric(c) {
+            if right.get(i).copied().unwrap_or(false) {
                 out.push_str(&" ".repeat(pad));
                 out.push_str(c);
             } else {
@@ -220,12 +252,146 @@ pub fn render_table(names: &[String], rows: &[Vec<String>]) -> String {
         }
         out.trim_end().to_string() + "\n"
     };
-    let mut out = line(names);
-    out.push_str(&line(
-        &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
-    ));
-    for r in rows {
+    let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let mut out = line(&names);
+    out.push_str(&line(&rules.iter().map(String::as_str).collect::<Vec<_>>()));
+    for r in &cells {
         out.push_str(&line(r));
     }
     out
+}
+
+/// Rows as CSV with a header (csv's RFC 4180 quoting); NULL is an empty field.
+fn write_csv(result: &ResultSet, out: &mut impl Write) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(result.columns.iter().map(|c| c.name.as_str()))?;
+    for r in &result.rows {
+        w.write_record(r.iter().map(|c| c.as_deref().unwrap_or("")))?;
+    }
+    w.flush()
+}
+
+/// Rows as a JSON array of objects, one a line. A number is written as the warehouse printed
+/// it (exact decimals, never through a float), unless it is not a JSON number (`NaN`,
+/// `Infinity`), which is then a string.
+pub fn render_json(result: &ResultSet) -> String {
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let names: Vec<String> = result.columns.iter().map(|c| quote(&c.name)).collect();
+    let mut out = String::from("[");
+    for (n, row) in result.rows.iter().enumerate() {
+        out.push_str(if n == 0 { "\n{" } else { ",\n{" });
+        for (i, (column, cell)) in result.columns.iter().zip(row).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&names[i]);
+            out.push(':');
+            match (column.kind, cell.as_deref()) {
+                (_, None) => out.push_str("null"),
+                (CellKind::Number, Some(v)) if is_json_number(v) => out.push_str(v),
+                (CellKind::Boolean, Some(v @ ("true" | "false"))) => out.push_str(v),
+                (_, Some(v)) => out.push_str(&quote(v)),
+            }
+        }
+        out.push('}');
+    }
+    out.push_str(if result.rows.is_empty() {
+        "]\n"
+    } else {
+        "\n]\n"
+    });
+    out
+}
+
+/// Whether `v` is a number as JSON's grammar has it (`-?int frac? exp?`).
+fn is_json_number(v: &str) -> bool {
+    let b = v.strip_prefix('-').unwrap_or(v).as_bytes();
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(b);
+    if int == 0 || (int > 1 && b[0] == b'0') {
+        return false;
+    }
+    let mut rest = &b[int..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = digits(frac);
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    if let Some(exp) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let exp = exp
+            .strip_prefix(b"+")
+            .or_else(|| exp.strip_prefix(b"-"))
+            .unwrap_or(exp);
+        let n = digits(exp);
+        if n == 0 {
+            return false;
+        }
+        rest = &exp[n..];
+    }
+    rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result() -> ResultSet {
+        let column = |name: &str, kind| bondlake::warehouse::ResultColumn {
+            name: name.into(),
+            kind,
+        };
+        ResultSet {
+            columns: vec![
+                column("amount", CellKind::Number),
+                column("ok", CellKind::Boolean),
+                column("name", CellKind::Text),
+            ],
+            rows: vec![
+                vec![
+                    Some("12345678901234567.891".into()),
+                    Some("true".into()),
+                    Some("O'Brien, \"Jr\"".into()),
+                ],
+                vec![Some("NaN".into()), None, None],
+            ],
+        }
+    }
+
+    #[test]
+    fn json_keeps_every_digit_and_writes_nulls_as_null() {
+        assert_eq!(
+            render_json(&result()),
+            "[\n{\"amount\":12345678901234567.891,\"ok\":true,\"name\":\"O'Brien, \\\"Jr\\\"\"},\n{\"amount\":\"NaN\",\"ok\":null,\"name\":null}\n]\n"
+        );
+        let empty = ResultSet {
+            rows: Vec::new(),
+            ..result()
+        };
+        assert_eq!(render_json(&empty), "[]\n");
+        for good in ["0", "-1", "1.50", "2e10", "1.5E-7"] {
+            assert!(is_json_number(good), "{good}");
+        }
+        for bad in [
+            "", "-", "01", "1.", ".5", "inf", "Infinity", "1e", "0x10", "1 ",
+        ] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_as_rfc_4180_says_and_tables_show_null() {
+        let mut out = Vec::new();
+        write_csv(&result(), &mut out).expect("csv");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "amount,ok,name\n12345678901234567.891,true,\"O'Brien, \"\"Jr\"\"\"\nNaN,,\n"
+        );
+        assert_eq!(
+            render_table(&result()),
+            "               amount  ok    name\n---------------------  ----  -------------\n12345678901234567.891  true  O'Brien, \"Jr\"\n                  NaN  NULL  NULL\n"
+        );
+    }
 }

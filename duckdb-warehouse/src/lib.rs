@@ -5,8 +5,12 @@
 //! `bondlake::warehouse`'s; this crate only runs them.
 
 use bondlake::warehouse::{
-    Checkpoint, Dialect, LoadJob, Rows, Warehouse, WarehouseError, sql::LEDGER,
+    CellKind, Checkpoint, Dialect, LoadJob, ResultColumn, ResultSet, Rows, Warehouse,
+    WarehouseError, sql::LEDGER,
 };
+use duckdb::arrow::array::{Array, ArrayRef};
+use duckdb::arrow::compute::cast;
+use duckdb::arrow::datatypes::DataType;
 use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
 use duckdb::{Connection, params_from_iter};
 use std::path::Path;
@@ -40,36 +44,79 @@ impl DuckDb {
         Ok(DuckDb { conn })
     }
 
-    /// Runs any query and returns its column names and its cells as text (`bondlake sql`).
-    pub fn query_table(
-        &mut self,
-        sql: &str,
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), WarehouseError> {
+    /// Runs any query and returns its columns and cells as text (`bondlake sql`).
+    pub fn query_table(&mut self, sql: &str) -> Result<ResultSet, WarehouseError> {
         let mut stmt = self.conn.prepare(sql).map_err(duck_error)?;
         let batches: Vec<_> = stmt.query_arrow([]).map_err(duck_error)?.collect();
-        let names: Vec<String> = match batches.first() {
-            Some(b) => b
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
-            None => stmt.column_names(),
+        let mut out = ResultSet {
+            columns: match batches.first() {
+                Some(b) => b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| ResultColumn {
+                        name: f.name().clone(),
+                        kind: kind(f.data_type()),
+                    })
+                    .collect(),
+                None => stmt
+                    .column_names()
+                    .into_iter()
+                    .map(|name| ResultColumn {
+                        name,
+                        kind: CellKind::Text,
+                    })
+                    .collect(),
+            },
+            rows: Vec::new(),
         };
-        let options = FormatOptions::default().with_null("NULL");
-        let mut rows = Vec::new();
+        let options = FormatOptions::default();
         for batch in &batches {
-            let formatters = batch
+            let columns = batch
                 .columns()
+                .iter()
+                .map(utc_as_offset)
+                .collect::<Result<Vec<_>, _>>()?;
+            let formatters = columns
                 .iter()
                 .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| WarehouseError::sql(e.to_string()))?;
             for r in 0..batch.num_rows() {
-                rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect());
+                out.rows.push(
+                    columns
+                        .iter()
+                        .zip(&formatters)
+                        .map(|(c, f)| (!c.is_null(r)).then(|| f.value(r).to_string()))
+                        .collect(),
+                );
             }
         }
-        Ok((names, rows))
+        Ok(out)
+    }
+}
+
+/// How a column of this Arrow type is written where kinds matter.
+fn kind(t: &DataType) -> CellKind {
+    if t.is_numeric() {
+        CellKind::Number
+    } else if *t == DataType::Boolean {
+        CellKind::Boolean
+    } else {
+        CellKind::Text
+    }
+}
+
+/// An instant column labelled with its offset rather than a zone's name. DuckDB labels
+/// TIMESTAMPTZ with its TimeZone setting (`Etc/UTC`), and formatting a named zone needs arrow's
+/// tz database (`chrono-tz`); the values are UTC instants, so `+00:00` prints the same instant.
+fn utc_as_offset(c: &ArrayRef) -> Result<ArrayRef, WarehouseError> {
+    match c.data_type() {
+        DataType::Timestamp(unit, Some(_)) => {
+            cast(c, &DataType::Timestamp(*unit, Some("+00:00".into())))
+                .map_err(|e| WarehouseError::sql(e.to_string()))
+        }
+        _ => Ok(c.clone()),
     }
 }
 

@@ -9,6 +9,7 @@
 //! PostgreSQL by `COPY FROM STDIN`, DuckDB by `read_parquet`, Redshift by `COPY ... FORMAT AS
 //! PARQUET` through the Data API.
 
+pub mod result;
 pub mod sql;
 pub mod views;
 
@@ -17,6 +18,7 @@ pub mod postgres;
 #[cfg(feature = "redshift")]
 pub mod redshift;
 
+pub use result::{CellKind, ResultColumn, ResultSet};
 pub use sql::{Dialect, Ident, TableDef, ident};
 
 use crate::contract::Contract;

@@ -2,7 +2,10 @@
 //! The stage is a temporary table filled by `COPY FROM STDIN` in CSV, written from the Parquet parts
 //! by arrow-csv; it drops itself at commit.
 
-use super::{Checkpoint, Dialect, LoadJob, Rows, Warehouse, WarehouseError, stage_name};
+use super::{
+    CellKind, Checkpoint, Dialect, LoadJob, ResultColumn, ResultSet, Rows, Warehouse,
+    WarehouseError, stage_name,
+};
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Schema};
 use postgres::{Client, NoTls, SimpleQueryMessage, types::ToSql};
@@ -24,26 +27,67 @@ impl Postgres {
 }
 
 impl Postgres {
-    /// Runs any query and returns its column names and its cells as text (`bondlake sql`).
-    pub fn query_table(
-        &mut self,
-        sql: &str,
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), WarehouseError> {
-        let mut names = Vec::new();
-        let mut rows = Vec::new();
+    /// Runs any query and returns its columns and cells as text (`bondlake sql`). The simple
+    /// protocol gives every type as PostgreSQL prints it (instants in UTC); the statement's
+    /// description, when it has one, says which columns are numbers or booleans.
+    pub fn query_table(&mut self, sql: &str) -> Result<ResultSet, WarehouseError> {
+        use postgres::types::Type;
+        // Instants in UTC, as the embedded warehouse shows them, whatever the server's default.
+        self.client
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .map_err(pg_error)?;
+        let described: Option<Vec<ResultColumn>> = self.client.prepare(sql).ok().map(|st| {
+            st.columns()
+                .iter()
+                .map(|c| ResultColumn {
+                    name: c.name().to_string(),
+                    kind: match *c.type_() {
+                        Type::INT2
+                        | Type::INT4
+                        | Type::INT8
+                        | Type::OID
+                        | Type::NUMERIC
+                        | Type::FLOAT4
+                        | Type::FLOAT8 => CellKind::Number,
+                        Type::BOOL => CellKind::Boolean,
+                        _ => CellKind::Text,
+                    },
+                })
+                .collect()
+        });
+        let mut out = ResultSet::default();
         for msg in self.client.simple_query(sql).map_err(pg_error)? {
-            if let SimpleQueryMessage::Row(r) = msg {
-                if names.is_empty() {
-                    names = r.columns().iter().map(|c| c.name().to_string()).collect();
+            match msg {
+                SimpleQueryMessage::RowDescription(columns) if out.columns.is_empty() => {
+                    out.columns = match &described {
+                        Some(d) if d.len() == columns.len() => d.clone(),
+                        _ => columns
+                            .iter()
+                            .map(|c| ResultColumn {
+                                name: c.name().to_string(),
+                                kind: CellKind::Text,
+                            })
+                            .collect(),
+                    };
                 }
-                rows.push(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect(),
-                );
+                SimpleQueryMessage::Row(r) => {
+                    let row = (0..r.len())
+                        .map(|i| {
+                            let cell = r.get(i)?;
+                            // `t`/`f` as the other backends and JSON write them.
+                            Some(match out.columns.get(i).map(|c| c.kind) {
+                                Some(CellKind::Boolean) if cell == "t" => "true".to_string(),
+                                Some(CellKind::Boolean) if cell == "f" => "false".to_string(),
+                                _ => cell.to_string(),
+                            })
+                        })
+                        .collect();
+                    out.rows.push(row);
+                }
+                _ => {}
             }
         }
-        Ok((names, rows))
+        Ok(out)
     }
 }
 
