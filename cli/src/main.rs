@@ -63,7 +63,7 @@ enum Command {
     /// Receive Slack webhook posts on 127.0.0.1 and print them: a stand-in for Slack, to see
     /// what `run`, `demo` and `feed` post (point BONDLAKE_SLACK_WEBHOOK at the URL it prints).
     WebhookReceiver {
-        /// Address to listen on.
+        /// Address to listen on (loopback only: the webhook path is printed for anyone to use).
         #[arg(long, default_value = "127.0.0.1:8089")]
         listen: String,
     },
@@ -156,6 +156,7 @@ struct ProcessArgs {
 
 fn main() -> ExitCode {
     bondlake::alloc::pin_mmap_threshold();
+    quiet_on_closed_stdout();
     // BONDLAKE_LOG=info|debug|trace shows more; a level is all the CLI needs (env-filter's
     // directives would pull in regex for nothing).
     let level = std::env::var("BONDLAKE_LOG")
@@ -192,6 +193,19 @@ fn main() -> ExitCode {
             eprintln!("bondlake: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `bondlake ... | head` ends quietly, as Unix tools do: a write to a closed pipe ends the process
+/// by SIGPIPE. Rust ignores SIGPIPE by default, so every `println!` after the reader left would
+/// panic ("Broken pipe", exit 101). Sockets are unaffected (std and tokio send with
+/// MSG_NOSIGNAL), and no command writes into another process's pipe.
+#[allow(unsafe_code)]
+fn quiet_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

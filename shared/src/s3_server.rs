@@ -168,7 +168,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let listener = std::net::TcpListener::bind(addr)?;
+    let listener = std::net::TcpListener::bind(loopback(addr)?.as_slice())?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let (stop, mut stopped) = oneshot::channel::<()>();
@@ -194,6 +194,20 @@ where
         }
     });
     Ok((local, stop))
+}
+
+/// The addresses `addr` names, when every one is a loopback address: the local servers' keys
+/// and webhook paths are public, so they never listen where another machine could reach them.
+fn loopback(addr: &str) -> io::Result<Vec<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs as _;
+    let addrs: Vec<_> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a loopback address (a stand-in whose keys are public listens only on 127.0.0.1 or [::1])",
+        ));
+    }
+    Ok(addrs)
 }
 
 /// A running server; it stops when dropped.
