@@ -3,7 +3,7 @@
 //! for SQS, so one bad object never re-runs the others; an error with its `errorType` otherwise.
 
 use bondlake::aws::lambda::FunctionError;
-use bondlake::aws::lambda::{Incoming, Redrive, deadline_instant, for_each_message, parse};
+use bondlake::aws::lambda::{Incoming, deadline_instant, for_each_message, parse};
 use bondlake::events::PipelineEvent;
 use bondlake::processor::{HandleError, Processor};
 use lambda_runtime::LambdaEvent;
@@ -44,10 +44,8 @@ pub fn run(
         }
         Incoming::Sqs(batch) => {
             // Every failure back to the queue; after maxReceiveCount, the dead-letter queue.
-            let response = for_each_message(batch, Redrive::Every, |o| {
-                processor.handle(o, deadline).map(|_| ())
-            });
-            serde_json::to_value(response)
+            let outcome = for_each_message(batch, |o| processor.handle(o, deadline).map(|_| ()));
+            serde_json::to_value(outcome.response)
                 .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
         }
     }
@@ -185,7 +183,13 @@ mod tests {
         }
         let processed = LocalStore::new(dir.path().join("lake"));
         let events = Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl")));
-        let settings = Settings::new("bondlake-raw", "bondlake-processed");
+        // The settings `sam local invoke --env-vars events/env.json` gives the function.
+        let env = bondlake::vars::sam_env_vars(
+            include_str!("../../../events/env.json"),
+            "CsvProcessorFunction",
+        )
+        .expect("env.json");
+        let settings = Settings::from_vars(&|name| env.get(name).cloned()).expect("settings");
         let processor = Processor::new(
             settings,
             Arc::new(raw),
@@ -295,12 +299,14 @@ mod tests {
     #[test]
     fn an_event_for_another_bucket_is_invalid_input_not_a_retry() {
         let lake = lake();
-        let text = EVENTS[0].1.replace("bondlake-raw", "someone-elses-bucket");
+        let text = EVENTS[0]
+            .1
+            .replace("bondlake-dev-raw-123456789012", "someone-elses-bucket");
         let err = invoke(&lake, &text).expect_err("rejected").0;
         assert_eq!(err.error_type(), "InvalidInput");
         assert_eq!(
             err.to_string(),
-            "invalid input: event for bucket `someone-elses-bucket`, but this function reads `bondlake-raw`"
+            "invalid input: event for bucket `someone-elses-bucket`, but this function reads `bondlake-dev-raw-123456789012`"
         );
         let d: lambda_runtime::Diagnostic = FunctionError(err).into();
         assert_eq!(d.error_type, "InvalidInput");

@@ -3,14 +3,15 @@
 //! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
 
 use bondlake::aws::lambda::FunctionError;
-use bondlake::aws::lambda::{Incoming, Redrive, for_each_message, parse};
+use bondlake::aws::lambda::{Incoming, for_each_message, parse};
 use bondlake::contract::{self, Contract};
-use bondlake::events::{EventSink, PipelineEvent};
+use bondlake::events::{EventKind, EventSink, PipelineEvent};
+use bondlake::manifest::SourceRef;
 use bondlake::processor::{HandleError, ObjectCreated};
 use bondlake::store::ObjectStore;
 use bondlake::vars::Vars;
 use bondlake::warehouse::redshift::{Redshift, RedshiftTarget};
-use bondlake::warehouse::{Loader, Warehouse, load_and_report};
+use bondlake::warehouse::{Loader, STAGE, Warehouse, load_and_report};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -144,27 +145,61 @@ pub fn run<W: Warehouse>(state: &State<W>, incoming: Incoming) -> Result<Value, 
             Ok(json!({ "events": events.iter().map(summary).collect::<Vec<_>>() }))
         }
         Incoming::Sqs(batch) => {
-            let response = for_each_message(batch, Redrive::RetryableOnly, |o| {
-                load_one(state, o).map(|_| ())
-            });
-            serde_json::to_value(response)
+            // Every failed message back to the queue: a retryable one is tried again, and one
+            // that can never be loaded ends in the dead-letter queue, told to the team now.
+            let outcome = for_each_message(batch, |o| load_one(state, o).map(|_| ()));
+            for (message_id, e) in &outcome.failures {
+                if !e.is_retryable() {
+                    report_unusable(state, message_id, e).map_err(FunctionError)?;
+                }
+            }
+            serde_json::to_value(outcome.response)
                 .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
         }
     }
 }
 
-/// Loads one manifest and publishes what happened; objects that are not manifests of the
-/// processed bucket are skipped.
+/// Publishes `load_failed` for an SQS message the loader cannot act on (not an S3 notification,
+/// another bucket, not a manifest), so the team hears of it before the dead-letter alarm.
+fn report_unusable<W: Warehouse>(
+    state: &State<W>,
+    message_id: &str,
+    error: &HandleError,
+) -> Result<(), HandleError> {
+    let source = SourceRef {
+        bucket: String::new(),
+        key: format!("SQS message {message_id}"),
+        etag: String::new(),
+        bytes: 0,
+    };
+    let mut event = PipelineEvent::new(EventKind::LoadFailed, STAGE, source);
+    event.error = Some(format!(
+        "{error}; the message goes to the dead-letter queue after its retries"
+    ));
+    state
+        .events
+        .publish(&event)
+        .map_err(|e| HandleError::Retryable(format!("publishing the event: {e}")))
+}
+
+/// Loads one manifest and publishes what happened. An object that is not a manifest of the
+/// processed bucket is an invalid input: the notification was misrouted.
 fn load_one<W: Warehouse>(
     state: &State<W>,
     object: &ObjectCreated,
 ) -> Result<Option<PipelineEvent>, HandleError> {
-    if object.bucket != state.settings.target.bucket
-        || !object.key.starts_with("manifests/")
-        || !object.key.ends_with(".json")
-    {
-        tracing::info!(bucket = %object.bucket, key = %object.key, "not a manifest of the processed bucket: skipped");
-        return Ok(None);
+    let bucket = &state.settings.target.bucket;
+    if object.bucket != *bucket {
+        return Err(HandleError::InvalidInput(format!(
+            "s3://{}/{}: an event for bucket `{}`, but this function loads from `{bucket}`",
+            object.bucket, object.key, object.bucket
+        )));
+    }
+    if !object.key.starts_with("manifests/") || !object.key.ends_with(".json") {
+        return Err(HandleError::InvalidInput(format!(
+            "s3://{bucket}/{}: not a manifest (manifests/<dataset>/<name>.json)",
+            object.key
+        )));
     }
     let mut loader = state
         .loader
@@ -231,18 +266,14 @@ mod tests {
         }
     }
 
+    /// The settings `sam local invoke --env-vars events/env.json` gives the function.
     fn settings() -> Settings {
-        let vars = |name: &str| {
-            match name {
-                "REDSHIFT_WORKGROUP" => Some("analytics"),
-                "REDSHIFT_DATABASE" => Some("dev"),
-                "PROCESSED_BUCKET" => Some("bondlake-processed"),
-                "PIPELINE_EVENTS_TOPIC_ARN" => Some("stdout"),
-                _ => None,
-            }
-            .map(str::to_string)
-        };
-        Settings::from_vars(&vars).expect("settings")
+        let env = bondlake::vars::sam_env_vars(
+            include_str!("../../../events/env.json"),
+            "WarehouseLoaderFunction",
+        )
+        .expect("env.json");
+        Settings::from_vars(&|name| env.get(name).cloned()).expect("settings")
     }
 
     /// A processed bucket holding one cleaned market file, as `key`'s manifest.
@@ -336,10 +367,14 @@ mod tests {
         ];
         let state = state(dir.path(), &keys);
         let response = run(&state, parse(payload).expect("parse")).expect("run");
-        // Message 1 loaded; 2 throttled (back to the queue); 3 names a Parquet part (skipped).
+        // Message 1 loaded; 2 throttled (back to the queue); 3 names a Parquet part: not a
+        // manifest, so it goes back too, to end in the dead-letter queue, and is told.
         assert_eq!(
             response,
-            json!({"batchItemFailures": [{"itemIdentifier": "20000000-0000-4000-8000-000000000002"}]})
+            json!({"batchItemFailures": [
+                {"itemIdentifier": "20000000-0000-4000-8000-000000000002"},
+                {"itemIdentifier": "20000000-0000-4000-8000-000000000003"}
+            ]})
         );
         let mut loader = state.loader.lock().expect("lock");
         assert_eq!(loader.warehouse().loaded, vec![keys[0].to_string()]);
@@ -347,9 +382,80 @@ mod tests {
         let events = JsonLinesSink::new(dir.path().join("events.jsonl"))
             .read_all()
             .expect("events");
-        assert_eq!(events.len(), 1);
+        assert_eq!(events.len(), 2);
         assert_eq!(events[0].kind, EventKind::Loaded);
         assert_eq!(events[0].stage, "warehouse-loader");
         assert_eq!(events[0].load.as_ref().expect("load").outcome, "loaded");
+        assert_eq!(events[1].kind, EventKind::LoadFailed);
+        assert_eq!(
+            events[1].source.key,
+            "SQS message 20000000-0000-4000-8000-000000000003"
+        );
+        assert_eq!(
+            events[1].error.as_deref(),
+            Some(
+                "invalid input: s3://bondlake-dev-processed-123456789012/processed/market_daily/trade_date=2026-11-25/nyse_eod_20261125-0123456789abcdef-0000.parquet: not a manifest (manifests/<dataset>/<name>.json); the message goes to the dead-letter queue after its retries"
+            )
+        );
+    }
+
+    #[test]
+    fn messages_the_loader_cannot_act_on_go_to_the_dead_letter_queue_and_are_told() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(dir.path(), &[]);
+        let good: Value =
+            serde_json::from_str(include_str!("../../../events/sqs-manifests.json")).expect("json");
+        let s3 = good["Records"][0]["body"].as_str().expect("body");
+        let foreign = s3.replace(
+            "\"name\": \"bondlake-dev-processed-123456789012\"",
+            "\"name\": \"someone-else\"",
+        );
+        let batch = json!({"Records": [
+            {"messageId": "m-not-json", "body": "{not json", "eventSource": "aws:sqs"},
+            {"messageId": "m-foreign", "body": foreign, "eventSource": "aws:sqs"},
+            {"messageId": "m-no-body", "eventSource": "aws:sqs"}
+        ]});
+        let response = run(&state, parse(batch).expect("parse")).expect("run");
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [
+                {"itemIdentifier": "m-not-json"},
+                {"itemIdentifier": "m-foreign"},
+                {"itemIdentifier": "m-no-body"}
+            ]})
+        );
+        let events = JsonLinesSink::new(dir.path().join("events.jsonl"))
+            .read_all()
+            .expect("events");
+        let errors: Vec<&str> = events
+            .iter()
+            .map(|e| {
+                assert_eq!(e.kind, EventKind::LoadFailed);
+                e.error.as_deref().unwrap_or("")
+            })
+            .collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].starts_with("invalid input: SQS message m-not-json: not JSON: "),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(
+            errors[1],
+            "invalid input: s3://someone-else/manifests/market_daily/nyse_eod_20261125-0123456789abcdef.json: an event for bucket `someone-else`, but this function loads from `bondlake-dev-processed-123456789012`; the message goes to the dead-letter queue after its retries"
+        );
+        assert_eq!(
+            errors[2],
+            "invalid input: SQS message m-no-body has no body; the message goes to the dead-letter queue after its retries"
+        );
+        assert!(
+            state
+                .loader
+                .lock()
+                .expect("lock")
+                .warehouse()
+                .loaded
+                .is_empty()
+        );
     }
 }

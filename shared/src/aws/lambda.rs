@@ -76,29 +76,30 @@ pub fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     left.map(|ms| Instant::now() + Duration::from_millis(ms))
 }
 
-/// Which failed SQS messages go back to the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redrive {
-    /// Every failed message (after maxReceiveCount, the dead-letter queue holds it for a look).
-    Every,
-    /// Only those worth retrying; an unusable message will not get better.
-    RetryableOnly,
+/// What an SQS batch came to: the partial batch response, and each failed message's id and error.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Every failed message, returned to the queue: retried, and after the queue's
+    /// maxReceiveCount held in its dead-letter queue, where a person looks (a message that can
+    /// never be handled is not deleted: it is kept for that look).
+    pub response: SqsBatchResponse,
+    /// The failures, in order, for the function to report.
+    pub failures: Vec<(String, HandleError)>,
 }
 
 /// Runs `handle` on every object each message of an SQS batch names, and returns the partial
-/// batch response: the failed messages that `redrive` sends back to the queue.
+/// batch response with every failed message in it.
 pub fn for_each_message(
     batch: SqsEvent,
-    redrive: Redrive,
     mut handle: impl FnMut(&ObjectCreated) -> Result<(), HandleError>,
-) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
     for message in batch.records {
         let id = message.message_id.clone().unwrap_or_default();
         let result = message
             .body
             .as_deref()
-            .ok_or_else(|| HandleError::InvalidInput("SQS message without a body".into()))
+            .ok_or_else(|| HandleError::InvalidInput(format!("SQS message {id} has no body")))
             .and_then(|body| {
                 serde_json::from_str(body).map_err(|e| {
                     HandleError::InvalidInput(format!("SQS message {id}: not JSON: {e}"))
@@ -108,14 +109,13 @@ pub fn for_each_message(
             .and_then(|objects| objects.iter().try_for_each(&mut handle));
         if let Err(e) = result {
             tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
-            if redrive == Redrive::Every || e.is_retryable() {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            outcome.response.batch_item_failures.push(failure);
+            outcome.failures.push((id, e));
         }
     }
-    response
+    outcome
 }
 
 /// An invocation's failure, with the `errorType` the retry policy keys on (`InvalidInput`,
@@ -132,15 +132,29 @@ impl From<FunctionError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// JSON log lines for CloudWatch Logs Insights, without timestamps (CloudWatch adds them).
+/// JSON log lines for CloudWatch Logs Insights, without timestamps (CloudWatch adds them), at
+/// the level the function's `ApplicationLogLevel` sets (Lambda passes it as AWS_LAMBDA_LOG_LEVEL).
 pub fn init_logging() {
     tracing_subscriber::fmt()
         .json()
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(log_level(
+            std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        ))
         .with_current_span(false)
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// Lambda's log level names as tracing's levels (FATAL is ERROR); INFO when unset or unknown.
+pub fn log_level(name: Option<&str>) -> tracing::Level {
+    match name.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => tracing::Level::TRACE,
+        Some("DEBUG") => tracing::Level::DEBUG,
+        Some("WARN") => tracing::Level::WARN,
+        Some("ERROR" | "FATAL") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    }
 }
 
 /// An MSK event as the event source mapping sends it. Read here rather than with
@@ -201,4 +215,19 @@ pub fn kafka_records(payload: Value) -> Result<Vec<crate::kafka::KafkaRecord>, H
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambdas_log_level_names_map_to_tracing_levels() {
+        assert_eq!(log_level(Some("DEBUG")), tracing::Level::DEBUG);
+        assert_eq!(log_level(Some("warn")), tracing::Level::WARN);
+        assert_eq!(log_level(Some("FATAL")), tracing::Level::ERROR);
+        assert_eq!(log_level(Some("TRACE")), tracing::Level::TRACE);
+        assert_eq!(log_level(None), tracing::Level::INFO);
+        assert_eq!(log_level(Some("loud")), tracing::Level::INFO);
+    }
 }
