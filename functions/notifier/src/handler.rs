@@ -88,6 +88,10 @@ impl TextOutlet for NoText {
     fn send(&self, _: &Message) -> io::Result<()> {
         Ok(())
     }
+
+    fn has_listeners(&self) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// What every invocation shares.
@@ -236,6 +240,20 @@ pub fn run(
         .iter()
         .map(|d| (d.notice.id(), d.id.clone()))
         .collect();
+    // A deployment is never silently mute: with no Slack URL and nobody subscribed to the
+    // e-mail topic, fail the invocation (the errors alarm, then the dead-letter queue) and mark
+    // nothing sent, so that everything is told once an outlet is set and the queue redriven.
+    if slack.is_none() {
+        let listening = state
+            .text
+            .has_listeners()
+            .map_err(|e| FunctionError(HandleError::Retryable(format!("e-mail outlet: {e}"))))?;
+        if !listening {
+            return Err(FunctionError(HandleError::Config(
+                "nobody would be told: the Slack webhook secret holds no URL and the notifications topic has no confirmed subscription; put the webhook's URL in the secret or subscribe an address, then redrive the notifier's dead-letter queue".into(),
+            )));
+        }
+    }
     let notices = delivered.into_iter().map(|d| d.notice).collect();
     let delivery = deliver(
         notices,
@@ -318,16 +336,13 @@ mod tests {
             .expect("runtime");
         let receiver =
             WebhookReceiver::start("127.0.0.1:0", SECRET_PATH, runtime.handle()).expect("server");
-        let settings = Settings::from_vars(&|name| {
-            match name {
-                "PROCESSED_BUCKET" => Some("processed"),
-                "SLACK_WEBHOOK_PARAMETER" => Some("/bondlake/test/slack"),
-                "NOTIFICATIONS_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:n"),
-                _ => None,
-            }
-            .map(String::from)
-        })
-        .expect("settings");
+        // The settings `sam local invoke --env-vars events/env.json` gives the function.
+        let env = bondlake::vars::sam_env_vars(
+            include_str!("../../../events/env.json"),
+            "NotifierFunction",
+        )
+        .expect("env.json");
+        let settings = Settings::from_vars(&|name| env.get(name).cloned()).expect("settings");
         let mail = Arc::new(Mailbox::default());
         let state = State::new(
             Settings {
@@ -650,6 +665,63 @@ mod tests {
         run(&h.state, via, delivered, None).expect("ran");
         assert_eq!(h.posts().len(), 2);
         assert_eq!(h.mail.0.lock().expect("lock").len(), 3);
+    }
+
+    /// An e-mail topic whose subscribers come and go.
+    #[derive(Default)]
+    struct Topic {
+        subscribed: std::sync::atomic::AtomicBool,
+        sent: Mutex<Vec<Message>>,
+    }
+
+    impl TextOutlet for Topic {
+        fn send(&self, m: &Message) -> io::Result<()> {
+            self.sent.lock().expect("lock").push(m.clone());
+            Ok(())
+        }
+        fn has_listeners(&self) -> io::Result<bool> {
+            Ok(self.subscribed.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn with_no_slack_and_no_subscriber_it_fails_loudly_and_tells_everything_once_one_exists() {
+        let mut h = harness();
+        let topic = Arc::new(Topic::default());
+        h.state.text = topic.clone();
+        let (placeholder, _) = cached(r#"{"url": ""}"#.to_string());
+        h.state.webhook = Some(placeholder);
+        let deliver = |h: &Harness| {
+            let slack = h.runtime.block_on(h.state.slack()).expect("not an error");
+            let (via, delivered) =
+                incoming(&serde_json::from_str(BATCH).expect("json")).expect("incoming");
+            run(
+                &h.state,
+                via,
+                delivered,
+                slack.as_ref().map(|s| s as &dyn SlackOutlet),
+            )
+        };
+        let err = deliver(&h).expect_err("nobody to tell");
+        assert_eq!(err.0.error_type(), "Configuration");
+        assert!(
+            err.0.to_string().contains("nobody would be told"),
+            "{}",
+            err.0
+        );
+        assert!(topic.sent.lock().expect("lock").is_empty());
+        // An address confirms its subscription; the redriven batch is told in full.
+        topic
+            .subscribed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (placeholder, _) = cached(r#"{"url": ""}"#.to_string());
+        h.state.webhook = Some(placeholder);
+        assert_eq!(deliver(&h).expect("told"), json!({"batchItemFailures": []}));
+        assert_eq!(
+            topic.sent.lock().expect("lock").len(),
+            4,
+            "nothing was marked sent before"
+        );
     }
 
     #[test]

@@ -115,6 +115,35 @@ impl crate::notify::TextOutlet for SnsText {
             .message(&message.text);
         send(&self.handle, &self.topic_arn, request)
     }
+
+    /// A confirmed subscription exists (one still `PendingConfirmation` receives nothing).
+    fn has_listeners(&self) -> io::Result<bool> {
+        let mut pages = self
+            .client
+            .list_subscriptions_by_topic()
+            .topic_arn(&self.topic_arn)
+            .into_paginator()
+            .items()
+            .send();
+        self.handle.block_on(async {
+            while let Some(subscription) = pages.next().await {
+                let subscription = subscription.map_err(|e| {
+                    io::Error::other(format!(
+                        "SNS ListSubscriptionsByTopic on {}: {}",
+                        self.topic_arn,
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
+                if subscription
+                    .subscription_arn()
+                    .is_some_and(|arn| arn.starts_with("arn:"))
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +208,55 @@ mod tests {
         let sink = SnsSink::new(client, TOPIC, rt.handle().clone());
         sink.publish(&event()).expect("published");
         assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[test]
+    fn only_a_confirmed_subscription_is_a_listener() {
+        use crate::notify::TextOutlet as _;
+        use aws_sdk_sns::operation::list_subscriptions_by_topic::ListSubscriptionsByTopicOutput;
+        use aws_sdk_sns::types::Subscription;
+        let subscription = |arn: &str| {
+            Subscription::builder()
+                .topic_arn(TOPIC)
+                .protocol("email")
+                .subscription_arn(arn)
+                .build()
+        };
+        let pending = mock!(aws_sdk_sns::Client::list_subscriptions_by_topic)
+            .match_requests(|r| r.topic_arn() == Some(TOPIC))
+            .then_output(move || {
+                ListSubscriptionsByTopicOutput::builder()
+                    .subscriptions(subscription("PendingConfirmation"))
+                    .build()
+            });
+        let rt = runtime();
+        let text = SnsText::new(
+            mock_client!(aws_sdk_sns, [&pending]),
+            TOPIC,
+            rt.handle().clone(),
+        );
+        assert!(!text.has_listeners().expect("listed"), "pending only");
+        let confirmed =
+            mock!(aws_sdk_sns::Client::list_subscriptions_by_topic).then_output(move || {
+                ListSubscriptionsByTopicOutput::builder()
+                    .subscriptions(subscription("PendingConfirmation"))
+                    .subscriptions(subscription(&format!("{TOPIC}:0f1e2d3c")))
+                    .build()
+            });
+        let text = SnsText::new(
+            mock_client!(aws_sdk_sns, [&confirmed]),
+            TOPIC,
+            rt.handle().clone(),
+        );
+        assert!(text.has_listeners().expect("listed"));
+        let none = mock!(aws_sdk_sns::Client::list_subscriptions_by_topic)
+            .then_output(|| ListSubscriptionsByTopicOutput::builder().build());
+        let text = SnsText::new(
+            mock_client!(aws_sdk_sns, [&none]),
+            TOPIC,
+            rt.handle().clone(),
+        );
+        assert!(!text.has_listeners().expect("listed"), "no subscription");
     }
 
     #[test]

@@ -99,7 +99,8 @@ impl Notice {
                 EventKind::Processed => e.status == Some(Status::RejectedOverThreshold),
                 EventKind::Landed => e.rows_rejected > 0,
                 EventKind::Loaded => e.load.as_ref().is_some_and(|l| l.outcome == "not_loaded"),
-                EventKind::Handoff => false,
+                // No EMR launcher yet: a handed-off file is not processed (its own notice).
+                EventKind::Handoff => true,
             },
             Notice::Alarm(a) => a.new_state_value == "ALARM",
             Notice::Unreadable { .. } => true,
@@ -243,6 +244,12 @@ impl SentLog {
 pub trait TextOutlet: Send + Sync {
     /// Sends one message's text (its title as the subject).
     fn send(&self, message: &Message) -> io::Result<()>;
+
+    /// Whether anyone receives what is sent (an SNS topic with no confirmed subscription tells
+    /// nobody): a notifier with no Slack and no listener must not mark anything sent.
+    fn has_listeners(&self) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// Prints each message's text: the local stand-in for e-mail.
