@@ -121,7 +121,11 @@ fn facts(e: &PipelineEvent) -> Facts {
             Some("Too many records were rejected, so the file is not loaded; its outputs are kept for inspection. Look at the quarantine file and ask the vendor for a corrected file.".to_string()),
         ),
         (EventKind::Processed, _) => (":white_check_mark:", "processed".to_string(), None),
-        (EventKind::Handoff, _) => (":hourglass_flowing_sand:", "handed off to EMR".to_string(), None),
+        (EventKind::Handoff, _) => (
+            ":warning:",
+            "too big for Lambda: not processed".to_string(),
+            Some(handoff_next(e)),
+        ),
         (EventKind::Loaded, _) => match e.load.as_ref().map(|l| l.outcome.as_str()) {
             Some("not_loaded") => (
                 ":warning:",
@@ -155,6 +159,24 @@ fn facts(e: &PipelineEvent) -> Facts {
         notes,
         next,
     }
+}
+
+/// What to do with a handed-off file while no EMR launcher is deployed: run the same engine where
+/// there is time for it, which writes the manifest the loader then loads.
+fn handoff_next(e: &PipelineEvent) -> String {
+    let processed = e
+        .handoff
+        .as_ref()
+        .and_then(|h| h.request.strip_prefix("s3://"))
+        .and_then(|r| r.split_once('/'))
+        .map_or("PROCESSED_BUCKET", |(bucket, _)| bucket);
+    format!(
+        "No EMR launcher is deployed yet, so this file is neither processed nor loaded. Process it with the same engine on a machine with the time and memory it needs: `bondlake process --dataset {} --profile {} --input s3://{}/{} --out s3://{processed}` writes the outputs and the manifest this function would have, and the warehouse-loader then loads it as usual.",
+        e.dataset.as_deref().unwrap_or("DATASET"),
+        e.profile.as_deref().unwrap_or("PROFILE"),
+        e.source.bucket,
+        e.source.key,
+    )
 }
 
 fn render_event(e: &PipelineEvent, id: String) -> Message {
@@ -446,5 +468,45 @@ mod tests {
             "investor-holdings p2 offsets 7-9"
         );
         assert_eq!(short_file("market/NYSE/nyse.csv.gz"), "nyse.csv.gz");
+    }
+
+    #[test]
+    fn a_hand_off_is_told_alone_as_not_processed_with_the_command_that_processes_it() {
+        use crate::events::HandoffInfo;
+        use crate::manifest::SourceRef;
+        let mut e = PipelineEvent::new(
+            EventKind::Handoff,
+            "csv-processor",
+            SourceRef {
+                bucket: "bondlake-dev-raw-1".into(),
+                key: "holdings/custodian_a/big.csv.gz".into(),
+                etag: "e".into(),
+                bytes: 5 << 30,
+            },
+        );
+        e.dataset = Some("investor_holdings".into());
+        e.profile = Some("standard".into());
+        e.handoff = Some(HandoffInfo {
+            reason: "size".into(),
+            detail: "5368709120 bytes is over the limit".into(),
+            request: "s3://bondlake-dev-processed-1/handoffs/investor_holdings/big-0123.json"
+                .into(),
+        });
+        let notice = Notice::Event(Box::new(e));
+        assert!(notice.needs_attention(), "never inside a digest");
+        let m = render_notice(&notice);
+        assert_eq!(
+            m.title,
+            "investor_holdings: big.csv.gz too big for Lambda: not processed"
+        );
+        assert!(m.attention);
+        assert!(
+            m.text.contains("What to do: No EMR launcher is deployed yet, so this file is neither processed nor loaded. Process it with the same engine on a machine with the time and memory it needs: `bondlake process --dataset investor_holdings --profile standard --input s3://bondlake-dev-raw-1/holdings/custodian_a/big.csv.gz --out s3://bondlake-dev-processed-1`"),
+            "{}",
+            m.text
+        );
+        let digest =
+            super::super::plan(&[notice.clone(), notice], super::super::Digest { after: 1 });
+        assert_eq!(digest.len(), 2, "each hand-off alone");
     }
 }
