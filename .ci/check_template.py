@@ -83,6 +83,37 @@ def main(path):
     notifier_env = res["NotifierFunction"]["Properties"]["Environment"]["Variables"]
     check(notifier_env.get("SLACK_WEBHOOK_SECRET_ARN") == {"Ref": "SlackWebhookSecret"}, "the webhook URL comes from the secret")
     check("hooks.slack.com" not in json.dumps(res["NotifierFunction"]), "no webhook URL in the function's settings")
+    # Safe to leave running: logs kept for a set time, alarms on every function and queue, data
+    # that outlives the stack, expiring scratch prefixes, capped concurrency.
+    functions = ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier")
+    for f in functions:
+        props = res[f"{f}Function"]["Properties"]
+        logging = props.get("LoggingConfig", {})
+        check(logging.get("LogGroup") == {"Ref": f"{f}LogGroup"}, f"{f}: logs go to its own log group")
+        check(logging.get("ApplicationLogLevel") == {"Ref": "LogLevel"}, f"{f}: the log level is a parameter")
+        group = res[f"{f}LogGroup"]["Properties"]
+        check(group.get("RetentionInDays") == {"Ref": "LogRetentionDays"}, f"{f}: log retention is a parameter")
+        for alarm in ("Errors", "Throttles", "Duration"):
+            a = res.get(f"{f}{alarm}Alarm", {}).get("Properties", {})
+            check({"Ref": "PipelineEventsTopic"} in a.get("AlarmActions", []), f"{f}: a {alarm} alarm on pipeline-events")
+        check("ReservedConcurrentExecutions" not in props, f"{f}: no reserved concurrency (it throttles); cap the event source")
+    for q in ("RawEvents", "ManifestEvents", "Notify"):
+        a = res[f"{q}QueueAgeAlarm"]["Properties"]
+        check(a["MetricName"] == "ApproximateAgeOfOldestMessage", f"{q}: an alarm on the oldest message's age")
+    for m in mappings:
+        if "Queues" in m or str(m.get("EventSourceArn", "")).find("Queue") >= 0:
+            check("MaximumConcurrency" in m.get("ScalingConfig", {}), f"every SQS source is capped by MaximumConcurrency: {m.get('EventSourceArn')}")
+    for name in ("RawBucket", "ProcessedBucket", "ProcessedKey"):
+        check(res[name].get("DeletionPolicy") == "Retain" and res[name].get("UpdateReplacePolicy") == "Retain",
+              f"{name} outlives the stack")
+    check(res["RawBucket"]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled", "the raw bucket is versioned")
+    rules = {r.get("Prefix"): r for r in processed["LifecycleConfiguration"]["Rules"]}
+    for prefix, param in (("quarantine/", "QuarantineRetentionDays"), ("handoffs/", "HandoffRetentionDays"),
+                          ("notifications/sent/", "SentLogRetentionDays")):
+        check(rules.get(prefix, {}).get("ExpirationInDays") == {"Ref": param}, f"{prefix} expires after {param}")
+    check(msk.get("MaximumRetryAttempts") == {"Ref": "MskMaximumRetryAttempts"}
+          and msk.get("MaximumRecordAgeInSeconds") == {"Ref": "MskMaximumRecordAgeSeconds"},
+          "the MSK source's retries and record age are bounded")
     print(f"SAM translator: {len(res)} CloudFormation resources "
           f"({', '.join(sorted(t.split('::')[-1] for t in by_type))}); checks passed")
 

@@ -34,6 +34,20 @@ impl<'a> Vars<'a> {
     }
 }
 
+/// One function's variables from a `sam local invoke --env-vars` file (`events/env.json`:
+/// logical id → name → value), so the sample events, `sam local` and the handlers' tests share
+/// one set of settings.
+pub fn sam_env_vars(
+    json: &str,
+    function: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let all: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+        serde_json::from_str(json).map_err(|e| format!("env-vars file: {e}"))?;
+    all.get(function)
+        .cloned()
+        .ok_or_else(|| format!("env-vars file: no `{function}`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +69,24 @@ mod tests {
             v.number("N", 1).expect_err("bad"),
             "N = `12x` is not a whole number"
         );
+    }
+
+    #[test]
+    fn the_sam_env_vars_file_names_every_functions_buckets() {
+        let file = include_str!("../../events/env.json");
+        for f in [
+            "CsvProcessorFunction",
+            "WarehouseLoaderFunction",
+            "MskLanderFunction",
+            "NotifierFunction",
+        ] {
+            let vars = sam_env_vars(file, f).expect("function");
+            assert_eq!(
+                vars.get("PROCESSED_BUCKET").map(String::as_str),
+                Some("bondlake-dev-processed-123456789012"),
+                "{f}"
+            );
+        }
+        assert!(sam_env_vars(file, "Nope").is_err());
     }
 }

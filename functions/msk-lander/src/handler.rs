@@ -124,16 +124,13 @@ mod tests {
     use bondlake::store::LocalStore;
 
     fn state(dir: &std::path::Path) -> State {
-        let settings = Settings::from_vars(&|name| {
-            match name {
-                "RAW_BUCKET" => Some("raw"),
-                "PROCESSED_BUCKET" => Some("processed"),
-                "PIPELINE_EVENTS_TOPIC_ARN" => Some("stdout"),
-                _ => None,
-            }
-            .map(String::from)
-        })
-        .expect("settings");
+        // The settings `sam local invoke --env-vars events/env.json` gives the function.
+        let env = bondlake::vars::sam_env_vars(
+            include_str!("../../../events/env.json"),
+            "MskLanderFunction",
+        )
+        .expect("env.json");
+        let settings = Settings::from_vars(&|name| env.get(name).cloned()).expect("settings");
         State {
             lander: settings.lander().expect("lander"),
             raw: Arc::new(LocalStore::new(dir.join("raw"))),
