@@ -364,13 +364,15 @@ fn hand_off_when_the_measured_throughput_cannot_finish_in_time() {
 fn a_run_that_reaches_its_deadline_stops_cleanly_and_hands_off() {
     let lake = lake();
     let etag = lake.put_holdings(HOLDINGS_KEY, 400_000);
-    // Every part takes 3 s to go up. The writer, at most two parts ahead, waits at the third
-    // (the output is four or more parts), so the 2 s the run has pass mid-file, whatever the
-    // machine's speed.
-    lake.server.faults().delay_upload_parts_from(1, 3_000);
-    let deadline = Instant::now() + Duration::from_millis(2_500);
+    // Every part takes 6 s to go up. The writer, at most two parts ahead, waits at the third
+    // (S3's smallest parts, 5 MiB: the output is four or more), so the 3.5 s the run has pass
+    // mid-file, whatever the machine's speed: enough to start two parts even with the other
+    // tests on both cores (2.5 s and 8 MiB parts were not, on a loaded CI machine).
+    lake.server.faults().delay_upload_parts_from(1, 6_000);
+    let deadline = Instant::now() + Duration::from_millis(4_000);
     let event = lake
         .processor("processed", |s| {
+            s.upload_part_bytes = 5 << 20;
             s.deadline_margin = Duration::from_millis(500);
             s.assumed_bytes_per_second = u64::MAX / 4;
             // Small row groups, so Parquet reaches the store early in the file.
