@@ -151,7 +151,7 @@ fn bad_arguments_are_errors_not_panics() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "bondlake: dataset market_daily has no vendor profile `lse` (known: bse, jpx, us)\n"
+        "bondlake: dataset market_daily has no vendor profile `lse` (known: bse, bse_udiff, jpx, jquants, us, us_flat)\n"
     );
 }
 
@@ -215,15 +215,19 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         out.contains("300 records: 296 landed, 4 quarantined, none lost."),
         "{out}"
     );
-    assert!(out.contains("32556 records read"), "{out}");
+    assert!(out.contains("41556 records read"), "{out}");
     assert!(out.contains("none lost"), "{out}");
     let events =
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
-    // Three `landed` from the lander; each of the 9 files: `processed` from the csv-processor,
+    // Three `landed` from the lander; each of the 12 files: `processed` from the csv-processor,
     // then `loaded` from the warehouse-loader.
-    assert_eq!(events.lines().count(), 21);
+    assert_eq!(events.lines().count(), 27);
     assert_eq!(events.matches("\"kind\":\"landed\"").count(), 3, "{events}");
-    assert_eq!(events.matches("\"kind\":\"loaded\"").count(), 9, "{events}");
+    assert_eq!(
+        events.matches("\"kind\":\"loaded\"").count(),
+        12,
+        "{events}"
+    );
     // Told: each poisoned batch alone, the rest as one digest.
     assert_eq!(
         out.lines()
@@ -233,7 +237,7 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         "{out}"
     );
     assert!(
-        out.contains("notify: 9 files: 32,098 ok, 458 rejected, 32,100 rows loaded"),
+        out.contains("notify: 12 files: 40,966 ok, 590 rejected, 40,970 rows loaded"),
         "{out}"
     );
     // With no webhook named, the demo's own stand-in channel received the same four messages.
@@ -242,7 +246,9 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         "{out}"
     );
     assert!(
-        out.contains("  9 files: 32,098 ok, 458 rejected, 32,100 rows loaded (3 Block Kit blocks)"),
+        out.contains(
+            "  12 files: 40,966 ok, 590 rejected, 40,970 rows loaded (3 Block Kit blocks)"
+        ),
         "{out}"
     );
     assert!(
@@ -299,7 +305,7 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
     assert_eq!(
         events.lines().count(),
-        24,
+        30,
         "processed+loaded for the new file, failed for the stray"
     );
 
@@ -559,5 +565,192 @@ fn feed_lands_a_file_through_the_chain_posts_to_slack_and_a_replay_changes_nothi
         receiver.received().len(),
         3,
         "duplicates are not posted again"
+    );
+}
+
+/// One row of every column type the warehouse tables hold, and a NULL, in the backend's syntax.
+const EVERY_TYPE: &str = "SELECT CAST(98848675143.74 AS DECIMAL(18,2)) AS amount, DATE '2026-11-25' AS day, \
+     CAST(7433118930 AS BIGINT) AS volume, CAST(22 AS INTEGER) AS rank, CAST(0.5 AS DOUBLE PRECISION) AS score, \
+     CAST('2026-11-26 14:30:00.123456+00' AS TIMESTAMPTZ) AS at, 'O''Brien, \"Jr\"' AS name, TRUE AS ok, \
+     CAST(NULL AS DECIMAL(18,2)) AS missing";
+
+/// `bondlake sql` in each format over EVERY_TYPE; returns (table, csv, json).
+fn sql_every_format(warehouse: &str, cwd: &Path) -> (String, String, serde_json::Value) {
+    let mut outs = Vec::new();
+    for format in ["table", "csv", "json"] {
+        let out = bondlake(
+            &[
+                "sql",
+                "--warehouse",
+                warehouse,
+                "--format",
+                format,
+                EVERY_TYPE,
+            ],
+            cwd,
+        );
+        assert!(
+            out.status.success(),
+            "{format} on {warehouse}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        outs.push(text(&out.stdout));
+    }
+    let json = serde_json::from_str(&outs[2]).expect("sql --format json is JSON");
+    (outs[0].clone(), outs[1].clone(), json)
+}
+
+fn assert_every_type(warehouse: &str, (table, csv, json): (String, String, serde_json::Value)) {
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "amount", "day", "volume", "rank", "score", "at", "name", "ok", "missing"
+        ],
+        "{warehouse}:\n{table}"
+    );
+    assert!(
+        lines[2].contains("98848675143.74  2026-11-25  7433118930    22    0.5"),
+        "{table}"
+    );
+    // The same instant in UTC, whichever way the backend writes the offset (`Z`, `+00`).
+    assert!(
+        lines[2].contains("2026-11-26T14:30:00.123456Z")
+            || lines[2].contains("2026-11-26 14:30:00.123456+00"),
+        "{table}"
+    );
+    // A NULL in a number column is right-aligned with its numbers.
+    assert!(
+        lines[2].ends_with("O'Brien, \"Jr\"  true     NULL"),
+        "{table}"
+    );
+    assert_eq!(lines[3], "(1 rows)", "{table}");
+    let mut csv_lines = csv.lines();
+    assert_eq!(
+        csv_lines.next(),
+        Some("amount,day,volume,rank,score,at,name,ok,missing")
+    );
+    let row = csv_lines.next().expect("a row");
+    assert!(
+        row.starts_with("98848675143.74,2026-11-25,7433118930,22,0.5,2026-11-26"),
+        "{row}"
+    );
+    assert!(row.ends_with(",\"O'Brien, \"\"Jr\"\"\",true,"), "{row}");
+    let r = &json[0];
+    // Exact: serde_json would print a float's nearest double, so compare the text.
+    assert_eq!(r["amount"].to_string(), "98848675143.74", "{json}");
+    assert_eq!(r["volume"], 7433118930u64);
+    assert_eq!(r["rank"], 22);
+    assert_eq!(r["score"], 0.5);
+    assert_eq!(r["day"], "2026-11-25");
+    assert!(
+        r["at"].as_str().is_some_and(
+            |t| t == "2026-11-26T14:30:00.123456Z" || t == "2026-11-26 14:30:00.123456+00"
+        ),
+        "{json}"
+    );
+    assert_eq!(r["name"], "O'Brien, \"Jr\"");
+    assert_eq!(r["ok"], true);
+    assert!(r["missing"].is_null(), "{json}");
+}
+
+#[test]
+fn sql_prints_every_column_type_on_duckdb_and_postgresql_in_every_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    // An empty lake: the run creates the embedded warehouse's tables and views.
+    let run = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let duck = format!("duckdb://{}", root.join("warehouse.duckdb").display());
+    assert_every_type(&duck, sql_every_format(&duck, dir.path()));
+    let pg = std::env::var("BONDLAKE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    assert_every_type(&pg, sql_every_format(&pg, dir.path()));
+    // The ledger's and the views' own types: timestamptz columns included.
+    let quality = bondlake(
+        &[
+            "sql",
+            "--warehouse",
+            &duck,
+            "SELECT * FROM bondlake.v_data_quality",
+        ],
+        dir.path(),
+    );
+    assert!(quality.status.success(), "{}", text(&quality.stderr));
+    assert!(text(&quality.stdout).contains("processed_at"));
+}
+
+/// Runs bondlake with stdout a pipe whose reader is already gone, as `bondlake ... | head -0`.
+fn into_a_closed_pipe(args: &[&str], cwd: &Path) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_bondlake"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("BONDLAKE_SLACK_WEBHOOK")
+        .stdout(writer)
+        .output()
+        .expect("bondlake runs")
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    std::fs::create_dir_all(root.join("raw/market/NYSE")).expect("mkdir");
+    let generated = bondlake(
+        &[
+            "gen",
+            "--dataset",
+            "market_daily",
+            "--rows",
+            "50",
+            "--out",
+            root.join("raw/market/NYSE/nyse_eod_20261125.csv")
+                .to_str()
+                .expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    for args in [
+        &["contracts"][..],
+        &["run", "--root", root_s, "--once", "--no-warehouse"],
+    ] {
+        let out = into_a_closed_pipe(args, dir.path());
+        assert_eq!(
+            out.status.signal(),
+            Some(libc_sigpipe()),
+            "{args:?}: {:?} {}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
+fn the_local_servers_refuse_to_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bondlake(&["s3-server", "--addr", "0.0.0.0:9400"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "bondlake: 0.0.0.0:9400: not a loopback address (a stand-in whose keys are public listens only on 127.0.0.1 or [::1])\n"
+    );
+    let out = bondlake(&["webhook-receiver", "--listen", "0.0.0.0:0"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "bondlake: Slack stand-in on 0.0.0.0:0: not a loopback address (a stand-in whose keys are public listens only on 127.0.0.1 or [::1])\n"
     );
 }

@@ -206,7 +206,7 @@ pub fn plan(
         if col.required && inputs[c].is_none() && fixed[c].is_none() && col.default_from.is_none() {
             return Err(FileError::MissingColumn {
                 column: col.name.clone(),
-                header: header.join(", "),
+                header: crate::error::describe_header(&header),
             });
         }
     }
@@ -216,6 +216,59 @@ pub fn plan(
         fixed,
         header,
         unknown_columns,
+    })
+}
+
+/// A vendor's longer code cut to the common form: a value of exactly `from` ASCII characters keeps
+/// its first `to`; any other value is left as it is (and checked as usual).
+fn shorten(raw: &[u8], s: crate::contract::Shorten) -> &[u8] {
+    let t = trim(raw);
+    if t.len() == s.from && t.is_ascii() {
+        &t[..s.to]
+    } else {
+        raw
+    }
+}
+
+/// The profile a file is read with, among the candidates its route names (in order): the one
+/// whose header map covers every required column, and of those the one leaving the fewest
+/// header names unknown (the first on a tie). One candidate is taken as it is, so its own errors
+/// (a missing column) are the file's. A wide contract reads with its first candidate.
+pub fn choose_profile<'c>(
+    contract: &'c Contract,
+    candidates: &[&'c Profile],
+    raw_header: &[Vec<u8>],
+    source_key: &str,
+) -> Result<&'c Profile, FileError> {
+    let first = candidates
+        .first()
+        .copied()
+        .ok_or_else(|| FileError::Unsupported("no vendor profile to read it with".into()))?;
+    if candidates.len() == 1 || contract.shape == crate::contract::Shape::Wide {
+        return Ok(first);
+    }
+    let mut best: Option<(&Profile, usize)> = None;
+    let mut tried = Vec::new();
+    for &p in candidates {
+        match plan(contract, p, raw_header, source_key) {
+            Ok(plan) => {
+                let unknown = plan.unknown_columns.len();
+                if best.is_none_or(|(_, n)| unknown < n) {
+                    best = Some((p, unknown));
+                }
+            }
+            Err(e) => tried.push(format!("{}: {e}", p.name)),
+        }
+    }
+    best.map(|(p, _)| p).ok_or_else(|| {
+        let names: Vec<String> = raw_header
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+            .collect();
+        FileError::NoProfile {
+            tried: tried.join("; "),
+            header: crate::error::describe_header(&names),
+        }
     })
 }
 
@@ -241,7 +294,11 @@ pub fn fixed_values(
             candidates.push(v.clone());
         }
         if let Some(f) = profile.from_file_name.iter().find(|f| f.column == c) {
-            let stem = file_name.split('.').next().unwrap_or("");
+            // `EQ251126.CSV`, `EQ251126_CSV.ZIP`: the name up to its first separator.
+            let stem = file_name
+                .split(|ch: char| !ch.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or("");
             let date = stem
                 .get(..f.prefix.len())
                 .filter(|p| p.eq_ignore_ascii_case(&f.prefix))
@@ -568,9 +625,14 @@ impl<'c> RecordsCleaner<'c> {
         for (c, col) in self.contract.columns.iter().enumerate() {
             let input = self.plan.inputs[c];
             let mut v = match input {
-                Some(j) => self
-                    .parse_cell(col, rec.field(j), needs_decoding, text)
-                    .map_err(|r| (r, Some(Culprit::Column(c, Some(j)))))?,
+                Some(j) => {
+                    let mut raw = rec.field(j);
+                    if let Some(s) = self.profile.shorten[c] {
+                        raw = shorten(raw, s);
+                    }
+                    self.parse_cell(col, raw, needs_decoding, text)
+                        .map_err(|r| (r, Some(Culprit::Column(c, Some(j)))))?
+                }
                 None => Val::Null,
             };
             if v == Val::Null

@@ -207,6 +207,15 @@ struct RawProfile {
     #[serde(default)]
     from_file_name: BTreeMap<String, RawFileNameDate>,
     date_formats: Option<Vec<String>>,
+    #[serde(default)]
+    shorten: BTreeMap<String, RawShorten>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShorten {
+    from: usize,
+    to: usize,
 }
 
 fn default_encoding() -> String {
@@ -544,6 +553,18 @@ pub struct Profile {
     pub from_file_name: Vec<FileNameDate>,
     /// The date formats in force for this profile.
     pub date_formats: Vec<DateFormat>,
+    /// Per column (by index): a code to cut to its first `to` characters when it has exactly
+    /// `from` (J-Quants' 5-character code is the 4-character local code and a check character).
+    pub shorten: Vec<Option<Shorten>>,
+}
+
+/// A code written longer by one vendor than by the others, cut to the common form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shorten {
+    /// The vendor's length, in ASCII characters.
+    pub from: usize,
+    /// The length kept.
+    pub to: usize,
 }
 
 /// A compiled data contract.
@@ -618,6 +639,18 @@ impl Contract {
                 header_key(&c.name) == key || c.aliases.iter().any(|a| header_key(a) == key)
             })
         })
+    }
+
+    /// The profiles a route or a caller names: one name, or candidates separated by commas
+    /// (`bse,bse_udiff`), tried in that order against a file's header; the default when `None`.
+    pub fn candidates(&self, spec: Option<&str>) -> Result<Vec<&Profile>, String> {
+        match spec {
+            None => Ok(vec![self.profile(None)?]),
+            Some(spec) => spec
+                .split(',')
+                .map(|name| self.profile(Some(name.trim())))
+                .collect(),
+        }
     }
 
     /// The profile called `name`, or the default one; unknown names are an error listing the known.
@@ -866,6 +899,19 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
             Some(f) => compile_formats(f, &format!("{at}: date_formats"))?,
             None => date_formats.clone(),
         };
+        let mut shorten = vec![None; columns.len()];
+        for (c, spec) in &rp.shorten {
+            let i = index_of(&columns, c, &format!("{at}: shorten"))?;
+            if columns[i].ty != ColumnType::String || spec.to == 0 || spec.to >= spec.from {
+                return Err(format!(
+                    "{at}: shorten `{c}` needs a string column and 0 < to < from"
+                ));
+            }
+            shorten[i] = Some(Shorten {
+                from: spec.from,
+                to: spec.to,
+            });
+        }
         profiles.insert(
             name.clone(),
             Profile {
@@ -877,6 +923,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
                 constants,
                 from_file_name,
                 date_formats,
+                shorten,
             },
         );
     }

@@ -10,6 +10,9 @@ pub enum FileError {
     /// The gzip stream is truncated or corrupt.
     #[error("truncated or corrupt gzip stream: {0}")]
     Gzip(String),
+    /// The zip archive is truncated or corrupt.
+    #[error("truncated or corrupt zip archive: {0}")]
+    Zip(String),
     /// Decompressing went past the configured limit.
     #[error("{0}")]
     TooLarge(String),
@@ -33,11 +36,11 @@ pub enum FileError {
         value: String,
     },
     /// A required column is neither in the header nor given by the key or profile.
-    #[error("required column `{column}` is missing (header has: {header})")]
+    #[error("required column `{column}` is missing (the header has {header})")]
     MissingColumn {
         /// The contract column.
         column: String,
-        /// The header as read.
+        /// The header, described (see [`describe_header`]).
         header: String,
     },
     /// Two header fields map to the same column.
@@ -60,6 +63,14 @@ pub enum FileError {
         /// The reason code.
         reason: crate::reason::Reason,
     },
+    /// The header fits none of the vendor profiles its route names.
+    #[error("the header fits no profile tried ({tried}); it has {header}")]
+    NoProfile {
+        /// Each profile tried and why it does not fit.
+        tried: String,
+        /// The header, described (see [`describe_header`]).
+        header: String,
+    },
     /// A wide file without a date column.
     #[error("no date column (looked for {looked_for})")]
     NoDateColumn {
@@ -79,6 +90,31 @@ pub enum FileError {
     Stopped(String),
 }
 
+/// Names a header for an error message by its column count and first names, each escaped and cut
+/// short, so a header that is really a data row (or megabytes of NULs) never floods a message.
+pub fn describe_header(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    const NAME_CHARS: usize = 32;
+    let shown: Vec<String> = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| {
+            let escaped: String = n.chars().flat_map(char::escape_debug).collect();
+            match escaped.char_indices().nth(NAME_CHARS) {
+                Some((cut, _)) => format!("{}…", &escaped[..cut]),
+                None => escaped,
+            }
+        })
+        .collect();
+    let more = if names.len() > SHOWN { ", …" } else { "" };
+    format!(
+        "{} column{}: {}{more}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        shown.join(", ")
+    )
+}
+
 impl FileError {
     /// Classifies an I/O error from the decoding stack.
     pub fn read(e: io::Error) -> FileError {
@@ -87,6 +123,12 @@ impl FileError {
             .and_then(|i| i.downcast_ref::<DecompressLimit>())
         {
             return FileError::TooLarge(limit.to_string());
+        }
+        if let Some(zip) = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<crate::input::ZipCorrupt>())
+        {
+            return FileError::Zip(zip.to_string());
         }
         match e.kind() {
             io::ErrorKind::UnexpectedEof
@@ -130,5 +172,22 @@ impl Error {
     /// and configuration errors are not retried: they need a person.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Storage(_) | Error::Source(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_is_described_by_its_count_and_first_names_cut_short() {
+        let names: Vec<String> = ["TradDt", "BizDt", "Sgmt"].map(String::from).to_vec();
+        assert_eq!(describe_header(&names), "3 columns: TradDt, BizDt, Sgmt");
+        let mut many: Vec<String> = (1..=20).map(|i| format!("c{i}")).collect();
+        many[0] = "\0".repeat(100);
+        let d = describe_header(&many);
+        assert!(d.starts_with("20 columns: \\0\\0"), "{d}");
+        assert!(d.ends_with("c8, …"), "{d}");
+        assert!(d.len() < 150, "{d}");
     }
 }

@@ -14,6 +14,9 @@ pub struct Limits {
     pub max_field_bytes: usize,
     /// Longest record; a longer one fails the file (memory stays bounded).
     pub max_record_bytes: usize,
+    /// Largest zip archive: a zip's directory is at its end, so the archive is held in memory
+    /// (gzip streams; BSE's zipped bhavcopies are well under a megabyte).
+    pub max_zip_bytes: u64,
 }
 
 impl Default for Limits {
@@ -22,6 +25,7 @@ impl Default for Limits {
             max_decompressed_bytes: 64 << 30,
             max_field_bytes: 64 << 10,
             max_record_bytes: 8 << 20,
+            max_zip_bytes: 256 << 20,
         }
     }
 }
@@ -29,18 +33,15 @@ impl Default for Limits {
 /// A reader over the decompressed, BOM-less text of an object.
 pub type Decoded = Box<dyn Read + Send>;
 
-/// Opens an object's bytes: gzip (multi-member) when it starts with gzip's magic bytes, plain text
-/// otherwise (decision 19); a UTF-8 BOM is dropped; other compressions and UTF-16 are named errors.
+/// Opens an object's bytes: gzip (multi-member) when it starts with gzip's magic bytes, a zip
+/// archive of one file when it starts with zip's, plain text otherwise (decision 19); a UTF-8 BOM
+/// is dropped; other compressions and UTF-16 are named errors.
 pub fn open(mut raw: impl Read + Send + 'static, limits: &Limits) -> Result<Decoded, FileError> {
     let head = read_prefix(&mut raw, 4).map_err(FileError::read)?;
     let compressed = Cursor::new(head.clone()).chain(raw);
     let decompressed: Decoded = match head.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(MultiGzDecoder::new(compressed)),
-        [b'P', b'K', 3, 4] => {
-            return Err(FileError::Unsupported(
-                "zip archive; expected gzip or plain CSV".into(),
-            ));
-        }
+        [b'P', b'K', 3, 4] => unzip(compressed, limits.max_zip_bytes)?,
         [b'B', b'Z', b'h', ..] => {
             return Err(FileError::Unsupported(
                 "bzip2; expected gzip or plain CSV".into(),
@@ -74,6 +75,106 @@ pub fn open(mut raw: impl Read + Send + 'static, limits: &Limits) -> Result<Deco
         other => other,
     };
     Ok(Box::new(Cursor::new(rest.to_vec()).chain(limited)))
+}
+
+/// The one file of a zip archive, streamed. The archive is read into memory (its directory is at
+/// the end; at most `limit` bytes) and the entry inflated on a thread of its own, which owns the
+/// archive, into a bounded channel: memory stays the archive plus four 256 KiB blocks.
+fn unzip(raw: impl Read + Send + 'static, limit: u64) -> Result<Decoded, FileError> {
+    let mut bytes = Vec::new();
+    raw.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(FileError::read)?;
+    if bytes.len() as u64 > limit {
+        return Err(FileError::TooLarge(format!(
+            "zip archive over {limit} bytes (zip is read whole: send gzip instead)"
+        )));
+    }
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| FileError::Zip(e.to_string()))?;
+    let files: Vec<usize> = (0..archive.len())
+        .filter(|&i| archive.by_index_raw(i).is_ok_and(|f| f.is_file()))
+        .collect();
+    let &[index] = files.as_slice() else {
+        return Err(FileError::Unsupported(format!(
+            "zip archive holds {} files; expected exactly one CSV",
+            files.len()
+        )));
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    std::thread::Builder::new()
+        .name("unzip".into())
+        .spawn(move || {
+            let corrupt = |e: &dyn std::fmt::Display| io::Error::other(ZipCorrupt(e.to_string()));
+            let mut entry = match archive.by_index(index) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let _ = tx.send(Err(corrupt(&e)));
+                    return;
+                }
+            };
+            loop {
+                let mut block = vec![0u8; 256 << 10];
+                match entry.read(&mut block) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        block.truncate(n);
+                        // The reader went away (the file failed or finished): stop.
+                        if tx.send(Ok(block)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(corrupt(&e)));
+                        break;
+                    }
+                }
+            }
+        })
+        .map_err(|e| FileError::Read(format!("unzip thread: {e}")))?;
+    Ok(Box::new(ChannelReader {
+        rx,
+        block: Vec::new(),
+        at: 0,
+    }))
+}
+
+/// Marker error: the zip entry's data is truncated or corrupt (a CRC or deflate error).
+#[derive(Debug)]
+pub(crate) struct ZipCorrupt(pub String);
+
+impl std::fmt::Display for ZipCorrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ZipCorrupt {}
+
+/// Reads the blocks a producer thread sends; the end of the channel is the end of the data.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.block.len() {
+            match self.rx.recv() {
+                Ok(Ok(block)) => {
+                    self.block = block;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Reads up to `n` bytes, however short the reads of `r` are.

@@ -243,19 +243,97 @@ enum DateToken {
     Literal(u8),
 }
 
-/// A date format from a contract: `YYYY`, `YY`, `MM`, `DD`, `Mon` and literal separators.
+/// A date format from a contract: `YYYY`, `YY`, `MM`, `DD`, `Mon` and literal separators; or an
+/// instant, `EPOCH_S`, `EPOCH_MS`, `EPOCH_US` or `EPOCH_NS` (a whole number of units since
+/// 1970-01-01T00:00Z) and a time zone (`EPOCH_NS America/New_York`), read as that instant's date
+/// in the zone.
 ///
 /// `MM` and `DD` take one or two digits when a separator follows them (`3/5/2026`), exactly two
 /// when they are packed (`YYYYMMDD`). `YY` is 2000 + YY.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DateFormat {
     text: String,
     tokens: Vec<DateToken>,
+    epoch: Option<Epoch>,
+}
+
+impl PartialEq for DateFormat {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for DateFormat {}
+
+/// An instant's unit and the zone whose calendar gives its date. The zone comes from the tz
+/// database bundled into the binary (jiff), so a Lambda needs no zoneinfo files.
+#[derive(Debug, Clone)]
+struct Epoch {
+    nanos_per_unit: i128,
+    zone: jiff::tz::TimeZone,
+}
+
+impl Epoch {
+    fn new(text: &str) -> Result<Option<Epoch>, String> {
+        let Some(rest) = text.strip_prefix("EPOCH_") else {
+            return Ok(None);
+        };
+        let (unit, zone) = rest.split_once(' ').unwrap_or((rest, ""));
+        let nanos_per_unit = match unit {
+            "S" => 1_000_000_000,
+            "MS" => 1_000_000,
+            "US" => 1_000,
+            "NS" => 1,
+            _ => {
+                return Err(format!(
+                    "date format `{text}`: the unit is S, MS, US or NS (EPOCH_NS America/New_York)"
+                ));
+            }
+        };
+        let zone = jiff::tz::TimeZone::get(zone.trim()).map_err(|e| {
+            format!(
+                "date format `{text}`: `{}` is not a time zone: {e}",
+                zone.trim()
+            )
+        })?;
+        Ok(Some(Epoch {
+            nanos_per_unit,
+            zone,
+        }))
+    }
+
+    fn day(&self, s: &[u8]) -> Option<i32> {
+        let (negative, digits) = match s.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, s),
+        };
+        if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = digits
+            .iter()
+            .fold(0i128, |n, c| n * 10 + i128::from(c - b'0'));
+        let nanos = if negative { -n } else { n }.checked_mul(self.nanos_per_unit)?;
+        let at = jiff::Timestamp::from_nanosecond(nanos).ok()?;
+        let date = self.zone.to_datetime(at).date();
+        days_from_civil(
+            i32::from(date.year()),
+            date.month() as u32,
+            date.day() as u32,
+        )
+    }
 }
 
 impl DateFormat {
     /// Compiles a format string; an unknown letter is an error naming it.
     pub fn new(text: &str) -> Result<Self, String> {
+        if let Some(epoch) = Epoch::new(text)? {
+            return Ok(DateFormat {
+                text: text.to_string(),
+                tokens: Vec::new(),
+                epoch: Some(epoch),
+            });
+        }
         let mut tokens = Vec::new();
         let b = text.as_bytes();
         let mut i = 0;
@@ -293,6 +371,7 @@ impl DateFormat {
         Ok(DateFormat {
             text: text.to_string(),
             tokens,
+            epoch: None,
         })
     }
 
@@ -303,6 +382,9 @@ impl DateFormat {
 
     /// Days since 1970-01-01, or `None` when the text does not match or names no such day.
     pub fn parse(&self, s: &[u8]) -> Option<i32> {
+        if let Some(epoch) = &self.epoch {
+            return epoch.day(s);
+        }
         let (mut y, mut m, mut d) = (0i32, 0u32, 0u32);
         let mut pos = 0;
         for (k, tok) in self.tokens.iter().enumerate() {
@@ -624,6 +706,36 @@ mod tests {
         );
         let bse = DateFormat::new("DDMMYY").expect("format");
         assert_eq!(bse.parse(b"251126"), days_from_civil(2026, 11, 25));
+        let bse17 = DateFormat::new("DD-Mon-YY").expect("format");
+        assert_eq!(bse17.parse(b"25-Nov-26"), days_from_civil(2026, 11, 25));
+    }
+
+    #[test]
+    fn an_instant_is_read_as_its_date_in_the_zone_daylight_saving_included() {
+        let ny = DateFormat::new("EPOCH_NS America/New_York").expect("format");
+        // 2026-11-25 00:00 in New York (EST, UTC-5) is 05:00 UTC.
+        assert_eq!(
+            ny.parse(b"1795582800000000000"),
+            days_from_civil(2026, 11, 25)
+        );
+        // One nanosecond before is still the 24th in New York, though the 25th in UTC.
+        assert_eq!(
+            ny.parse(b"1795582799999999999"),
+            days_from_civil(2026, 11, 24)
+        );
+        // Summer (EDT, UTC-4): 2026-07-01 00:00 New York is 04:00 UTC.
+        assert_eq!(
+            ny.parse(b"1782878400000000000"),
+            days_from_civil(2026, 7, 1)
+        );
+        let utc = DateFormat::new("EPOCH_S UTC").expect("format");
+        assert_eq!(utc.parse(b"0"), days_from_civil(1970, 1, 1));
+        assert_eq!(utc.parse(b"-1"), days_from_civil(1969, 12, 31));
+        for bad in [&b""[..], b"12x", b"1.5", b"-", b"123456789012345678901"] {
+            assert_eq!(ny.parse(bad), None, "{bad:?}");
+        }
+        assert!(DateFormat::new("EPOCH_NS Mars/Olympus").is_err());
+        assert!(DateFormat::new("EPOCH_PS UTC").is_err());
     }
 
     #[test]

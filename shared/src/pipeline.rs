@@ -7,7 +7,9 @@
 //! bounded by the batch size and a fixed number of chunks in flight, not by the file (the one
 //! exception, the duplicate-key set, grows by a few bytes a key: see `keyset`).
 
-use crate::clean::{Checked, ChunkOutput, Deduper, FileContext, Plan, RecordsCleaner, Stats, plan};
+use crate::clean::{
+    Checked, ChunkOutput, Deduper, FileContext, Plan, RecordsCleaner, Stats, choose_profile, plan,
+};
 use crate::contract::{Contract, Profile, Shape};
 use crate::error::{Error, FileError};
 use crate::input::{self, Chunk, CsvChunker, Limits};
@@ -86,6 +88,8 @@ impl From<Error> for RunError {
 }
 
 struct Produced {
+    /// The profile the file was read with.
+    profile: String,
     stats: Stats,
     outputs: Vec<OutputFile>,
     quarantine: Option<QuarantineFile>,
@@ -119,14 +123,16 @@ pub fn process(
     opts: &Options,
 ) -> Result<Outcome, Error> {
     let started = now_us();
-    let profile = contract.profile(profile).map_err(Error::Config)?;
+    let candidates = contract.candidates(profile).map_err(Error::Config)?;
+    let tried: Vec<&str> = candidates.iter().map(|p| p.name.as_str()).collect();
+    let tried = tried.join(",");
     let names = OutputNames::for_source(contract, &source);
     let ctx = FileContext {
         source_key: source.key.clone(),
         ingested_at_us: opts.ingested_at_us.unwrap_or(started),
     };
-    tracing::info!(dataset = %contract.dataset, key = %source.key, profile = %profile.name, "processing");
-    let run = run_file(contract, profile, &names, ctx, body, store, opts);
+    tracing::info!(dataset = %contract.dataset, key = %source.key, profile = %tried, "processing");
+    let run = run_file(contract, &candidates, &names, ctx, body, store, opts);
     let (status, error, produced) = match run {
         Ok(p) => {
             let over = p.stats.rows_read > 0
@@ -154,6 +160,8 @@ pub fn process(
                 Status::Failed,
                 Some(message),
                 Produced {
+                    // No profile was settled on: the manifest names every candidate.
+                    profile: tried.clone(),
                     stats: Stats::default(),
                     outputs: Vec::new(),
                     quarantine: None,
@@ -169,7 +177,7 @@ pub fn process(
         manifest_version: MANIFEST_VERSION,
         dataset: contract.dataset.clone(),
         contract_version: contract.version.clone(),
-        profile: profile.name.clone(),
+        profile: produced.profile.clone(),
         source,
         rows_read: stats.rows_read,
         rows_ok: stats.rows_ok,
@@ -265,7 +273,7 @@ use std::io::Write as _;
 
 fn run_file(
     contract: &Contract,
-    profile: &Profile,
+    candidates: &[&Profile],
     names: &OutputNames,
     ctx: FileContext,
     body: impl Read + Send + 'static,
@@ -275,6 +283,7 @@ fn run_file(
     let decoded = input::open(body, &opts.limits)?;
     let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
     let header = chunker.read_header()?.ok_or(FileError::Empty)?;
+    let profile = choose_profile(contract, candidates, &header, &ctx.source_key)?;
     let schema = output_schema(contract);
     let statistics = statistics_columns(contract, &schema);
     let mut writer = PartitionedWriter::new(store, schema, names.clone(), opts.output, &statistics);
@@ -298,6 +307,7 @@ fn run_file(
         });
         let (outputs, quarantine) = finish(result, opts.deadline, writer, quarantine)?;
         return Ok(Produced {
+            profile: profile.name.clone(),
             stats,
             outputs,
             quarantine,
@@ -327,6 +337,7 @@ fn run_file(
     };
     let (outputs, quarantine) = finish(result, opts.deadline, writer, quarantine)?;
     Ok(Produced {
+        profile: profile.name.clone(),
         rows_written: dedup.stats.rows_ok,
         stats: dedup.stats,
         outputs,

@@ -243,7 +243,7 @@ impl Processor {
                 contracts.insert(dataset.to_string(), c);
             }
             if let Some(c) = contracts.get(dataset) {
-                c.profile(Some(profile)).map_err(|e| {
+                c.candidates(Some(profile)).map_err(|e| {
                     HandleError::Config(format!("route to `{dataset}`, profile `{profile}`: {e}"))
                 })?;
             }

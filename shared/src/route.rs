@@ -13,7 +13,8 @@ pub const BUILTIN: &str = include_str!("../../contracts/routes.toml");
 pub struct Route {
     /// Dataset (contract name).
     pub dataset: String,
-    /// Vendor profile.
+    /// Vendor profile, or candidates separated by commas (`bse,bse_udiff`), of which the file's
+    /// header picks one ([`crate::contract::Contract::candidates`]).
     pub profile: String,
 }
 
@@ -28,11 +29,21 @@ pub struct RouteError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Table {
-    route: Vec<Rule>,
+    route: Vec<RawRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRule {
+    pattern: String,
+    dataset: String,
+    /// One profile.
+    profile: Option<String>,
+    /// Or the layouts a vendor publishes, tried in order against each file's header.
+    profiles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
 struct Rule {
     pattern: String,
     dataset: String,
@@ -54,8 +65,29 @@ impl Routes {
             message,
         };
         let table: Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let rules = table
+            .route
+            .into_iter()
+            .map(|r| {
+                let profile = match (r.profile, r.profiles) {
+                    (Some(one), None) => one,
+                    (None, Some(several)) if !several.is_empty() => several.join(","),
+                    _ => {
+                        return Err(err(format!(
+                            "route `{}`: give `profile` or a non-empty `profiles`, not both",
+                            r.pattern
+                        )));
+                    }
+                };
+                Ok(Rule {
+                    pattern: r.pattern,
+                    dataset: r.dataset,
+                    profile,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut set = GlobSetBuilder::new();
-        for rule in &table.route {
+        for rule in &rules {
             let glob = GlobBuilder::new(&rule.pattern)
                 .literal_separator(true)
                 .case_insensitive(true)
@@ -64,10 +96,7 @@ impl Routes {
             set.add(glob);
         }
         let set = set.build().map_err(|e| err(e.to_string()))?;
-        Ok(Routes {
-            rules: table.route,
-            set,
-        })
+        Ok(Routes { rules, set })
     }
 
     /// The table built into this binary.
@@ -81,7 +110,7 @@ impl Routes {
     /// ```
     /// use bondlake::route::Routes;
     /// let routes = Routes::builtin();
-    /// assert_eq!(routes.route("market/XJPX/daily.csv").map(|r| r.profile), Some("jpx".into()));
+    /// assert_eq!(routes.route("market/XJPX/daily.csv").map(|r| r.profile), Some("jpx,jquants".into()));
     /// assert_eq!(routes.route("weekly/FT/RATES/2026-11-27.csv.gz").map(|r| r.dataset), Some("weekly_series".into()));
     /// assert_eq!(routes.route("tmp/x.csv"), None);
     /// ```
@@ -114,12 +143,22 @@ mod tests {
             of("holdings/custodian_a/h.csv.gz").as_deref(),
             Some("investor_holdings:standard")
         );
-        assert_eq!(of("market/nyse/x.csv").as_deref(), Some("market_daily:us"));
-        assert_eq!(of("market/XNAS/x.csv").as_deref(), Some("market_daily:us"));
-        assert_eq!(of("market/JPX/x.csv").as_deref(), Some("market_daily:jpx"));
+        // An exchange's layouts, the header picking one (clean::choose_profile).
+        assert_eq!(
+            of("market/nyse/x.csv").as_deref(),
+            Some("market_daily:us,us_flat")
+        );
+        assert_eq!(
+            of("market/XNAS/x.csv").as_deref(),
+            Some("market_daily:us,us_flat")
+        );
+        assert_eq!(
+            of("market/JPX/x.csv").as_deref(),
+            Some("market_daily:jpx,jquants")
+        );
         assert_eq!(
             of("market/BSE/EQ251126.CSV").as_deref(),
-            Some("market_daily:bse")
+            Some("market_daily:bse,bse_udiff")
         );
         assert_eq!(
             of("weekly/FT/FT-RATES/2026-11-27.csv.gz").as_deref(),
@@ -138,6 +177,22 @@ mod tests {
         ] {
             assert_eq!(of(unrouted), None, "{unrouted}");
         }
+    }
+
+    #[test]
+    fn a_route_names_one_profile_or_a_list_never_both() {
+        let both = Routes::from_toml(
+            "[[route]]\npattern = \"a/**\"\ndataset = \"x\"\nprofile = \"y\"\nprofiles = [\"y\"]\n",
+            "t",
+        )
+        .expect_err("both")
+        .to_string();
+        assert_eq!(
+            both,
+            "routing table (t): route `a/**`: give `profile` or a non-empty `profiles`, not both"
+        );
+        let none = Routes::from_toml("[[route]]\npattern = \"a/**\"\ndataset = \"x\"\n", "t");
+        assert!(none.is_err());
     }
 
     #[test]

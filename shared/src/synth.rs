@@ -20,7 +20,7 @@ use std::io::{self, Write};
 pub struct Spec {
     /// `investor_holdings`, `market_daily` or `weekly_series`.
     pub dataset: String,
-    /// Vendor profile (`standard`; `us`, `jpx`, `bse`; `wide`).
+    /// Vendor profile (`standard`; `us`, `us_flat`, `jpx`, `jquants`, `bse`, `bse_udiff`; `wide`).
     pub profile: String,
     /// Data records (wide rows for weekly_series).
     pub rows: u64,
@@ -60,7 +60,12 @@ pub const BASE_DATE: (i32, u32, u32) = (2026, 11, 25);
 pub fn suggested_key(dataset: &str, profile: &str) -> String {
     match (dataset, profile) {
         ("market_daily", "jpx") => "market/JPX/jpx_daily_20261125.csv".into(),
+        ("market_daily", "jquants") => "market/JPX/jquants_daily_20261125.csv".into(),
         ("market_daily", "bse") => "market/BSE/EQ251126.CSV".into(),
+        ("market_daily", "bse_udiff") => {
+            "market/BSE/BhavCopy_BSE_CM_0_0_0_20261125_F_0000.CSV".into()
+        }
+        ("market_daily", "us_flat") => "market/NASDAQ/2026-11-25.csv.gz".into(),
         ("market_daily", _) => "market/NYSE/nyse_eod_20261125.csv.gz".into(),
         ("weekly_series", _) => "weekly/FT/FT-RATES/2026-11-27.csv.gz".into(),
         _ => "holdings/custodian_a/holdings_20261125.csv.gz".into(),
@@ -86,7 +91,7 @@ enum Defect {
 
 /// One business day of vendor files, as the demo drops them into the raw bucket: (key, dataset,
 /// profile, rows).
-pub const DAY: [(&str, &str, &str, u64); 6] = [
+pub const DAY: [(&str, &str, &str, u64); 9] = [
     (
         "holdings/custodian_a/holdings_20261125.csv.gz",
         "investor_holdings",
@@ -112,6 +117,25 @@ pub const DAY: [(&str, &str, &str, u64); 6] = [
         3_000,
     ),
     ("market/BSE/EQ251126.CSV", "market_daily", "bse", 3_000),
+    // The layouts the exchanges publish today, beside the older ones (README, "Vendor formats").
+    (
+        "market/BSE/BhavCopy_BSE_CM_0_0_0_20261125_F_0000.CSV",
+        "market_daily",
+        "bse_udiff",
+        3_000,
+    ),
+    (
+        "market/JPX/jquants_daily_20261125.csv",
+        "market_daily",
+        "jquants",
+        3_000,
+    ),
+    (
+        "market/NASDAQ/2026-11-25.csv.gz",
+        "market_daily",
+        "us_flat",
+        3_000,
+    ),
     (
         "weekly/FT/FT-RATES/2026-11-27.csv.gz",
         "weekly_series",
@@ -371,8 +395,8 @@ impl Gen {
             })
             .collect();
         let symbols = match spec.profile.as_str() {
-            "jpx" => (0..3000).map(|k| format!("{}", 1300 + k * 3)).collect(),
-            "bse" => (0..3000).map(|k| format!("{}", 500_000 + k * 7)).collect(),
+            "jpx" | "jquants" => (0..3000).map(|k| format!("{}", 1300 + k * 3)).collect(),
+            "bse" | "bse_udiff" => (0..3000).map(|k| format!("{}", 500_000 + k * 7)).collect(),
             _ => {
                 let mut seen = std::collections::HashSet::new();
                 let mut v = Vec::new();
@@ -392,7 +416,10 @@ impl Gen {
         let key_columns = match spec.dataset.as_str() {
             "market_daily" => match spec.profile.as_str() {
                 "jpx" => vec!["銘柄コード", "日付"],
+                "jquants" => vec!["Code", "Date"],
                 "bse" => vec!["SC_CODE"],
+                "bse_udiff" => vec!["FinInstrmId", "TradDt"],
+                "us_flat" => vec!["ticker", "window_start"],
                 _ => vec!["Symbol", "Date"],
             },
             "weekly_series" => vec!["Date"],
@@ -417,6 +444,25 @@ impl Gen {
         self.profile == "bse"
     }
 
+    /// Whether the profile reads the contract's every date format (the others narrow them).
+    fn takes_every_date_format(&self) -> bool {
+        !matches!(
+            self.profile.as_str(),
+            "jpx" | "jquants" | "bse_udiff" | "us_flat"
+        )
+    }
+
+    /// The market file's volume column.
+    fn volume_column(&self) -> &'static str {
+        match self.profile.as_str() {
+            "jpx" => "出来高",
+            "bse" => "NO_OF_SHRS",
+            "bse_udiff" => "TtlTradgVol",
+            "us_flat" => "volume",
+            _ => "Volume",
+        }
+    }
+
     /// Text in the profile's encoding.
     fn encode(&self, s: &str) -> Vec<u8> {
         if self.profile == "jpx" {
@@ -437,6 +483,8 @@ impl Gen {
                 "終値",
                 "出来高",
             ],
+            // The bhavcopy's layout before 2017 (its day is the file name's); the one from 2017
+            // adds ISIN_CODE, TRADING_DATE, FILLER2 and FILLER3.
             ("market_daily", "bse") => vec![
                 "SC_CODE",
                 "SC_NAME",
@@ -451,7 +499,36 @@ impl Gen {
                 "NO_TRADES",
                 "NO_OF_SHRS",
                 "NET_TURNOV",
-                "TDCLOADIND",
+                "TDCLOINDI",
+            ],
+            ("market_daily", "bse_udiff") => UDIFF_HEADER.to_vec(),
+            ("market_daily", "jquants") => vec![
+                "Date",
+                "Code",
+                "Open",
+                "High",
+                "Low",
+                "Close",
+                "UpperLimit",
+                "LowerLimit",
+                "Volume",
+                "TurnoverValue",
+                "AdjustmentFactor",
+                "AdjustmentOpen",
+                "AdjustmentHigh",
+                "AdjustmentLow",
+                "AdjustmentClose",
+                "AdjustmentVolume",
+            ],
+            ("market_daily", "us_flat") => vec![
+                "ticker",
+                "volume",
+                "open",
+                "close",
+                "high",
+                "low",
+                "window_start",
+                "transactions",
             ],
             ("market_daily", _) => vec![
                 "Symbol",
@@ -500,6 +577,9 @@ impl Gen {
         match (self.dataset.as_str(), self.profile.as_str()) {
             ("market_daily", "jpx") => self.market_row(i, true),
             ("market_daily", "bse") => self.bse_row(i),
+            ("market_daily", "bse_udiff") => self.udiff_row(i),
+            ("market_daily", "jquants") => self.jquants_row(i),
+            ("market_daily", "us_flat") => self.flat_file_row(i),
             ("market_daily", _) => self.market_row(i, false),
             ("weekly_series", _) => self.weekly_row(i),
             _ => self.holdings_row(i),
@@ -635,6 +715,96 @@ impl Gen {
         ]
     }
 
+    /// A UDiFF bhavcopy row (BSE's layout since 2024): the scrip code as FinInstrmId.
+    fn udiff_row(&mut self, i: u64) -> Vec<Field> {
+        let n = self.symbols.len() as u64;
+        let code = self.symbols[(i % n) as usize].clone();
+        let day = format_date(self.trade_day(i / n));
+        let [o, h, l, c, v] = self.ohlc(2);
+        let trades = self.rng.random_range(1..=5000);
+        let name = FIRST[(i % FIRST.len() as u64) as usize].to_uppercase();
+        let mut row = vec![
+            t(day.clone()),
+            t(day),
+            t("CM"),
+            t("BSE"),
+            t("STK"),
+            t(code),
+            t(india_isin(i % n)),
+            t(name.clone()),
+            t("A"),
+            t(""),
+            t(""),
+            t(""),
+            t(""),
+            t(format!("{name} LTD")),
+            t(fixed(o, 2)),
+            t(fixed(h, 2)),
+            t(fixed(l, 2)),
+            t(fixed(c, 2)),
+            t(fixed(c, 2)),
+            t(fixed(o, 2)),
+            t(""),
+            t(fixed(c, 2)),
+            t(""),
+            t(""),
+            t(v.to_string()),
+            t(fixed(v * c / 100, 2)),
+            t(trades.to_string()),
+            t("F1"),
+            t("1"),
+            t(""),
+        ];
+        row.extend((0..4).map(|_| t("")));
+        row
+    }
+
+    /// A J-Quants daily quote: the 4-digit local code and its check character, volumes as `N.0`.
+    fn jquants_row(&mut self, i: u64) -> Vec<Field> {
+        let n = self.symbols.len() as u64;
+        let code = format!("{}0", self.symbols[(i % n) as usize]);
+        let day = format_date(self.trade_day(i / n));
+        let [o, h, l, c, v] = self.ohlc(1);
+        let price = |p: i128| t(fixed(p, 1));
+        vec![
+            t(day),
+            t(code),
+            price(o),
+            price(h),
+            price(l),
+            price(c),
+            t("0"),
+            t("0"),
+            t(format!("{v}.0")),
+            t(fixed(v * c, 1)),
+            t("1.0"),
+            price(o),
+            price(h),
+            price(l),
+            price(c),
+            t(format!("{v}.0")),
+        ]
+    }
+
+    /// A US flat-file daily aggregate: the bar opens at midnight New York time, in nanoseconds.
+    fn flat_file_row(&mut self, i: u64) -> Vec<Field> {
+        let n = self.symbols.len() as u64;
+        let symbol = self.symbols[(i % n) as usize].clone();
+        let day = self.trade_day(i / n);
+        let [o, h, l, c, v] = self.ohlc(2);
+        let trades = self.rng.random_range(1..=50_000);
+        vec![
+            t(symbol),
+            t(v.to_string()),
+            t(fixed(o, 2)),
+            t(fixed(c, 2)),
+            t(fixed(h, 2)),
+            t(fixed(l, 2)),
+            t(new_york_midnight_ns(day).to_string()),
+            t(trades.to_string()),
+        ]
+    }
+
     fn weekly_row(&mut self, i: u64) -> Vec<Field> {
         // Business days going forward from ten years back, one wide row each.
         let start = self.base - 3650;
@@ -701,7 +871,7 @@ impl Gen {
             _ => v.extend([R("null_token")]),
         }
         if self.profile == "bse" {
-            // A bhavcopy has no date column: its date comes from the file name.
+            // A legacy bhavcopy has no date column: its date comes from the file name.
             v.retain(|d| !matches!(d, X(Reason::InvalidDate, _) | R("date_format")));
         }
         v
@@ -730,7 +900,10 @@ impl Gen {
     fn targets(&self) -> (&'static str, &'static str, &'static str) {
         match (self.dataset.as_str(), self.profile.as_str()) {
             ("market_daily", "jpx") => ("銘柄コード", "日付", "終値"),
+            ("market_daily", "jquants") => ("Code", "Date", "Close"),
             ("market_daily", "bse") => ("SC_CODE", "", "CLOSE"),
+            ("market_daily", "bse_udiff") => ("FinInstrmId", "TradDt", "ClsPric"),
+            ("market_daily", "us_flat") => ("ticker", "window_start", "close"),
             ("market_daily", _) => ("Symbol", "Date", "Close"),
             ("weekly_series", _) => ("", "Date", "US10Y"),
             _ => ("issuer", "maturity_date", "par_value"),
@@ -748,6 +921,12 @@ impl Gen {
                 if self.profile == "jpx" {
                     // An untraded stock: JPX writes "-" for the price (decision 13).
                     row[num] = t("-");
+                } else if self.profile == "jquants" {
+                    // An untraded stock: J-Quants leaves the prices empty.
+                    for p in ["Open", "High", "Low", "Close"] {
+                        let j = self.col(header, p);
+                        row[j] = t("");
+                    }
                 } else {
                     let j = if self.dataset == "weekly_series" {
                         0
@@ -795,16 +974,7 @@ impl Gen {
             }
             Reason::OutOfRange => match self.dataset.as_str() {
                 "market_daily" => {
-                    let j = self.col(
-                        header,
-                        if self.profile == "jpx" {
-                            "出来高"
-                        } else if self.profile == "bse" {
-                            "NO_OF_SHRS"
-                        } else {
-                            "Volume"
-                        },
-                    );
+                    let j = self.col(header, self.volume_column());
                     row[j] = t("-5");
                 }
                 _ => {
@@ -838,6 +1008,8 @@ impl Gen {
                 let (o, l) = match self.profile.as_str() {
                     "jpx" => ("始値", "安値"),
                     "bse" => ("OPEN", "LOW"),
+                    "bse_udiff" => ("OpnPric", "LwPric"),
+                    "us_flat" => ("open", "low"),
                     _ => ("Open", "Low"),
                 };
                 let (oj, lj) = (self.col(header, o), self.col(header, l));
@@ -864,7 +1036,7 @@ impl Gen {
                 b.extend_from_slice(b"\t ");
                 row[j] = Field::Text(b);
             }
-            "date_format" if !date_col.is_empty() && self.profile != "jpx" => {
+            "date_format" if !date_col.is_empty() && self.takes_every_date_format() => {
                 let j = self.col(header, date_col);
                 let iso = text(row, j);
                 let (y, m, d) = (&iso[0..4], &iso[5..7], &iso[8..10]);
@@ -915,18 +1087,11 @@ impl Gen {
                 });
             }
             "integer_point_zero" => {
-                let j = self.col(
-                    header,
-                    if self.profile == "jpx" {
-                        "出来高"
-                    } else if self.profile == "bse" {
-                        "NO_OF_SHRS"
-                    } else {
-                        "Volume"
-                    },
-                );
+                let j = self.col(header, self.volume_column());
                 let v = text(row, j);
-                row[j] = t(format!("{v}.0"));
+                if !v.contains('.') {
+                    row[j] = t(format!("{v}.0"));
+                }
             }
             "quoted_padding" => {
                 let j = self.col(header, num_col);
@@ -990,6 +1155,61 @@ impl Gen {
             _ => {}
         }
     }
+}
+
+/// The 34 columns of a UDiFF bhavcopy.
+const UDIFF_HEADER: [&str; 34] = [
+    "TradDt",
+    "BizDt",
+    "Sgmt",
+    "Src",
+    "FinInstrmTp",
+    "FinInstrmId",
+    "ISIN",
+    "TckrSymb",
+    "SctySrs",
+    "XpryDt",
+    "FininstrmActlXpryDt",
+    "StrkPric",
+    "OptnTp",
+    "FinInstrmNm",
+    "OpnPric",
+    "HghPric",
+    "LwPric",
+    "ClsPric",
+    "LastPric",
+    "PrvsClsgPric",
+    "UndrlygPric",
+    "SttlmPric",
+    "OpnIntrst",
+    "ChngInOpnIntrst",
+    "TtlTradgVol",
+    "TtlTrfVal",
+    "TtlNbOfTxsExctd",
+    "SsnId",
+    "NewBrdLotQty",
+    "Rmks",
+    "Rsvd1",
+    "Rsvd2",
+    "Rsvd3",
+    "Rsvd4",
+];
+
+/// An Indian equity ISIN (`INE` + 8 characters + the ISO 6166 check digit) for scrip number `k`.
+fn india_isin(k: u64) -> String {
+    let mut isin = format!("INE{:06}01", k % 1_000_000).into_bytes();
+    isin.push(isin_check_digit(&isin));
+    String::from_utf8(isin).unwrap_or_default()
+}
+
+/// Midnight of `day` in New York as nanoseconds since the epoch (daylight saving included).
+fn new_york_midnight_ns(day: i32) -> i128 {
+    let (y, m, d) = civil_from_days(day);
+    jiff::civil::date(y as i16, m as i8, d as i8)
+        .to_zoned_datetime(
+            jiff::tz::TimeZone::get("America/New_York").unwrap_or(jiff::tz::TimeZone::UTC),
+        )
+        .map_or(0, |z| z.timestamp().as_nanosecond())
 }
 
 /// A scaled integer as text with `scale` decimals.

@@ -107,9 +107,10 @@ fn corrupt_gzip_body() {
 
 #[test]
 fn not_gzip_other_compressions_are_named() {
+    // A zip is read (BSE zips its bhavcopy); a broken one says so.
     assert_eq!(
         failed(b"PK\x03\x04rest-of-a-zip"),
-        "s3://test/holdings/v/h.csv.gz: unsupported input: zip archive; expected gzip or plain CSV"
+        "s3://test/holdings/v/h.csv.gz: truncated or corrupt zip archive: invalid Zip archive: Could not find EOCD"
     );
     assert_eq!(
         failed(b"BZh91AY&SY"),
@@ -166,8 +167,8 @@ fn missing_required_column_names_it() {
     assert_eq!(
         failed(text.as_bytes()),
         format!(
-            "s3://test/holdings/v/h.csv.gz: required column `issuer` is missing (header has: {})",
-            header.split(',').collect::<Vec<_>>().join(", ")
+            "s3://test/holdings/v/h.csv.gz: required column `issuer` is missing (the header has 22 columns: {}, …)",
+            header.split(',').take(8).collect::<Vec<_>>().join(", ")
         )
     );
 }

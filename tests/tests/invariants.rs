@@ -74,7 +74,10 @@ fn truth_round_trip_for_every_dataset_and_profile() {
         ),
         ("market_daily", "us", 3000, market.to_vec()),
         ("market_daily", "jpx", 3000, market.to_vec()),
+        ("market_daily", "jquants", 3000, market.to_vec()),
+        ("market_daily", "us_flat", 3000, market.to_vec()),
         ("market_daily", "bse", 2500, market[1..].to_vec()),
+        ("market_daily", "bse_udiff", 3000, market.to_vec()),
         ("weekly_series", "wide", 1500, vec!["invalid_date"]),
     ] {
         let (bytes, g) = generated(dataset, profile, rows, 11, 0.15);
