@@ -168,6 +168,7 @@ fn clean(input: &Path, store: &LocalStore) -> Result<(String, Manifest), String>
         key: "holdings/bench/holdings.csv.gz".into(),
         etag: "bench".into(),
         bytes,
+        ..Default::default()
     };
     let outcome = pipeline::process(
         &contract,

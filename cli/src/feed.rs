@@ -5,7 +5,7 @@ use crate::local::{Lake, RAW_BUCKET, default_warehouse, events_path};
 use crate::notify::Notifier;
 use bondlake::events::{JsonLinesSink, PipelineEvent};
 use bondlake::kafka::{Feed, KafkaRecord, Lander, Topics, records_from_csv};
-use bondlake::store::LocalStore;
+use bondlake::store::{LocalStore, ObjectStore};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -181,23 +181,163 @@ pub fn land(
             out.push(l.event);
         }
     }
-    let landed: u64 = out.iter().map(|e| e.rows_ok).sum();
-    let quarantined: u64 = out.iter().map(|e| e.rows_rejected).sum();
-    println!(
-        "  {} records: {landed} landed, {quarantined} quarantined, {}.",
-        records.len(),
-        if landed + quarantined == records.len() as u64 {
-            "none lost".to_string()
-        } else {
-            format!(
-                "{} UNACCOUNTED",
-                records.len() as u64 - landed - quarantined
-            )
-        }
-    );
+    print_totals(records.len() as u64, &out);
     offsets.advance(&plan.topic, &records);
     offsets.write(root)?;
     Ok(out)
+}
+
+/// The feed's totals: every record landed, quarantined, or already landed earlier (at or below
+/// its partition's high-water mark: a replay).
+fn print_totals(records: u64, events: &[PipelineEvent]) {
+    let landed: u64 = events.iter().map(|e| e.rows_ok).sum();
+    let quarantined: u64 = events.iter().map(|e| e.rows_rejected).sum();
+    let earlier = records.saturating_sub(landed + quarantined);
+    println!(
+        "  {records} records: {landed} landed, {quarantined} quarantined{}, none lost.",
+        if earlier > 0 {
+            format!(", {earlier} landed before (at or below their partition's mark)")
+        } else {
+            String::new()
+        }
+    );
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Records of batches the MSK event source mapping gave up on, as its S3 on-failure
+    /// destination keeps them: files, or `s3://bucket/prefix` for every object under a prefix.
+    #[arg(required = true, num_args = 1..)]
+    failures: Vec<String>,
+    /// Land into this local lake (ROOT/raw, ROOT/quarantine/kafka).
+    #[arg(long, conflicts_with_all = ["raw", "processed"])]
+    root: Option<PathBuf>,
+    /// Or into these buckets: the raw bucket...
+    #[arg(long, requires = "processed")]
+    raw: Option<String>,
+    /// ...and the processed bucket (quarantine, the partitions' marks).
+    #[arg(long, requires = "raw")]
+    processed: Option<String>,
+    /// S3-protocol endpoint for `s3://` paths; AWS when absent.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// Topic table (TOML, the format of contracts/topics.toml); default: the built-in one.
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    /// Folder of contract files (default: the contracts built into this binary).
+    #[arg(long)]
+    contracts: Option<PathBuf>,
+}
+
+/// Where a replay lands: the raw bucket (its name, for the keys' lineage), the processed one
+/// (marks, quarantine), and where the outcomes are told.
+struct LandingPlace {
+    raw_bucket: String,
+    raw: Box<dyn ObjectStore>,
+    processed: Box<dyn ObjectStore>,
+    events: Box<dyn bondlake::events::EventSink>,
+}
+
+/// `bondlake kafka-replay`: lands the batches the event source mapping gave up on, each offset
+/// once (below the partitions' marks, which stay), then the raw bucket's notifications process
+/// them as any landing.
+pub fn replay(a: ReplayArgs) -> Result<ExitCode, String> {
+    let topics = match &a.topics {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Topics::from_toml(&text, &path.display().to_string()).map_err(|e| e.to_string())?
+        }
+        None => Topics::builtin(),
+    };
+    let session = crate::s3::Session::connect_if_needed(
+        a.failures
+            .iter()
+            .chain(a.raw.iter())
+            .chain(a.processed.iter())
+            .any(|p| p.starts_with("s3://")),
+        a.endpoint_url.as_deref(),
+    )?;
+    let bucket_store = |url: &str| -> Result<Box<dyn ObjectStore>, String> {
+        let (bucket, _) =
+            crate::s3::split_url(url).ok_or_else(|| format!("`{url}` is not s3://bucket"))?;
+        let session = session.as_ref().ok_or("no S3 session")?;
+        Ok(Box::new(session.store(bucket)))
+    };
+    let to = match (&a.root, &a.raw, &a.processed) {
+        (Some(root), _, _) => LandingPlace {
+            raw_bucket: RAW_BUCKET.to_string(),
+            raw: Box::new(LocalStore::new(root.join("raw"))),
+            processed: Box::new(LocalStore::new(root)),
+            events: Box::new(JsonLinesSink::new(events_path(root))),
+        },
+        (None, Some(raw), Some(processed)) => LandingPlace {
+            raw_bucket: crate::s3::split_url(raw)
+                .map(|(b, _)| b.to_string())
+                .unwrap_or_default(),
+            raw: bucket_store(raw)?,
+            processed: bucket_store(processed)?,
+            events: Box::new(bondlake::events::StdoutSink),
+        },
+        _ => {
+            return Err(
+                "say where to land: --root DIR, or --raw s3://... and --processed s3://...".into(),
+            );
+        }
+    };
+    let LandingPlace {
+        raw_bucket,
+        raw,
+        processed,
+        events,
+    } = to;
+    let lander =
+        Lander::new(topics, a.contracts.as_deref(), &raw_bucket).map_err(|e| e.to_string())?;
+    let mut records_in = 0u64;
+    let mut all = Vec::new();
+    for source in &a.failures {
+        let texts: Vec<(String, String)> = match crate::s3::split_url(source) {
+            Some((bucket, prefix)) => {
+                let session = session.as_ref().ok_or("no S3 session")?;
+                let store = session.store(bucket);
+                let mut out = Vec::new();
+                for key in store.list(prefix).map_err(|e| format!("{source}: {e}"))? {
+                    let mut text = String::new();
+                    store
+                        .open(&key)
+                        .and_then(|mut r| r.read_to_string(&mut text))
+                        .map_err(|e| format!("{}: {e}", store.locate(&key)))?;
+                    out.push((store.locate(&key), text));
+                }
+                out
+            }
+            None => vec![(
+                source.clone(),
+                std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?,
+            )],
+        };
+        for (name, text) in texts {
+            let records = bondlake::aws::lambda::kafka_failure_records(&text)
+                .map_err(|e| format!("{name}: {e}"))?;
+            records_in += records.len() as u64;
+            let landed = lander
+                .replay(&records, raw.as_ref(), processed.as_ref(), events.as_ref())
+                .map_err(|e| format!("{name}: {e}"))?;
+            for l in &landed {
+                println!(
+                    "  {name}: {} records to {}",
+                    l.event.rows_read,
+                    l.key
+                        .as_deref()
+                        .or(l.quarantine_key.as_deref())
+                        .unwrap_or("")
+                );
+            }
+            all.extend(landed.into_iter().map(|l| l.event));
+        }
+    }
+    print_totals(records_in, &all);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Spoils `n` records, spread over the batch: alternately bytes that are not UTF-8 and a line

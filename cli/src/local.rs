@@ -190,6 +190,8 @@ impl Lake {
                 bucket: RAW_BUCKET.into(),
                 key: key.clone(),
                 etag: Some(etag.clone()),
+                event_time: bondlake::store::file_event_time(&meta),
+                sequencer: None,
             };
             match self.processor.handle(&object, None) {
                 Ok(event) => {
@@ -524,10 +526,15 @@ impl Table {
                         .map(|(k, v)| format!("{k} {v}"))
                         .collect();
                     println!(
-                        "    warehouse: {} {} rows into {}{}",
+                        "    warehouse: {} {} rows into {}{}{}",
                         info.outcome.replace('_', " "),
                         info.rows,
                         info.table,
+                        if info.superseded > 0 {
+                            format!(" ({} superseded by newer input)", info.superseded)
+                        } else {
+                            String::new()
+                        },
                         if totals.is_empty() {
                             String::new()
                         } else {

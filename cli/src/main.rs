@@ -60,6 +60,9 @@ enum Command {
     /// Publish a vendor file's records to a Kafka topic as a producer would, land them with
     /// msk-lander's code into ROOT/raw, and run the local chain over them.
     Feed(feed::FeedArgs),
+    /// Land the Kafka batches the MSK event source mapping gave up on, from its S3 on-failure
+    /// destination's records, each offset once.
+    KafkaReplay(feed::ReplayArgs),
     /// Receive Slack webhook posts on 127.0.0.1 and print them: a stand-in for Slack, to see
     /// what `run`, `demo` and `feed` post (point BONDLAKE_SLACK_WEBHOOK at the URL it prints).
     WebhookReceiver {
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
             slack_webhook,
         } => local::demo(&root, dirty, seed, slack_webhook.as_deref()),
         Command::Feed(a) => feed::feed(a),
+        Command::KafkaReplay(a) => feed::replay(a),
         Command::WebhookReceiver { listen } => notify::receive(&listen),
         Command::S3Server(a) => s3::serve(a),
         Command::Load(a) => warehouse::load(a),
@@ -273,6 +277,7 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
                 key: a.source_key.clone().unwrap_or_else(|| key.into()),
                 etag: object.etag,
                 bytes: object.size,
+                ..Default::default()
             };
             (source, object.body)
         }
@@ -290,6 +295,7 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
                     .unwrap_or_else(|| input.replace('\\', "/")),
                 etag: bondlake::store::file_etag(&meta),
                 bytes: meta.len(),
+                ..Default::default()
             };
             (source, Box::new(file))
         }

@@ -63,6 +63,14 @@ impl Session {
         Ok(Session { runtime, client })
     }
 
+    /// A session when `needed` (some path is `s3://`), else none.
+    pub fn connect_if_needed(
+        needed: bool,
+        endpoint: Option<&str>,
+    ) -> Result<Option<Session>, String> {
+        needed.then(|| Session::connect(endpoint)).transpose()
+    }
+
     /// One bucket as a store.
     pub fn store(&self, bucket: &str) -> S3Store {
         S3Store::new(

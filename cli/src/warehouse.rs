@@ -5,7 +5,8 @@ use bondlake::contract::{self, Contract};
 use bondlake::store::LocalStore;
 use bondlake::warehouse::postgres::Postgres;
 use bondlake::warehouse::{
-    CellKind, Dialect, LoadJob, Loader, ResultSet, Rows, Warehouse, WarehouseError, load_and_report,
+    CellKind, Dialect, LoadJob, Loaded, Loader, ResultSet, Rows, Warehouse, WarehouseError,
+    load_and_report,
 };
 use bondlake_duckdb::DuckDb;
 use std::io::Write;
@@ -77,7 +78,7 @@ impl Warehouse for AnyWarehouse {
             AnyWarehouse::Pg(p) => p.query(sql, params),
         }
     }
-    fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
+    fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
         match self {
             AnyWarehouse::Duck(d) => d.load(job),
             AnyWarehouse::Pg(p) => p.load(job),

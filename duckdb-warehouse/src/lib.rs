@@ -4,9 +4,10 @@
 //! matched to the table by column name. The load flow, the SQL and the reconciliation are
 //! `bondlake::warehouse`'s; this crate only runs them.
 
+use bondlake::warehouse::sql::{ledger_insert_sql, ledger_lookup_sql, ledger_table};
 use bondlake::warehouse::{
-    CellKind, Checkpoint, Dialect, LoadJob, ResultColumn, ResultSet, Rows, Warehouse,
-    WarehouseError, sql::LEDGER,
+    CellKind, Checkpoint, Dialect, LoadJob, Loaded, ResultColumn, ResultSet, Rows, Warehouse,
+    WarehouseError,
 };
 use duckdb::arrow::array::{Array, ArrayRef};
 use duckdb::arrow::compute::cast;
@@ -161,7 +162,7 @@ impl Warehouse for DuckDb {
         text_rows(&self.conn, sql, params)
     }
 
-    fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
+    fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
         // The stage is the parts themselves: read_parquet over exactly the manifest's parts (their
         // paths are parameters), projected onto the table's columns. Materialising it first
         // measured slower than DuckDB's own INSERT by half (README, "Warehouse").
@@ -171,7 +172,9 @@ impl Warehouse for DuckDb {
         let files = format!("read_parquet([{}])", list.join(", "));
         let present: Vec<String> = text_rows(
             &self.conn,
-            &format!("SELECT CAST(column_name AS VARCHAR) FROM (DESCRIBE SELECT * FROM {files})"),
+            &format!(
+                "SELECT CAST(\"column_name\" AS VARCHAR) FROM (DESCRIBE SELECT * FROM {files})"
+            ),
             &refs,
         )?
         .into_iter()
@@ -203,34 +206,61 @@ impl Warehouse for DuckDb {
                 "duckdb load"
             )
         };
+        let table = job.table;
         let tx = self.conn.transaction().map_err(duck_error)?;
-        (job.check)(
+        let staged = (job.check)(
             Checkpoint::Staged,
             &text_rows(
                 &tx,
-                &job.table.reconcile_sql(&format!("{stage} AS staged")),
+                &table.reconcile_sql(&format!("{stage} AS \"staged\"")),
                 &refs,
             )
             .map_err(|e| e.context(&format!("reading {}", paths.join(", "))))?,
         )?;
         step("staged reconciled");
-        tx.execute(&job.table.merge_sql(&stage), params_from_iter(refs.iter()))
-            .map_err(duck_error)?;
+        // DuckDB lets one process write a file at a time: the ledger read in this transaction
+        // is already the last word.
+        if !text_rows(
+            &tx,
+            &ledger_lookup_sql(&table.schema, Dialect::DuckDb),
+            &[job.manifest_key],
+        )?
+        .is_empty()
+        {
+            return Ok(Loaded::AlreadyLoaded);
+        }
+        // The stage is a query, so the superseded rows are filtered out rather than deleted.
+        let fresh_rows = table.fresh_sql(&stage);
+        let fresh = (job.check)(
+            Checkpoint::Fresh,
+            &text_rows(
+                &tx,
+                &table.reconcile_sql(&format!("{fresh_rows} AS \"fresh\"")),
+                &refs,
+            )?,
+        )?;
+        tx.execute(
+            &table.merge_sql(&fresh_rows, &table.stage_columns(None)),
+            params_from_iter(refs.iter()),
+        )
+        .map_err(duck_error)?;
         step("merged");
         (job.check)(
             Checkpoint::Merged,
-            &text_rows(&tx, &job.table.reconcile_merged_sql(&stage), &refs)?,
+            &text_rows(&tx, &table.reconcile_merged_sql(&fresh_rows), &refs)?,
         )?;
         step("merged reconciled");
-        let ledger = job.ledger_params();
-        let table = format!("{}.{LEDGER}", job.table.schema);
+        let ledger = job.ledger_params(fresh.rows);
         tx.execute(
-            &bondlake::warehouse::sql::ledger_insert_sql(&table, Dialect::DuckDb),
+            &ledger_insert_sql(&ledger_table(&table.schema), Dialect::DuckDb),
             params_from_iter(ledger.iter()),
         )
         .map_err(duck_error)?;
         tx.commit().map_err(duck_error)?;
         step("committed");
-        Ok(())
+        Ok(Loaded::Merged {
+            superseded: staged.rows.saturating_sub(fresh.rows),
+            fresh,
+        })
     }
 }

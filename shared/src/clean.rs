@@ -28,6 +28,9 @@ pub struct FileContext {
     pub source_key: String,
     /// The `_ingested_at` value for every row of this file, microseconds since the epoch, UTC.
     pub ingested_at_us: i64,
+    /// The `_source_order` value for every row of this file (the input's event time and
+    /// sequencer), when known.
+    pub source_order: Option<String>,
 }
 
 /// A typed value of one cell while its record is being checked.
@@ -821,6 +824,7 @@ impl<'c> RecordsCleaner<'c> {
             &self.ctx.source_key,
             number,
             self.ctx.ingested_at_us,
+            self.ctx.source_order.as_deref(),
         );
     }
 }

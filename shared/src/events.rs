@@ -102,8 +102,16 @@ pub struct LoadInfo {
     pub outcome: String,
     /// Rows merged.
     pub rows: u64,
-    /// Control totals as the warehouse summed them.
+    /// Rows of the file not merged because a newer input had already given their keys (a
+    /// replayed or late older file, a Kafka record behind a later offset).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub superseded: u64,
+    /// Control totals of the merged rows, as the warehouse summed them.
     pub control_totals: std::collections::BTreeMap<String, String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a `landed` event's records came from.

@@ -22,7 +22,7 @@ pub enum Status {
 }
 
 /// The input object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
     /// Bucket (`local` for a local file).
     pub bucket: String,
@@ -32,6 +32,31 @@ pub struct SourceRef {
     pub etag: String,
     /// Size in bytes as stored (compressed).
     pub bytes: u64,
+    /// When the object was written (its S3 event's `eventTime`; a local file's modification
+    /// time), RFC 3339 UTC: which of two inputs holding one key is newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    /// The S3 event's `sequencer`: the order of two writes of the same key within one instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+}
+
+impl SourceRef {
+    /// The input's place in time, as the `_source_order` lineage column holds it: the event time
+    /// (microseconds, UTC) and the sequencer left-padded to 32 hex digits, so that text order is
+    /// time order, then write order (S3 compares sequencers padded so). `None` when no event time
+    /// is known: such rows never supersede, nor are superseded by, other files' rows.
+    pub fn order(&self) -> Option<String> {
+        let at = self.event_time.as_deref()?;
+        let us = crate::manifest::parse_rfc3339_us(at)?;
+        let sequencer = self.sequencer.as_deref().unwrap_or("");
+        let sequencer: String = sequencer
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        Some(format!("{}#{sequencer:0>32}", rfc3339(us)))
+    }
 }
 
 /// One Parquet part.
@@ -92,6 +117,10 @@ pub struct Manifest {
     pub null_values: u64,
     /// Header fields the contract does not know.
     pub unknown_columns: Vec<String>,
+    /// The Parquet parts' columns, in their order: what the loader stages (Redshift's COPY maps
+    /// Parquet columns by position), whatever contract version wrote them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
     /// When the run started (RFC 3339, UTC).
     pub started_at: String,
     /// When the run finished (RFC 3339, UTC).
@@ -100,6 +129,14 @@ pub struct Manifest {
     pub status: Status,
     /// Why the file failed, naming the object and the cause.
     pub error: Option<String>,
+}
+
+/// Microseconds since the epoch of an RFC 3339 instant (`2026-11-25T22:15:09.410Z`, any offset).
+pub fn parse_rfc3339_us(text: &str) -> Option<i64> {
+    text.trim()
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_microsecond())
 }
 
 /// Formats microseconds since the epoch as RFC 3339 UTC with microseconds.
@@ -122,4 +159,36 @@ pub fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sources_order_sorts_by_time_then_by_sequencer_as_text() {
+        let at = |t: &str, seq: Option<&str>| SourceRef {
+            event_time: Some(t.into()),
+            sequencer: seq.map(String::from),
+            ..SourceRef::default()
+        };
+        let a = at("2026-11-25T22:15:09.410Z", Some("0065A1B2C3D4E5F701")).order();
+        let b = at("2026-11-25T22:15:09.410Z", Some("65a1b2c3d4e5f702")).order();
+        let c = at("2026-11-25T23:15:09+01:00", None).order();
+        assert_eq!(
+            a.as_deref(),
+            Some("2026-11-25T22:15:09.410000Z#000000000000000065A1B2C3D4E5F701")
+        );
+        assert!(
+            a < b,
+            "the same instant: the greater sequencer, padded, is later"
+        );
+        assert_eq!(
+            c.as_deref(),
+            Some("2026-11-25T22:15:09.000000Z#00000000000000000000000000000000")
+        );
+        assert!(c < a);
+        assert_eq!(SourceRef::default().order(), None);
+        assert_eq!(at("not a time", None).order(), None);
+    }
 }

@@ -109,7 +109,7 @@ struct Produced {
 /// let contract = contract::load_dataset("investor_holdings", None)?;
 /// let store = LocalStore::new("out");
 /// let file = std::fs::File::open("holdings.csv.gz")?;
-/// let source = SourceRef { bucket: "local".into(), key: "holdings/acme/holdings.csv.gz".into(), etag: "1".into(), bytes: 0 };
+/// let source = SourceRef { bucket: "local".into(), key: "holdings/acme/holdings.csv.gz".into(), etag: "1".into(), bytes: 0, ..Default::default() };
 /// let outcome = pipeline::process(&contract, None, source, file, &store, &pipeline::Options::default())?;
 /// assert_eq!(outcome.manifest.rows_read, outcome.manifest.rows_ok + outcome.manifest.rows_rejected);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -130,6 +130,7 @@ pub fn process(
     let ctx = FileContext {
         source_key: source.key.clone(),
         ingested_at_us: opts.ingested_at_us.unwrap_or(started),
+        source_order: source.order(),
     };
     tracing::info!(dataset = %contract.dataset, key = %source.key, profile = %tried, "processing");
     let run = run_file(contract, &candidates, &names, ctx, body, store, opts);
@@ -202,6 +203,11 @@ pub fn process(
             .collect(),
         null_values: stats.gaps,
         unknown_columns: produced.unknown_columns,
+        columns: output_schema(contract)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
         started_at: rfc3339(started),
         finished_at: rfc3339(now_us()),
         status,

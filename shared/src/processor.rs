@@ -36,6 +36,10 @@ pub struct ObjectCreated {
     pub key: String,
     /// The ETag the event names; the object is read only at this version.
     pub etag: Option<String>,
+    /// When the object was written (the event's `eventTime`; a local file's modification time).
+    pub event_time: Option<String>,
+    /// The event's `sequencer` (orders two writes of one key).
+    pub sequencer: Option<String>,
 }
 
 /// Decodes a key as S3 event notifications carry it: URL-encoded, with `+` for a space.
@@ -276,17 +280,26 @@ impl Processor {
         let Some(contract) = self.contracts.get(&route.dataset) else {
             return Ok(false);
         };
-        let names = OutputNames::for_source(contract, &self.source(key, etag, 0));
+        let object = ObjectCreated {
+            bucket: self.settings.raw_bucket.clone(),
+            key: key.to_string(),
+            etag: Some(etag.to_string()),
+            event_time: None,
+            sequencer: None,
+        };
+        let names = OutputNames::for_source(contract, &self.source(&object, etag, 0));
         Ok(self.processed.exists(&names.manifest_key())?
             || self.processed.exists(&names.handoff_key())?)
     }
 
-    fn source(&self, key: &str, etag: &str, bytes: u64) -> SourceRef {
+    fn source(&self, object: &ObjectCreated, etag: &str, bytes: u64) -> SourceRef {
         SourceRef {
             bucket: self.settings.raw_bucket.clone(),
-            key: key.to_string(),
+            key: object.key.clone(),
             etag: etag.to_string(),
             bytes,
+            event_time: object.event_time.clone(),
+            sequencer: object.sequencer.clone(),
         }
     }
 
@@ -332,7 +345,7 @@ impl Processor {
             }
             Err(e) => return Err(HandleError::Retryable(format!("{where_}: {e}"))),
         };
-        let source = self.source(key, &body.etag, body.size);
+        let source = self.source(object, &body.etag, body.size);
         // A margin larger than the invocation itself would hand off everything: keep at most a
         // quarter of the time there is.
         let margin = deadline.map_or(self.settings.deadline_margin, |d| {
@@ -474,7 +487,7 @@ impl Processor {
         error: String,
         started: Instant,
     ) -> Result<Option<PipelineEvent>, HandleError> {
-        let source = self.source(&object.key, object.etag.as_deref().unwrap_or(""), 0);
+        let source = self.source(object, object.etag.as_deref().unwrap_or(""), 0);
         let mut event = PipelineEvent::new(EventKind::Failed, STAGE, source);
         event.dataset = route.map(|r| r.dataset.clone());
         event.profile = route.map(|r| r.profile.clone());

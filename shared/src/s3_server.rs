@@ -3,7 +3,11 @@
 //! nothing needs installing. Buckets are the folder's sub-folders.
 //!
 //! [`Faults`] injects failures at the HTTP layer, under the SDK: the client sees real 500
-//! responses (and retries them, as it would against AWS).
+//! responses (and retries them, as it would against AWS). [`Grants`] makes it refuse what a
+//! function's role may not do, as the template grants it.
+
+mod grants;
+pub use grants::Grants;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -13,8 +17,8 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -216,16 +220,54 @@ pub struct S3Server {
     endpoint: String,
     root: PathBuf,
     faults: Arc<Faults>,
+    denied: Arc<Mutex<Vec<String>>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
+/// The secret key of a role's access key (the role's name) on a server with grants.
+fn role_secret(role: &str) -> String {
+    format!("{role}-local-secret")
+}
+
 impl S3Server {
-    /// Serves `root` on `addr` (`127.0.0.1:0` picks a free port), on `handle`'s runtime.
+    /// Serves `root` on `addr` (`127.0.0.1:0` picks a free port), on `handle`'s runtime. Its one
+    /// key ([`ACCESS_KEY`]) may do anything.
     pub fn start(root: &Path, addr: &str, handle: &Handle) -> io::Result<S3Server> {
+        Self::serve_with(root, addr, handle, Grants::default())
+    }
+
+    /// As [`S3Server::start`], and each role in `grants` signs with a key of its own
+    /// ([`S3Server::client_as`]) that may do only what its grants allow.
+    pub fn start_with_grants(
+        root: &Path,
+        addr: &str,
+        handle: &Handle,
+        grants: Grants,
+    ) -> io::Result<S3Server> {
+        Self::serve_with(root, addr, handle, grants)
+    }
+
+    fn serve_with(
+        root: &Path,
+        addr: &str,
+        handle: &Handle,
+        grants: Grants,
+    ) -> io::Result<S3Server> {
         std::fs::create_dir_all(root)?;
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| io::Error::other(format!("{e:?}")))?;
         let mut builder = S3ServiceBuilder::new(fs);
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let mut auth = SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY);
+        for role in grants.roles() {
+            auth.register(role.to_string(), role_secret(role).into());
+        }
+        builder.set_auth(auth);
+        let denied = Arc::new(Mutex::new(Vec::new()));
+        builder.set_access(grants::Enforce {
+            grants: Arc::new(grants),
+            admin: ACCESS_KEY.to_string(),
+            root: root.to_path_buf(),
+            denied: denied.clone(),
+        });
         let faults = Arc::new(Faults::default());
         let service = WithFaults {
             inner: builder.build(),
@@ -237,6 +279,7 @@ impl S3Server {
             endpoint,
             root: root.to_path_buf(),
             faults,
+            denied,
             stop: Some(stop),
         })
     }
@@ -277,6 +320,16 @@ impl S3Server {
     /// An S3 client for this server: its keys, path-style addressing.
     pub fn client(&self) -> aws_sdk_s3::Client {
         local_client(&self.endpoint, ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// A client signing as `role` (a function of `tests/grants.json`), allowed only its grants.
+    pub fn client_as(&self, role: &str) -> aws_sdk_s3::Client {
+        local_client(&self.endpoint, role, &role_secret(role))
+    }
+
+    /// The requests refused for want of a grant so far, as `role: action on resource`.
+    pub fn denied(&self) -> Vec<String> {
+        self.denied.lock().expect("denials").clone()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The output schema a contract implies, and the builders that fill it.
 //!
 //! Columns come in three runs: the contract's columns in order, the derived columns, then the
-//! lineage columns `_source_key`, `_record_number` and `_ingested_at`. Types are ones Redshift's
+//! lineage columns `_source_key`, `_record_number`, `_ingested_at` and `_source_order`. Types are ones Redshift's
 //! COPY, Spark, DuckDB and pyarrow all read: Decimal128 (precision ≤ 38), Date32, Int32/Int64,
 //! Float64, Utf8 and Timestamp(µs, UTC).
 
@@ -22,6 +22,9 @@ pub const SOURCE_KEY: &str = "_source_key";
 pub const RECORD_NUMBER: &str = "_record_number";
 /// Name of the lineage column holding the ingestion time.
 pub const INGESTED_AT: &str = "_ingested_at";
+/// Name of the lineage column holding the input's place in time ([`crate::manifest::SourceRef::order`]):
+/// where two inputs hold the same key, the loader keeps the newer input's row.
+pub const SOURCE_ORDER: &str = "_source_order";
 
 /// The Arrow type of a contract column.
 pub fn arrow_type(ty: ColumnType) -> DataType {
@@ -66,6 +69,7 @@ pub fn output_schema(contract: &Contract) -> SchemaRef {
         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         false,
     ));
+    fields.push(Field::new(SOURCE_ORDER, DataType::Utf8, true));
     Arc::new(Schema::new(fields))
 }
 
@@ -236,7 +240,7 @@ impl BatchBuilder {
         }
     }
 
-    /// Appends the three lineage values starting at column `i`, and counts the row.
+    /// Appends the four lineage values starting at column `i`, and counts the row.
     #[inline]
     pub fn push_lineage(
         &mut self,
@@ -244,6 +248,7 @@ impl BatchBuilder {
         source_key: &str,
         record_number: u64,
         ingested_at_us: i64,
+        source_order: Option<&str>,
     ) {
         if let ColBuilder::Utf8(b) = &mut self.cols[i] {
             b.append_value(source_key);
@@ -253,6 +258,9 @@ impl BatchBuilder {
         }
         if let ColBuilder::Ts(b) = &mut self.cols[i + 2] {
             b.append_value(ingested_at_us);
+        }
+        if let ColBuilder::Utf8(b) = &mut self.cols[i + 3] {
+            b.append_option(source_order);
         }
         self.rows += 1;
     }

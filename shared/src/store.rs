@@ -25,10 +25,22 @@ pub struct Object {
     pub etag: String,
 }
 
+/// When a conditional write ([`ObjectStore::put_if`]) may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition<'a> {
+    /// No object is under the key (S3's `If-None-Match: *`): the first writer wins.
+    Absent,
+    /// The object under the key has this ETag (S3's `If-Match`): no write since it was read.
+    Matches(&'a str),
+}
+
 /// Where outputs go and inputs come from.
 pub trait ObjectStore: Send + Sync {
     /// Starts writing the object `key`.
     fn create(&self, key: &str) -> io::Result<Box<dyn ObjectWriter>>;
+    /// Writes `bytes` as the object `key` only when `condition` holds, atomically: `Ok(false)`
+    /// when it does not (another writer was first). What the lander's exactly-once rests on.
+    fn put_if(&self, key: &str, bytes: &[u8], condition: Precondition<'_>) -> io::Result<bool>;
     /// Opens the object `key` for reading. With `etag`, only that version: a newer object under
     /// the key is an error of kind [`io::ErrorKind::Other`] wrapping [`Superseded`].
     /// A missing key is [`io::ErrorKind::NotFound`].
@@ -110,7 +122,22 @@ pub fn file_etag(meta: &fs::Metadata) -> String {
     format!("{}-{mtime}", meta.len())
 }
 
+/// A local file's modification time as RFC 3339 UTC: its "event time" when the local runner
+/// announces it, as S3's `eventTime` is for an object.
+pub fn file_event_time(meta: &fs::Metadata) -> Option<String> {
+    let at = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(crate::manifest::rfc3339(at.as_micros() as i64))
+}
+
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// One conditional write at a time in this process: a local folder has no compare-and-swap,
+/// and the local runner is one process.
+static CONDITIONAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct LocalWriter {
     file: Option<io::BufWriter<fs::File>>,
@@ -174,6 +201,27 @@ impl ObjectStore for LocalStore {
             tmp,
             dest,
         }))
+    }
+
+    fn put_if(&self, key: &str, bytes: &[u8], condition: Precondition<'_>) -> io::Result<bool> {
+        let _one_at_a_time = CONDITIONAL.lock().map_err(|_| io::Error::other("lock"))?;
+        let dest = self.path(key)?;
+        let current = match fs::metadata(&dest) {
+            Ok(meta) => Some(file_etag(&meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let holds = match condition {
+            Precondition::Absent => current.is_none(),
+            Precondition::Matches(etag) => current.as_deref() == Some(etag),
+        };
+        if !holds {
+            return Ok(false);
+        }
+        let mut w = self.create(key)?;
+        w.write_all(bytes)?;
+        w.commit()?;
+        Ok(true)
     }
 
     fn get(&self, key: &str, etag: Option<&str>) -> io::Result<Object> {

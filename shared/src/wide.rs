@@ -62,6 +62,7 @@ pub struct WideCleaner<'c> {
     profile: &'c Profile,
     source_key: String,
     ingested_at_us: i64,
+    source_order: Option<String>,
     limits: Limits,
     idx: Indexes,
     header: Vec<String>,
@@ -158,6 +159,7 @@ impl<'c> WideCleaner<'c> {
             profile,
             source_key: ctx.source_key,
             ingested_at_us: ctx.ingested_at_us,
+            source_order: ctx.source_order,
             limits,
             idx,
             header,
@@ -363,6 +365,7 @@ impl<'c> WideCleaner<'c> {
                 &self.source_key,
                 record,
                 self.ingested_at_us,
+                self.source_order.as_deref(),
             );
         }
         let mut batches = Vec::with_capacity(by_week.len());

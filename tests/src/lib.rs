@@ -73,6 +73,7 @@ pub fn run_with(
         key: key.into(),
         etag: "etag-1".into(),
         bytes: 0,
+        ..Default::default()
     };
     let outcome = bondlake::process(&c, profile, source, body, &store, opts)
         .expect("process returns a manifest");
@@ -293,4 +294,18 @@ pub fn comparable(mut objects: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Ve
         }
     }
     objects
+}
+
+/// The template's S3 grants per function (`tests/grants.json`, which `.ci/check_template.py`
+/// derives from `template.yaml` and CI keeps in step), with its buckets standing for the test's:
+/// `buckets` maps `raw`, `processed`, `kafka_failures` to bucket names (one may map to several).
+pub fn template_grants(buckets: &[(&str, &str)]) -> bondlake::s3_server::Grants {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("grants.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run .ci/check_template.py --write-grants)",
+            path.display()
+        )
+    });
+    bondlake::s3_server::Grants::from_json(&text, buckets).expect("tests/grants.json")
 }

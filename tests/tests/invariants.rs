@@ -265,6 +265,7 @@ fn a_rerun_writes_the_same_objects() {
         key: "market/NYSE/eod.csv.gz".into(),
         etag: "\"abc\"".into(),
         bytes: gz.len() as u64,
+        ..Default::default()
     };
     let snapshot = |dir: &std::path::Path| -> BTreeMap<String, Vec<u8>> {
         let mut files = BTreeMap::new();
@@ -463,6 +464,7 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
         key: "holdings/v/h.csv".into(),
         etag: "e1".into(),
         bytes: 0,
+        ..Default::default()
     };
     let parts = |store: &bondlake::store::LocalStore| {
         use bondlake::store::ObjectStore;

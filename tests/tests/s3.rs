@@ -1,6 +1,7 @@
 //! The csv-processor end to end over the S3 protocol: a real server (s3s-fs, started in-process
 //! on 127.0.0.1 with SigV4 checked) and the real `aws-sdk-s3` client. Faults are injected as HTTP
-//! 500s under the SDK, which retries them as it would against AWS.
+//! 500s under the SDK, which retries them as it would against AWS. The processor signs as its
+//! role, which may do only what `template.yaml` grants it (`tests/grants.json`).
 
 use bondlake::aws::{S3Options, S3Store};
 use bondlake::events::{EventKind, JsonLinesSink, PipelineEvent};
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 const RAW: &str = "raw";
 const HOLDINGS_KEY: &str = "holdings/custodian_a/holdings_20261125.csv.gz";
+/// The function whose grants the processor's requests are held to.
+const ROLE: &str = "csv-processor";
 
 struct Lake {
     _dir: tempfile::TempDir,
@@ -32,13 +35,23 @@ fn lake() -> Lake {
         .enable_all()
         .build()
         .expect("runtime");
-    let server =
-        S3Server::start(&dir.path().join("s3"), "127.0.0.1:0", runtime.handle()).expect("server");
+    let grants = bondlake_tests::template_grants(&[
+        ("raw", RAW),
+        ("processed", "processed"),
+        ("processed", "reference"),
+    ]);
+    let server = S3Server::start_with_grants(
+        &dir.path().join("s3"),
+        "127.0.0.1:0",
+        runtime.handle(),
+        grants,
+    )
+    .expect("server");
     for b in [RAW, "processed", "reference"] {
         server.create_bucket(b).expect("bucket");
     }
     let raw = S3Store::new(
-        server.client(),
+        server.client_as(ROLE),
         RAW,
         runtime.handle().clone(),
         S3Options::default(),
@@ -53,19 +66,37 @@ fn lake() -> Lake {
     }
 }
 
+impl Drop for Lake {
+    fn drop(&mut self) {
+        let denied = self.server.denied();
+        if !std::thread::panicking() {
+            assert!(
+                denied.is_empty(),
+                "refused by the template's grants: {denied:?}"
+            );
+        }
+    }
+}
+
 impl Lake {
+    /// `bucket` as the processor sees it, signing as its role.
     fn store(&self, bucket: &str) -> S3Store {
+        self.store_as(Some(ROLE), bucket)
+    }
+
+    /// `bucket` through a client signing as `role`, or with the server's own key (the test's
+    /// setup and checks).
+    fn store_as(&self, role: Option<&str>, bucket: &str) -> S3Store {
         // S3's smallest part, so a few MiB of Parquet is already a multipart upload.
         let options = S3Options {
             part_bytes: 5 << 20,
             ..S3Options::default()
         };
-        S3Store::new(
-            self.server.client(),
-            bucket,
-            self.runtime.handle().clone(),
-            options,
-        )
+        let client = match role {
+            Some(role) => self.server.client_as(role),
+            None => self.server.client(),
+        };
+        S3Store::new(client, bucket, self.runtime.handle().clone(), options)
     }
 
     fn processor(&self, bucket: &str, tune: impl FnOnce(&mut Settings)) -> Processor {
@@ -110,7 +141,7 @@ impl Lake {
 
     /// Every object in `bucket`, key → bytes.
     fn snapshot(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
-        bondlake_tests::snapshot(&self.store(bucket))
+        bondlake_tests::snapshot(&self.store_as(None, bucket))
     }
 }
 
@@ -119,6 +150,8 @@ fn created(key: &str, etag: &str) -> ObjectCreated {
         bucket: RAW.into(),
         key: key.into(),
         etag: Some(etag.into()),
+        event_time: None,
+        sequencer: None,
     }
 }
 
@@ -424,4 +457,21 @@ fn a_bad_profile_in_the_routes_fails_at_start_not_on_the_first_file() {
             .starts_with("configuration: route to `market_daily`, profile `lse`:"),
         "{err}"
     );
+}
+
+/// The notifier's sent log in the processed bucket, signing as the notifier's role: a missing
+/// marker must read as "not sent" (a 404, which needs `s3:ListBucket`), not as a refusal.
+#[test]
+fn the_notifiers_sent_log_works_under_its_grants() {
+    let lake = lake();
+    let log =
+        bondlake::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
+    assert!(
+        !log.contains("3f2a9c")
+            .expect("a missing marker is not sent")
+    );
+    log.insert("3f2a9c").expect("marked");
+    let reopened =
+        bondlake::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
+    assert!(reopened.contains("3f2a9c").expect("read"));
 }

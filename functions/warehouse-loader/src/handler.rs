@@ -129,6 +129,8 @@ fn processed_manifests(payload: &Value) -> Result<Vec<ObjectCreated>, HandleErro
             bucket: bucket.to_string(),
             key: key.to_string(),
             etag: None,
+            event_time: None,
+            sequencer: None,
         });
     }
     Ok(objects)
@@ -171,6 +173,7 @@ fn report_unusable<W: Warehouse>(
         key: format!("SQS message {message_id}"),
         etag: String::new(),
         bytes: 0,
+        ..Default::default()
     };
     let mut event = PipelineEvent::new(EventKind::LoadFailed, STAGE, source);
     event.error = Some(format!(
@@ -233,7 +236,7 @@ mod tests {
     use bondlake::events::{EventKind, JsonLinesSink};
     use bondlake::manifest::SourceRef;
     use bondlake::store::LocalStore;
-    use bondlake::warehouse::{Dialect, LoadJob, Rows, WarehouseError};
+    use bondlake::warehouse::{Dialect, LoadJob, Loaded, Rows, WarehouseError};
 
     /// Loads everything but manifests whose key contains `throttled`, which fail as retryable.
     #[derive(Default)]
@@ -251,7 +254,7 @@ mod tests {
         fn query(&mut self, _: &str, _: &[&str]) -> Result<Rows, WarehouseError> {
             Ok(Vec::new())
         }
-        fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
+        fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
             if job.manifest_key.contains("throttled") {
                 return Err(WarehouseError::transient(
                     "ThrottlingException: Rate exceeded",
@@ -260,9 +263,15 @@ mod tests {
             let m = job.manifest;
             let mut row = vec![Some(m.rows_written.to_string())];
             row.extend(m.control_totals.values().map(|v| Some(v.clone())));
-            (job.check)(bondlake::warehouse::Checkpoint::Staged, &vec![row])?;
+            let staged = vec![row];
+            (job.check)(bondlake::warehouse::Checkpoint::Staged, &staged)?;
+            let fresh = (job.check)(bondlake::warehouse::Checkpoint::Fresh, &staged)?;
+            (job.check)(bondlake::warehouse::Checkpoint::Merged, &staged)?;
             self.loaded.push(job.manifest_key.to_string());
-            Ok(())
+            Ok(Loaded::Merged {
+                fresh,
+                superseded: 0,
+            })
         }
     }
 
@@ -297,6 +306,7 @@ mod tests {
             key: "market/NYSE/nyse_eod_20261125.csv".into(),
             etag: "e".into(),
             bytes: 1,
+            ..Default::default()
         };
         let out = bondlake::process(
             &contract,

@@ -4,6 +4,7 @@
 use crate::processor::{HandleError, ObjectCreated, decode_event_key};
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde::Deserialize as _;
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +55,8 @@ pub fn notification(payload: Value) -> Result<Vec<ObjectCreated>, HandleError> {
                 bucket,
                 key: decode_event_key(&raw_key).map_err(HandleError::InvalidInput)?,
                 etag: r.s3.object.e_tag.filter(|e| !e.is_empty()),
+                event_time: Some(crate::manifest::rfc3339(r.event_time.timestamp_micros())),
+                sequencer: r.s3.object.sequencer.filter(|s| !s.is_empty()),
             })
         })
         .collect()
@@ -160,11 +163,13 @@ pub fn log_level(name: Option<&str>) -> tracing::Level {
 /// An MSK event as the event source mapping sends it. Read here rather than with
 /// `aws_lambda_events`' Kafka type, whose timestamp goes through an `f64` and can lose a
 /// millisecond (1795644000010 came back as ...009), and which panics on a fractional timestamp.
+/// Each record is read on its own: one malformed record (a null header value, say) is
+/// quarantined by the lander, never the reason a whole batch fails.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MskEvent {
     #[serde(default)]
-    records: Option<std::collections::HashMap<String, Vec<MskRecord>>>,
+    records: Option<std::collections::HashMap<String, Vec<Value>>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -172,7 +177,10 @@ struct MskEvent {
 struct MskRecord {
     #[serde(default)]
     topic: Option<String>,
+    /// A number, or (in some of AWS's own examples) a string of digits.
+    #[serde(deserialize_with = "number_or_digits")]
     partition: i64,
+    #[serde(deserialize_with = "number_or_digits")]
     offset: i64,
     #[serde(default)]
     timestamp: i64,
@@ -183,38 +191,92 @@ struct MskRecord {
     headers: Vec<std::collections::BTreeMap<String, Vec<i64>>>,
 }
 
+fn number_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number"))),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a whole number"))),
+        other => Err(serde::de::Error::custom(format!(
+            "{other} is not a whole number"
+        ))),
+    }
+}
+
+/// The records of a batch the Kafka event source mapping gave up on, from the record its S3
+/// on-failure destination keeps: the invocation's own event is its `payload` (an object, or the
+/// object as a JSON string).
+pub fn kafka_failure_records(text: &str) -> Result<Vec<crate::kafka::KafkaRecord>, HandleError> {
+    let record: Value = serde_json::from_str(text)
+        .map_err(|e| HandleError::InvalidInput(format!("not JSON: {e}")))?;
+    let payload = match record.get("payload") {
+        Some(Value::String(s)) => serde_json::from_str(s)
+            .map_err(|e| HandleError::InvalidInput(format!("the payload is not JSON: {e}")))?,
+        Some(p @ Value::Object(_)) => p.clone(),
+        _ => {
+            return Err(HandleError::InvalidInput(
+                "no payload: not an S3 on-failure record (SQS and SNS destinations keep only the offsets)"
+                    .into(),
+            ));
+        }
+    };
+    kafka_records(payload)
+}
+
 /// The records of an MSK event, in the lander's terms (values stay base64 until the lander
 /// decodes them, so a bad one is quarantined rather than failing the batch).
 pub fn kafka_records(payload: Value) -> Result<Vec<crate::kafka::KafkaRecord>, HandleError> {
     let event: MskEvent = serde_json::from_value(payload)
         .map_err(|e| HandleError::InvalidInput(format!("not an MSK event: {e}")))?;
-    Ok(event
-        .records
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|(topic_partition, records)| {
-            records.into_iter().map(move |r| crate::kafka::KafkaRecord {
-                // Records name their topic; the map key (`topic-partition`) is the fallback.
-                topic: r.topic.unwrap_or_else(|| {
-                    topic_partition
-                        .rsplit_once('-')
-                        .map_or(topic_partition.clone(), |(t, _)| t.to_string())
-                }),
-                partition: r.partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp,
-                value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .flat_map(|h| {
-                        h.into_iter()
-                            .map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect()))
-                    })
-                    .collect(),
-            })
-        })
-        .collect())
+    let mut out = Vec::new();
+    for (topic_partition, records) in event.records.unwrap_or_default() {
+        // Records name their topic and partition; the map key (`topic-partition`) is the fallback.
+        let (map_topic, map_partition) = match topic_partition.rsplit_once('-') {
+            Some((t, p)) => (t.to_string(), p.parse::<i64>().ok()),
+            None => (topic_partition.clone(), None),
+        };
+        for raw in records {
+            let record = match serde_json::from_value::<MskRecord>(raw.clone()) {
+                Ok(r) => crate::kafka::KafkaRecord {
+                    topic: r.topic.unwrap_or_else(|| map_topic.clone()),
+                    partition: r.partition,
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp,
+                    value: r.value,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .flat_map(|h| {
+                            h.into_iter()
+                                .map(|(k, v)| (k, v.into_iter().map(|b| b as u8).collect()))
+                        })
+                        .collect(),
+                    malformed: None,
+                },
+                Err(e) => crate::kafka::KafkaRecord {
+                    topic: raw
+                        .get("topic")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| map_topic.clone(), str::to_string),
+                    partition: raw
+                        .get("partition")
+                        .and_then(Value::as_i64)
+                        .or(map_partition)
+                        .unwrap_or(-1),
+                    offset: raw.get("offset").and_then(Value::as_i64).unwrap_or(-1),
+                    timestamp_ms: raw.get("timestamp").and_then(Value::as_i64).unwrap_or(0),
+                    value: raw.get("value").and_then(Value::as_str).map(str::to_string),
+                    headers: Vec::new(),
+                    malformed: Some(format!("the record does not parse: {e}")),
+                },
+            };
+            out.push(record);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -229,5 +291,51 @@ mod tests {
         assert_eq!(log_level(Some("TRACE")), tracing::Level::TRACE);
         assert_eq!(log_level(None), tracing::Level::INFO);
         assert_eq!(log_level(Some("loud")), tracing::Level::INFO);
+    }
+
+    #[test]
+    fn a_failure_record_gives_back_its_batch_and_partitions_may_be_strings() {
+        let event = serde_json::json!({"eventSource": "aws:kafka", "records": {"prices-3": [
+            {"topic": "prices", "partition": "3", "offset": 41, "timestamp": 1, "value": "YQ=="}
+        ]}});
+        let as_object = serde_json::json!({
+            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+            "KafkaBatchInfo": {"topic": "prices", "partition": 3, "firstOffset": 41, "lastOffset": 41, "batchSize": 1},
+            "version": "1.0",
+            "payload": event
+        });
+        let as_string = serde_json::json!({"version": "1.0", "payload": event.to_string()});
+        for record in [as_object, as_string] {
+            let records = kafka_failure_records(&record.to_string()).expect("records");
+            assert_eq!(records.len(), 1);
+            assert_eq!((records[0].partition, records[0].offset), (3, 41));
+            assert!(records[0].malformed.is_none());
+        }
+        let metadata_only = serde_json::json!({"KafkaBatchInfo": {"topic": "prices"}});
+        let err = kafka_failure_records(&metadata_only.to_string()).expect_err("no payload");
+        assert!(err.to_string().contains("no payload"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_kafka_record_is_marked_and_the_others_read() {
+        let event = serde_json::json!({"eventSource": "aws:kafka", "records": {"prices-0": [
+            {"topic": "prices", "partition": 0, "offset": 7, "timestamp": 1, "value": "YQ==",
+             "headers": [{"trace": [116, 45, 49]}]},
+            {"topic": "prices", "partition": 0, "offset": 8, "timestamp": 2, "value": "Yg==",
+             "headers": [{"trace": null}]},
+            {"topic": "prices", "partition": 0, "offset": 9, "timestamp": 3, "value": "Yw=="}
+        ]}});
+        let mut records = kafka_records(event).expect("an MSK event");
+        records.sort_by_key(|r| r.offset);
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            records[0].headers,
+            vec![("trace".to_string(), b"t-1".to_vec())]
+        );
+        assert!(records[0].malformed.is_none() && records[2].malformed.is_none());
+        let why = records[1].malformed.as_deref().expect("marked");
+        assert!(why.starts_with("the record does not parse: "), "{why}");
+        assert_eq!((records[1].partition, records[1].offset), (0, 8));
+        assert_eq!(records[1].value.as_deref(), Some("Yg=="));
     }
 }

@@ -111,6 +111,33 @@ impl ObjectStore for S3Store {
         }))
     }
 
+    fn put_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        condition: crate::store::Precondition<'_>,
+    ) -> io::Result<bool> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes.to_vec()));
+        let request = match condition {
+            crate::store::Precondition::Absent => request.if_none_match("*"),
+            crate::store::Precondition::Matches(etag) => {
+                request.if_match(format!("\"{}\"", unquote(etag)))
+            }
+        };
+        match self.handle.block_on(request.send()) {
+            Ok(_) => Ok(true),
+            // 412: the condition did not hold (another writer was first). 409 is a concurrent
+            // conditional write in flight: an error, retried with the batch.
+            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => Ok(false),
+            Err(e) => Err(self.error("PutObject", key, e)),
+        }
+    }
+
     fn get(&self, key: &str, etag: Option<&str>) -> io::Result<Object> {
         let mut request = self.client.get_object().bucket(&self.bucket).key(key);
         if let Some(e) = etag.filter(|e| !e.is_empty()) {

@@ -169,6 +169,7 @@ mod tests {
                 key: "holdings/a/b.csv.gz".into(),
                 etag: "abc".into(),
                 bytes: 5,
+                ..Default::default()
             },
         );
         e.dataset = Some("investor_holdings".into());

@@ -342,6 +342,7 @@ mod tests {
                 key: key.into(),
                 etag: "e1".into(),
                 bytes: 10,
+                ..Default::default()
             },
         );
         e.dataset = Some("investor_holdings".into());
@@ -378,6 +379,7 @@ mod tests {
             table: "bondlake.investor_holdings".into(),
             outcome: "loaded".into(),
             rows: 0,
+            superseded: 0,
             control_totals: Default::default(),
         });
         let one_file = [notices[0].clone(), Notice::Event(Box::new(loaded))];

@@ -84,10 +84,18 @@ fn facts(e: &PipelineEvent) -> Facts {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         notes.push(format!(
-            "Warehouse: {} {} rows into {}{}",
+            "Warehouse: {} {} rows into {}{}{}",
             l.outcome.replace('_', " "),
             count(l.rows),
             l.table,
+            if l.superseded > 0 {
+                format!(
+                    " ({} superseded by newer input, kept as it was)",
+                    count(l.superseded)
+                )
+            } else {
+                String::new()
+            },
             if totals.is_empty() {
                 String::new()
             } else {
@@ -154,7 +162,7 @@ fn facts(e: &PipelineEvent) -> Facts {
     };
     Facts {
         icon,
-        title: format!("{dataset}: {} {verb}", short_file(file)),
+        title: format!("{dataset}: {} {verb}", file_label(e)),
         fields,
         notes,
         next,
@@ -266,7 +274,7 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
                 format!(
                     "{}: {}",
                     e.dataset.as_deref().unwrap_or("(no route)"),
-                    short_file(&e.source.key)
+                    file_label(e)
                 ),
                 vec![part],
             )),
@@ -417,12 +425,22 @@ fn clip(s: &str, max: usize) -> String {
 fn short_file(key: &str) -> String {
     let parts: Vec<&str> = key.split('/').collect();
     if let ["kafka", _, _, topic, partition, span] = parts.as_slice()
-        && let Some((first, last)) = span.trim_end_matches(".csv.gz").split_once('-')
-        && let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>())
+        && let Ok(first) = span.trim_end_matches(".csv.gz").parse::<u64>()
     {
-        return format!("{topic} {partition} offsets {first}-{last}");
+        return format!("{topic} {partition} from offset {first}");
     }
     parts.last().copied().unwrap_or(key).to_string()
+}
+
+/// A notice's file as its title names it: a landed span by its offsets, a file by its name.
+fn file_label(e: &PipelineEvent) -> String {
+    match &e.kafka {
+        Some(k) => format!(
+            "{} p{} offsets {}-{}",
+            k.topic, k.partition, k.first_offset, k.last_offset
+        ),
+        None => short_file(&e.source.key),
+    }
 }
 
 /// 1234567 as `1,234,567`.
@@ -463,9 +481,9 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(
             short_file(
-                "kafka/investor_holdings/2026-11-25/investor-holdings/p2/00000000000000000007-00000000000000000009.csv.gz"
+                "kafka/investor_holdings/2026-11-25/investor-holdings/p2/00000000000000000007.csv.gz"
             ),
-            "investor-holdings p2 offsets 7-9"
+            "investor-holdings p2 from offset 7"
         );
         assert_eq!(short_file("market/NYSE/nyse.csv.gz"), "nyse.csv.gz");
     }
@@ -482,6 +500,7 @@ mod tests {
                 key: "holdings/custodian_a/big.csv.gz".into(),
                 etag: "e".into(),
                 bytes: 5 << 30,
+                ..Default::default()
             },
         );
         e.dataset = Some("investor_holdings".into());

@@ -2,9 +2,10 @@
 //! The stage is a temporary table filled by `COPY FROM STDIN` in CSV, written from the Parquet parts
 //! by arrow-csv; it drops itself at commit.
 
+use super::sql::{ledger_insert_sql, ledger_lookup_sql, ledger_table};
 use super::{
-    CellKind, Checkpoint, Dialect, LoadJob, ResultColumn, ResultSet, Rows, Warehouse,
-    WarehouseError, stage_name,
+    CellKind, Checkpoint, Dialect, LoadJob, Loaded, ResultColumn, ResultSet, Rows, Warehouse,
+    WarehouseError, stage_table,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Schema};
@@ -93,6 +94,11 @@ impl Postgres {
 
 fn pg_error(e: postgres::Error) -> WarehouseError {
     match e.as_db_error() {
+        // A serialization failure, a deadlock or a lock not granted: another load's, which a
+        // retry of this one survives.
+        Some(db) if matches!(db.code().code(), "40001" | "40P01" | "55P03") => {
+            WarehouseError::transient(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
+        }
         Some(db) => {
             WarehouseError::sql(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
         }
@@ -202,14 +208,16 @@ impl Warehouse for Postgres {
         Ok(rows)
     }
 
-    fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
-        let stage = stage_name(job.manifest_key);
+    fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
+        let table = job.table;
+        let stage = stage_table(job.manifest_key);
+        let columns = table.stage_columns(None);
         let mut tx = self.client.transaction().map_err(pg_error)?;
-        tx.batch_execute(&job.table.create_stage_sql(&stage, Dialect::Postgres))
+        tx.batch_execute(&table.create_stage_sql(&stage, &columns, Dialect::Postgres))
             .map_err(pg_error)?;
         for key in job.part_keys() {
             let batches = super::part_batches(job.store, key)?;
-            let columns: Vec<String> = batches
+            let names: Vec<String> = batches
                 .schema()
                 .fields()
                 .iter()
@@ -217,7 +225,7 @@ impl Warehouse for Postgres {
                 .collect::<Result<_, _>>()?;
             let copy = format!(
                 "COPY {stage} ({}) FROM STDIN WITH (FORMAT csv)",
-                columns.join(", ")
+                names.join(", ")
             );
             let mut writer = tx.copy_in(&copy).map_err(pg_error)?;
             write_csv(batches, key, &mut writer)?;
@@ -226,24 +234,49 @@ impl Warehouse for Postgres {
                 .map_err(|e| WarehouseError::sql(format!("COPY of {key}: {e}")))?;
             writer.finish().map_err(pg_error)?;
         }
-        (job.check)(
+        let staged = (job.check)(
             Checkpoint::Staged,
-            &run_query(&mut tx, &job.table.reconcile_sql(&stage), &[])?,
+            &run_query(&mut tx, &table.reconcile_sql(&stage), &[])?,
         )?;
-        tx.batch_execute(&job.table.merge_sql(&stage))
+        // From here to the commit, one load of this table at a time, and the ledger read under
+        // the same lock: two deliveries of one manifest cannot both record it.
+        tx.batch_execute(&format!(
+            "LOCK TABLE {}, {} IN SHARE ROW EXCLUSIVE MODE",
+            table.qualified(),
+            ledger_table(&table.schema)
+        ))
+        .map_err(pg_error)?;
+        let recorded = run_query(
+            &mut tx,
+            &ledger_lookup_sql(&table.schema, Dialect::Postgres),
+            &[job.manifest_key],
+        )?;
+        if !recorded.is_empty() {
+            return Ok(Loaded::AlreadyLoaded);
+        }
+        tx.batch_execute(&table.delete_superseded_sql(&stage))
+            .map_err(pg_error)?;
+        let fresh = (job.check)(
+            Checkpoint::Fresh,
+            &run_query(&mut tx, &table.reconcile_sql(&stage), &[])?,
+        )?;
+        tx.batch_execute(&table.merge_sql(&stage, &columns))
             .map_err(pg_error)?;
         (job.check)(
             Checkpoint::Merged,
-            &run_query(&mut tx, &job.table.reconcile_merged_sql(&stage), &[])?,
+            &run_query(&mut tx, &table.reconcile_merged_sql(&stage), &[])?,
         )?;
-        let ledger = job.ledger_params();
+        let ledger = job.ledger_params(fresh.rows);
         let values: Vec<&str> = ledger.iter().map(String::as_str).collect();
-        let table = format!("{}.{}", job.table.schema, super::sql::LEDGER);
         tx.execute(
-            &super::sql::ledger_insert_sql(&table, Dialect::Postgres),
+            &ledger_insert_sql(&ledger_table(&table.schema), Dialect::Postgres),
             &params(&values),
         )
         .map_err(pg_error)?;
-        tx.commit().map_err(pg_error)
+        tx.commit().map_err(pg_error)?;
+        Ok(Loaded::Merged {
+            superseded: staged.rows.saturating_sub(fresh.rows),
+            fresh,
+        })
     }
 }

@@ -3,20 +3,26 @@
 //! (`DbUser` on a provisioned cluster, the role itself on Serverless) or a Secrets Manager secret.
 //!
 //! A load is one Data API session (temporary tables live as long as it does):
-//! 1. `BatchExecuteStatement`: create the stage and the ledger row's stage, and `COPY` the parts
-//!    into the stage from a COPY manifest listing exactly the manifest's parts (`FORMAT AS PARQUET`).
-//! 2. `ExecuteStatement` with parameters: the ledger row into its stage (values never enter SQL).
+//! 1. `BatchExecuteStatement`: create the stage (the parts' own columns, in their order: COPY maps
+//!    Parquet columns by position, whatever contract version wrote them) and the ledger row's
+//!    stage, and `COPY` the parts from a COPY manifest listing exactly the manifest's parts.
+//! 2. `ExecuteStatement` with parameters: the ledger row into its stage (values never enter SQL;
+//!    an empty value is sent as NULL, which the Data API requires).
 //! 3. `ExecuteStatement`: the staged rows' count and control totals, compared with the manifest;
 //!    a mismatch ends the load with the target untouched.
-//! 4. `BatchExecuteStatement`, one transaction: `MERGE` into the target, the ledger row in.
-//! 5. `ExecuteStatement`: the merged rows reconciled again (after commit: the Data API runs a
-//!    batch as one transaction and cannot branch inside it, so a mismatch here is reported, not
-//!    rolled back).
+//! 4. `BatchExecuteStatement`, one transaction (a batch cannot branch): LOCK the target and the
+//!    ledger; delete the staged rows a newer input already gave the table; the MERGE; a guard
+//!    statement that divides by zero, aborting the whole transaction, unless the merged rows
+//!    equal the stage's; the ledger row, unless a concurrent delivery wrote it first.
+//! 5. `ExecuteStatement`s: the rows merged and their totals, for the event.
 //!
 //! Every statement is polled with `DescribeStatement` under a capped exponential backoff;
-//! `FAILED` and `ABORTED` become errors carrying Redshift's message.
+//! `FAILED` and `ABORTED` become errors carrying Redshift's message, retryable where AWS says a
+//! retry succeeds (a serializable isolation violation, a reclaimed session, an internal error).
 
-use super::{Checkpoint, Dialect, LoadJob, Rows, Warehouse, WarehouseError, stage_name};
+use super::{
+    Checkpoint, Dialect, LoadJob, Loaded, Rows, Warehouse, WarehouseError, stage_name, stage_table,
+};
 use aws_sdk_redshiftdata::Client;
 use aws_sdk_redshiftdata::error::ProvideErrorMetadata;
 use aws_sdk_redshiftdata::types::{Field, SqlParameter, StatusString};
@@ -135,8 +141,20 @@ impl Redshift {
     ) -> Result<Submitted, WarehouseError> {
         let t = &self.target;
         let keep = keep_alive.then_some(SESSION_KEEP_ALIVE_SECONDS);
-        let parameters = sql_parameters(params)?;
-        if let [sql] = sqls {
+        // The Data API refuses an empty parameter value: an empty one is NULL in the text.
+        let mut sqls = sqls.to_vec();
+        for (name, _) in params.iter().filter(|(_, v)| v.is_empty()) {
+            for sql in &mut sqls {
+                *sql = null_parameter(sql, name);
+            }
+        }
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .copied()
+            .collect();
+        let parameters = sql_parameters(&params)?;
+        if let [sql] = sqls.as_slice() {
             let out = addressed!(self.client.execute_statement().sql(sql), session, t)
                 .set_parameters(parameters)
                 .set_session_keep_alive_seconds(keep)
@@ -145,10 +163,7 @@ impl Redshift {
                 .map_err(api_error)?;
             Ok(Submitted::new(out.id(), out.session_id()))
         } else {
-            let req = self
-                .client
-                .batch_execute_statement()
-                .set_sqls(Some(sqls.to_vec()));
+            let req = self.client.batch_execute_statement().set_sqls(Some(sqls));
             let out = addressed!(req, session, t)
                 .set_session_keep_alive_seconds(keep)
                 .send()
@@ -192,7 +207,11 @@ impl Redshift {
                                 .unwrap_or("")
                         ));
                     }
-                    return Err(WarehouseError::sql(msg));
+                    return Err(if is_transient_failure(&msg) {
+                        WarehouseError::transient(msg)
+                    } else {
+                        WarehouseError::sql(msg)
+                    });
                 }
                 _ => {}
             }
@@ -266,6 +285,25 @@ impl Redshift {
     }
 }
 
+/// Whether a FAILED statement's message is one AWS says to retry: a serializable isolation
+/// violation (error 1023, which concurrent loads into one table can hit), a session the service
+/// reclaimed (idle past its keep-alive, or its cluster restarted), or the Data API's own internal
+/// or connection errors.
+pub fn is_transient_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("1023")
+        || m.contains("serializable isolation violation")
+        || (m.contains("session")
+            && (m.contains("not available")
+                || m.contains("no longer")
+                || m.contains("expired")
+                || m.contains("terminated")))
+        || m.contains("internal server error")
+        || m.contains("internalservererror")
+        || m.contains("databaseconnectionexception")
+        || m.contains("connection reset")
+}
+
 /// Sessions outlive a load's five calls by a margin; Redshift ends them when idle this long.
 const SESSION_KEEP_ALIVE_SECONDS: i32 = 300;
 
@@ -320,6 +358,7 @@ fn api_error<E: ProvideErrorMetadata + std::fmt::Debug>(
         | "ActiveStatementsExceededException"
         | "ActiveSessionsExceededException"
         | "InternalServerException"
+        | "DatabaseConnectionException"
         | "" => WarehouseError::transient(text),
         _ => WarehouseError::sql(text),
     }
@@ -377,10 +416,13 @@ impl Warehouse for Redshift {
             .map(|(rows, _)| rows)
     }
 
-    fn load(&mut self, job: &LoadJob<'_>) -> Result<(), WarehouseError> {
-        let stage = stage_name(job.manifest_key);
-        let meta = format!("{stage}_ledger");
-        let ledger_table = format!("{}.{}", job.table.schema, super::sql::LEDGER);
+    fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
+        let table = job.table;
+        let stage = stage_table(job.manifest_key);
+        let meta = format!("\"{}_ledger\"", stage_name(job.manifest_key));
+        let ledger_table = super::sql::ledger_table(&table.schema);
+        // The stage holds the parts' columns in the parts' order: COPY maps them by position.
+        let columns = job.stage_columns()?;
         let manifest_key = copy_manifest_key(job);
         let body = serde_json::to_vec_pretty(&self.copy_manifest(job)).unwrap_or_default();
         let mut w = job
@@ -396,7 +438,7 @@ impl Warehouse for Redshift {
             format!("'{}'", self.target.copy_role)
         };
         let stage_sqls = vec![
-            job.table.create_stage_sql(&stage, Dialect::Redshift),
+            table.create_stage_sql(&stage, &columns, Dialect::Redshift),
             format!("CREATE TEMP TABLE {meta} (LIKE {ledger_table})"),
             format!(
                 "COPY {stage} FROM 's3://{}/{manifest_key}' IAM_ROLE {role} FORMAT AS PARQUET MANIFEST",
@@ -404,16 +446,25 @@ impl Warehouse for Redshift {
             ),
         ];
         let ledger_insert = super::sql::ledger_insert_sql(&meta, Dialect::Redshift);
-        let ledger = job.ledger_params();
+        let ledger = job.ledger_params(0);
         let names: Vec<&str> = super::sql::LEDGER_COLUMNS.iter().map(|(n, _)| *n).collect();
         let params: Vec<(&str, &str)> = names
             .iter()
             .zip(&ledger)
             .map(|(n, v)| (*n, v.as_str()))
             .collect();
+        // One transaction (a batch is one; it cannot branch): the target and the ledger locked,
+        // superseded rows out of the stage, the MERGE, a guard that aborts everything unless the
+        // merged rows equal the stage's, and only then the ledger row, once.
         let commit_sqls = vec![
-            job.table.merge_sql(&stage),
-            format!("INSERT INTO {ledger_table} SELECT * FROM {meta}"),
+            format!("LOCK {}, {ledger_table}", table.qualified()),
+            table.delete_superseded_sql(&stage),
+            format!("UPDATE {meta} SET \"rows_loaded\" = (SELECT COUNT(*) FROM {stage})"),
+            table.merge_sql(&stage, &columns),
+            table.guard_sql(&stage),
+            format!(
+                "INSERT INTO {ledger_table} SELECT * FROM {meta} WHERE NOT EXISTS (SELECT 1 FROM {ledger_table} WHERE \"manifest_key\" IN (SELECT \"manifest_key\" FROM {meta}))"
+            ),
         ];
         let rt = self.runtime.clone();
         rt.block_on(async {
@@ -424,16 +475,54 @@ impl Warehouse for Redshift {
             let s = Some(session.as_str());
             self.run(&[ledger_insert], &params, s, false).await?;
             let (staged, _) = self
-                .run(&[job.table.reconcile_sql(&stage)], &[], s, false)
+                .run(&[table.reconcile_sql(&stage)], &[], s, false)
                 .await?;
-            (job.check)(Checkpoint::Staged, &staged)?;
-            self.run(&commit_sqls, &[], s, false).await?;
+            let staged = (job.check)(Checkpoint::Staged, &staged)?;
+            if let Err(e) = self.run(&commit_sqls, &[], s, false).await {
+                if super::sql::is_guard_failure(&e.message) {
+                    return Err(WarehouseError {
+                        kind: super::ErrorKind::Mismatch,
+                        message: format!(
+                            "{}: the merged rows do not match the rows left to merge; the transaction was rolled back ({})",
+                            job.manifest_key, e.message
+                        ),
+                    });
+                }
+                return Err(e);
+            }
+            let (fresh, _) = self
+                .run(&[table.reconcile_sql(&stage)], &[], s, false)
+                .await?;
+            let fresh = (job.check)(Checkpoint::Fresh, &fresh)?;
             let (merged, _) = self
-                .run(&[job.table.reconcile_merged_sql(&stage)], &[], s, false)
+                .run(&[table.reconcile_merged_sql(&stage)], &[], s, false)
                 .await?;
-            (job.check)(Checkpoint::Merged, &merged)
+            (job.check)(Checkpoint::Merged, &merged)?;
+            Ok(Loaded::Merged {
+                superseded: staged.rows.saturating_sub(fresh.rows),
+                fresh,
+            })
         })
     }
+}
+
+/// `sql` with every `:name` (exactly that name) replaced by NULL.
+fn null_parameter(sql: &str, name: &str) -> String {
+    let needle = format!(":{name}");
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        let whole = !after
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { "NULL" } else { &needle });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Pairs positional parameters with the `:name`s the statement uses, in order of appearance.

@@ -5,7 +5,7 @@
 
 use super::WarehouseError;
 use crate::contract::{ColumnType, Contract, DerivedKind};
-use crate::schema::{SOURCE_KEY, output_schema};
+use crate::schema::{INGESTED_AT, RECORD_NUMBER, SOURCE_KEY, SOURCE_ORDER, output_schema};
 use arrow_schema::{DataType, TimeUnit};
 
 /// The SQL dialect of a backend.
@@ -53,6 +53,15 @@ impl Dialect {
             Dialect::Redshift => format!("VARCHAR({})", (chars * 4).min(65_535)),
             Dialect::Postgres => format!("VARCHAR({chars})"),
             Dialect::DuckDb => "VARCHAR".into(),
+        }
+    }
+
+    /// The warehouse's clock, as a statement against user tables may read it: Redshift's
+    /// CURRENT_TIMESTAMP is a leader-node function, refused there.
+    pub fn now(self) -> &'static str {
+        match self {
+            Dialect::Redshift => "GETDATE()",
+            Dialect::Postgres | Dialect::DuckDb => "CURRENT_TIMESTAMP",
         }
     }
 
@@ -156,6 +165,10 @@ const KEY_VARCHAR: usize = 1024;
 
 /// A dataset's warehouse table, as its contract implies: the output schema's columns in order
 /// (contract columns, derived, lineage), the key the MERGE matches on, and the layout hints.
+///
+/// Every identifier in every statement is quoted, aliases included (`"s"`): Redshift reserves
+/// words such as OPEN, and a bare one is a syntax error. The MERGE names its target by its
+/// qualified name, never an alias, which Redshift's MERGE does not take.
 #[derive(Debug, Clone)]
 pub struct TableDef {
     /// The schema (namespace) the table lives in.
@@ -172,6 +185,8 @@ pub struct TableDef {
     pub distkey: Option<Ident>,
     /// Redshift compound SORTKEY.
     pub sortkey: Vec<Ident>,
+    /// The contract version the table was brought up to.
+    pub contract_version: String,
 }
 
 impl TableDef {
@@ -224,7 +239,67 @@ impl TableDef {
                 .iter()
                 .map(|c| ident(c))
                 .collect::<Result<_, _>>()?,
+            contract_version: contract.version.clone(),
         })
+    }
+
+    fn has(&self, column: &str) -> bool {
+        self.columns.iter().any(|c| c.name.name() == column)
+    }
+
+    /// `{t}."k" = {s}."k" AND ...` over the key.
+    fn keys_match(&self, t: &str, s: &str) -> String {
+        let on: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("{t}.{k} = {s}.{k}"))
+            .collect();
+        on.join(" AND ")
+    }
+
+    /// Whether the table's row `t` comes from a newer input than the row `s` with the same key:
+    /// within one Kafka topic-partition by offset, otherwise by the inputs' `_source_order`
+    /// (event time, then sequencer). NULL (an input of unknown time) is never newer, so such a
+    /// row is replaced, as a later load always replaced before.
+    pub fn newer_sql(&self, t: &str, s: &str) -> String {
+        let by_order = format!("{t}.\"{SOURCE_ORDER}\" > {s}.\"{SOURCE_ORDER}\"");
+        if !["_kafka_topic", "_kafka_partition", "_kafka_offset"]
+            .iter()
+            .all(|c| self.has(c))
+        {
+            return by_order;
+        }
+        let (topic, partition, offset) = (
+            "\"_kafka_topic\"",
+            "\"_kafka_partition\"",
+            "\"_kafka_offset\"",
+        );
+        format!(
+            "(({t}.{topic} IS NOT NULL AND {t}.{topic} = {s}.{topic} AND {t}.{partition} = {s}.{partition} AND {t}.{offset} > {s}.{offset}) \
+             OR (({t}.{topic} IS NULL OR {s}.{topic} IS NULL OR {t}.{topic} <> {s}.{topic} OR {t}.{partition} <> {s}.{partition}) AND {by_order}))"
+        )
+    }
+
+    /// Deletes from the stage table `stage` the rows a newer input already gave the table: the
+    /// newest input wins a key, whatever order loads run in.
+    pub fn delete_superseded_sql(&self, stage: &str) -> String {
+        let t = self.qualified();
+        format!(
+            "DELETE FROM {stage} USING {t} WHERE {} AND {}",
+            self.keys_match(&t, stage),
+            self.newer_sql(&t, stage)
+        )
+    }
+
+    /// The rows of the stage relation `stage` that no newer input gave the table (the same
+    /// filter as [`TableDef::delete_superseded_sql`], for a stage that is a query, not a table).
+    pub fn fresh_sql(&self, stage: &str) -> String {
+        format!(
+            "(SELECT * FROM {stage} AS \"s\" WHERE NOT EXISTS (SELECT 1 FROM {} AS \"t\" WHERE {} AND {}))",
+            self.qualified(),
+            self.keys_match("\"t\"", "\"s\""),
+            self.newer_sql("\"t\"", "\"s\"")
+        )
     }
 
     /// `"schema"."table"`.
@@ -262,11 +337,15 @@ impl TableDef {
         sql
     }
 
-    /// Creates the session's stage for one load: the table's columns in output order (the order
-    /// of the Parquet parts, which Redshift's COPY maps by position), temporary, with no keys.
-    pub fn create_stage_sql(&self, stage: &str, dialect: Dialect) -> String {
-        let cols: Vec<String> = self
-            .columns
+    /// Creates the session's stage for one load: `columns` (the parts' columns, in their order,
+    /// which Redshift's COPY maps by position), typed as the table's, temporary, with no keys.
+    pub fn create_stage_sql(
+        &self,
+        stage: &str,
+        columns: &[&ColumnDef],
+        dialect: Dialect,
+    ) -> String {
+        let cols: Vec<String> = columns
             .iter()
             .map(|c| format!("{} {}", c.name, c.ty.render(dialect)))
             .collect();
@@ -287,23 +366,40 @@ impl TableDef {
         )
     }
 
-    /// Upserts `stage` into the table on the key: a later load of a key wins.
-    pub fn merge_sql(&self, stage: &str) -> String {
-        let on: Vec<String> = self.key.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+    /// The table's columns the stage has (a stage from an older contract version lacks the
+    /// newer ones): the stage's names as `present`, or every column when `None`.
+    pub fn stage_columns<'a>(&'a self, present: Option<&[String]>) -> Vec<&'a ColumnDef> {
+        self.columns
+            .iter()
+            .filter(|c| present.is_none_or(|p| p.iter().any(|n| n == c.name.name())))
+            .collect()
+    }
+
+    /// Upserts `stage` into the table on the key, after superseded rows left the stage: the
+    /// stage's row wins. Columns the stage lacks (`present`) are NULL. The target is named, not
+    /// aliased: Redshift's MERGE takes an alias on the source only.
+    pub fn merge_sql(&self, stage: &str, present: &[&ColumnDef]) -> String {
+        let t = self.qualified();
+        let value = |c: &ColumnDef| {
+            if present.iter().any(|p| p.name == c.name) {
+                format!("\"s\".{}", c.name)
+            } else {
+                "NULL".to_string()
+            }
+        };
         let set: Vec<String> = self
             .columns
             .iter()
             .filter(|c| !self.key.contains(&c.name))
-            .map(|c| format!("{} = s.{}", c.name, c.name))
+            .map(|c| format!("{} = {}", c.name, value(c)))
             .collect();
         let names: Vec<&Ident> = self.columns.iter().map(|c| &c.name).collect();
-        let values: Vec<String> = names.iter().map(|n| format!("s.{n}")).collect();
+        let values: Vec<String> = self.columns.iter().map(value).collect();
         format!(
-            "MERGE INTO {} AS t USING {stage} AS s ON {}\n\
+            "MERGE INTO {t} USING {stage} AS \"s\" ON {}\n\
              WHEN MATCHED THEN UPDATE SET {}\n\
              WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-            self.qualified(),
-            on.join(" AND "),
+            self.keys_match(&t, "\"s\""),
             set.join(", "),
             join(&names),
             values.join(", ")
@@ -319,22 +415,63 @@ impl TableDef {
         format!("SELECT {} FROM {relation}", cols.join(", "))
     }
 
-    /// Row count and control totals of the table's rows whose keys are in `stage`, after the
-    /// MERGE: they must equal the staged rows exactly. (Filtering on `_source_key` would not do: a
-    /// vendor's corrected file keeps its key, and the first version's other rows stay.)
-    pub fn reconcile_merged_sql(&self, stage: &str) -> String {
-        let on: Vec<String> = self.key.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-        let mut cols = vec!["CAST(COUNT(*) AS VARCHAR(40))".to_string()];
-        for t in &self.totals {
-            cols.push(format!("CAST(SUM(t.{t}) AS VARCHAR(60))"));
-        }
+    /// The table's rows that are the stage's, after the MERGE: the same key and the same lineage
+    /// (`_source_key`, `_record_number`, `_ingested_at`: this file's run). (The key alone would
+    /// not do: the rows must be this file's, not merely hold its keys.)
+    fn merged_join(&self, stage: &str) -> String {
+        let lineage: Vec<String> = [SOURCE_KEY, RECORD_NUMBER, INGESTED_AT]
+            .iter()
+            .map(|c| format!("\"t\".\"{c}\" = \"s\".\"{c}\""))
+            .collect();
         format!(
-            "SELECT {} FROM {} AS t JOIN {stage} AS s ON {}",
-            cols.join(", "),
+            "{} AS \"t\" JOIN {stage} AS \"s\" ON {} AND {}",
             self.qualified(),
-            on.join(" AND ")
+            self.keys_match("\"t\"", "\"s\""),
+            lineage.join(" AND ")
         )
     }
+
+    /// Row count and control totals of the table's rows that are the stage's, after the MERGE:
+    /// they must equal the stage's rows (those not superseded) exactly.
+    pub fn reconcile_merged_sql(&self, stage: &str) -> String {
+        let mut cols = vec!["CAST(COUNT(*) AS VARCHAR(40))".to_string()];
+        for t in &self.totals {
+            cols.push(format!("CAST(SUM(\"t\".{t}) AS VARCHAR(60))"));
+        }
+        format!(
+            "SELECT {} FROM {}",
+            cols.join(", "),
+            self.merged_join(stage)
+        )
+    }
+
+    /// For a backend that cannot branch inside a transaction (Redshift's Data API runs a batch
+    /// as one): a statement that fails, aborting the transaction and so the MERGE, unless the
+    /// merged rows equal the stage's in count and every total. The failure is a division by
+    /// zero, which [`is_guard_failure`] recognises.
+    pub fn guard_sql(&self, stage: &str) -> String {
+        let mut merged = vec!["COUNT(*) AS \"n\"".to_string()];
+        let mut staged = vec!["COUNT(*) AS \"n\"".to_string()];
+        let mut equal = vec!["\"m\".\"n\" = \"f\".\"n\"".to_string()];
+        for (i, t) in self.totals.iter().enumerate() {
+            merged.push(format!("COALESCE(SUM(\"t\".{t}), 0) AS \"t{i}\""));
+            staged.push(format!("COALESCE(SUM({t}), 0) AS \"t{i}\""));
+            equal.push(format!("\"m\".\"t{i}\" = \"f\".\"t{i}\""));
+        }
+        format!(
+            "SELECT 1 / CASE WHEN {} THEN 1 ELSE 0 END FROM (SELECT {} FROM {}) AS \"m\", (SELECT {} FROM {stage}) AS \"f\"",
+            equal.join(" AND "),
+            merged.join(", "),
+            self.merged_join(stage),
+            staged.join(", ")
+        )
+    }
+}
+
+/// Whether a warehouse's error is [`TableDef::guard_sql`] failing (the merged rows differed).
+pub fn is_guard_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("divide by zero") || m.contains("division by zero")
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
@@ -391,8 +528,8 @@ pub fn create_schema_sql(schema: &Ident) -> String {
 /// The existing columns of a table (parameters: schema, table).
 pub fn columns_query(dialect: Dialect) -> String {
     format!(
-        "SELECT CAST(column_name AS VARCHAR(128)) FROM information_schema.columns \
-         WHERE table_schema = {} AND table_name = {} ORDER BY ordinal_position",
+        "SELECT CAST(\"column_name\" AS VARCHAR(128)) FROM \"information_schema\".\"columns\" \
+         WHERE \"table_schema\" = {} AND \"table_name\" = {} ORDER BY \"ordinal_position\"",
         dialect.typed_param(1, "schema", "VARCHAR"),
         dialect.typed_param(2, "table", "VARCHAR")
     )
@@ -422,37 +559,46 @@ pub const LEDGER_COLUMNS: [(&str, SqlType); 16] = [
     ("loaded_at", SqlType::TimestampTz),
 ];
 
+/// The ledger, `"schema"."load_ledger"`.
+pub fn ledger_table(schema: &Ident) -> String {
+    format!("{schema}.\"{LEDGER}\"")
+}
+
 /// Creates the ledger: one row per manifest ever acted on (loaded, or recorded as not loadable).
 pub fn ledger_create_sql(schema: &Ident, dialect: Dialect) -> String {
     let cols: Vec<String> = LEDGER_COLUMNS
         .iter()
-        .map(|(n, t)| format!("{n} {}", t.render(dialect)))
+        .map(|(n, t)| format!("\"{n}\" {}", t.render(dialect)))
         .collect();
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {schema}.{LEDGER} (\n  {}",
+        "CREATE TABLE IF NOT EXISTS {} (\n  {}",
+        ledger_table(schema),
         cols.join(",\n  ")
     );
     if dialect != Dialect::Redshift {
-        sql.push_str(",\n  PRIMARY KEY (manifest_key)");
+        sql.push_str(",\n  PRIMARY KEY (\"manifest_key\")");
     }
     sql.push_str("\n)");
     if dialect == Dialect::Redshift {
-        sql.push_str("\nDISTSTYLE ALL SORTKEY (loaded_at)");
+        sql.push_str("\nDISTSTYLE ALL SORTKEY (\"loaded_at\")");
     }
     sql
 }
 
 /// Records a load in `table` (the ledger, or Redshift's session copy of it): the parameters are
-/// [`LEDGER_COLUMNS`] but `loaded_at`.
+/// [`LEDGER_COLUMNS`] but `loaded_at`, which the warehouse's clock fills.
 pub fn ledger_insert_sql(table: &str, dialect: Dialect) -> String {
     let fields = &LEDGER_COLUMNS[..LEDGER_COLUMNS.len() - 1];
-    let names: Vec<&str> = LEDGER_COLUMNS.iter().map(|(n, _)| *n).collect();
+    let names: Vec<String> = LEDGER_COLUMNS
+        .iter()
+        .map(|(n, _)| format!("\"{n}\""))
+        .collect();
     let mut values: Vec<String> = fields
         .iter()
         .enumerate()
         .map(|(i, (n, t))| dialect.typed_param(i + 1, n, &t.render(dialect)))
         .collect();
-    values.push("CURRENT_TIMESTAMP".into());
+    values.push(dialect.now().into());
     format!(
         "INSERT INTO {table} ({}) VALUES ({})",
         names.join(", "),
@@ -463,7 +609,8 @@ pub fn ledger_insert_sql(table: &str, dialect: Dialect) -> String {
 /// Whether a manifest is in the ledger (parameter: the manifest key).
 pub fn ledger_lookup_sql(schema: &Ident, dialect: Dialect) -> String {
     format!(
-        "SELECT CAST(status AS VARCHAR(32)) FROM {schema}.{LEDGER} WHERE manifest_key = {}",
+        "SELECT CAST(\"status\" AS VARCHAR(32)) FROM {} WHERE \"manifest_key\" = {}",
+        ledger_table(schema),
         dialect.typed_param(1, "manifest_key", "VARCHAR")
     )
 }

@@ -18,7 +18,7 @@ impl View {
     /// `CREATE OR REPLACE VIEW` for this view in `schema`.
     pub fn create_sql(&self, schema: &Ident) -> String {
         format!(
-            "CREATE OR REPLACE VIEW {schema}.{} AS\n{}",
+            "CREATE OR REPLACE VIEW {schema}.\"{}\" AS\n{}",
             self.name,
             self.body
                 .replace("{s}", &schema.to_string())
@@ -27,48 +27,49 @@ impl View {
     }
 }
 
-/// Every view, in the order they are created.
+/// Every view, in the order they are created. Every identifier is quoted: Redshift reserves
+/// words such as OPEN, and a bare one fails the view at start-up.
 pub const VIEWS: [View; 4] = [
     View {
         name: "v_portfolio_exposure",
         grain: "one row per as_of_date, investor_type, bond_type and credit_grade",
-        body: "SELECT as_of_date, investor_type, bond_type, credit_grade,
-       COUNT(*) AS positions,
-       SUM(market_value) AS market_value,
-       SUM(par_value) AS par_value,
-       CAST(SUM(market_value * modified_duration) / NULLIF(SUM(CASE WHEN modified_duration IS NOT NULL THEN market_value END), 0) AS DECIMAL(12,4)) AS wavg_duration,
-       CAST(SUM(market_value * yield_to_maturity) / NULLIF(SUM(CASE WHEN yield_to_maturity IS NOT NULL THEN market_value END), 0) AS DECIMAL(12,6)) AS wavg_yield
-FROM {s}.investor_holdings
-GROUP BY as_of_date, investor_type, bond_type, credit_grade",
+        body: r#"SELECT "as_of_date", "investor_type", "bond_type", "credit_grade",
+       COUNT(*) AS "positions",
+       SUM("market_value") AS "market_value",
+       SUM("par_value") AS "par_value",
+       CAST(SUM("market_value" * "modified_duration") / NULLIF(SUM(CASE WHEN "modified_duration" IS NOT NULL THEN "market_value" END), 0) AS DECIMAL(12,4)) AS "wavg_duration",
+       CAST(SUM("market_value" * "yield_to_maturity") / NULLIF(SUM(CASE WHEN "yield_to_maturity" IS NOT NULL THEN "market_value" END), 0) AS DECIMAL(12,6)) AS "wavg_yield"
+FROM {s}."investor_holdings"
+GROUP BY "as_of_date", "investor_type", "bond_type", "credit_grade""#,
     },
     View {
         name: "v_top_issuers",
         grain: "one row per as_of_date and issuer, ranked by market value (filter on exposure_rank)",
-        body: "SELECT as_of_date, issuer,
-       COUNT(*) AS positions,
-       SUM(market_value) AS market_value,
-       SUM(par_value) AS par_value,
-       RANK() OVER (PARTITION BY as_of_date ORDER BY SUM(market_value) DESC) AS exposure_rank
-FROM {s}.investor_holdings
-GROUP BY as_of_date, issuer",
+        body: r#"SELECT "as_of_date", "issuer",
+       COUNT(*) AS "positions",
+       SUM("market_value") AS "market_value",
+       SUM("par_value") AS "par_value",
+       RANK() OVER (PARTITION BY "as_of_date" ORDER BY SUM("market_value") DESC) AS "exposure_rank"
+FROM {s}."investor_holdings"
+GROUP BY "as_of_date", "issuer""#,
     },
     View {
         name: "v_market_summary",
         grain: "one row per trade_date and exchange (advancers close above their open)",
-        body: "SELECT trade_date, exchange,
-       COUNT(DISTINCT symbol) AS symbols,
-       SUM(CASE WHEN close > open THEN 1 ELSE 0 END) AS advancers,
-       SUM(CASE WHEN close < open THEN 1 ELSE 0 END) AS decliners,
-       SUM(volume) AS volume,
-       CAST(AVG(CASE WHEN open > 0 THEN (close - open) / open END) AS DECIMAL(12,6)) AS avg_return
-FROM {s}.market_daily
-GROUP BY trade_date, exchange",
+        body: r#"SELECT "trade_date", "exchange",
+       COUNT(DISTINCT "symbol") AS "symbols",
+       SUM(CASE WHEN "close" > "open" THEN 1 ELSE 0 END) AS "advancers",
+       SUM(CASE WHEN "close" < "open" THEN 1 ELSE 0 END) AS "decliners",
+       SUM("volume") AS "volume",
+       CAST(AVG(CASE WHEN "open" > 0 THEN ("close" - "open") / "open" END) AS DECIMAL(12,6)) AS "avg_return"
+FROM {s}."market_daily"
+GROUP BY "trade_date", "exchange""#,
     },
     View {
         name: "v_data_quality",
         grain: "one row per vendor file acted on: rows read, clean, rejected (by reason), loaded",
-        body: "SELECT dataset, source_key, status, rows_read, rows_ok, rows_rejected,
-       reject_reasons, rows_loaded, control_totals, processed_at, loaded_at, load_ms, manifest_key
-FROM {s}.{ledger}",
+        body: r#"SELECT "dataset", "source_key", "status", "rows_read", "rows_ok", "rows_rejected",
+       "reject_reasons", "rows_loaded", "control_totals", "processed_at", "loaded_at", "load_ms", "manifest_key"
+FROM {s}."{ledger}""#,
     },
 ];
