@@ -77,6 +77,9 @@ pub struct Settings {
     /// Time kept back from the deadline for removing outputs, handing off and publishing (at most
     /// a quarter of the invocation's time).
     pub deadline_margin: Duration,
+    /// How many times a message may be deferred to a fresh invocation; past it the object is
+    /// processed or handed off, so deferrals never carry a message to the dead-letter queue.
+    pub max_deferrals: u32,
     /// S3 multipart part size.
     pub upload_part_bytes: usize,
     /// S3 parts uploading at once per object.
@@ -97,6 +100,7 @@ impl Settings {
             handoff_max_bytes: 4 << 30,
             assumed_bytes_per_second: 20 << 20,
             deadline_margin: Duration::from_secs(20),
+            max_deferrals: 3,
             upload_part_bytes: 8 << 20,
             upload_parts_in_flight: 2,
             options: Options::default(),
@@ -124,6 +128,7 @@ impl Settings {
             "DEADLINE_MARGIN_SECONDS",
             s.deadline_margin.as_secs(),
         )?);
+        s.max_deferrals = number("MAX_DEFERRALS", u64::from(s.max_deferrals))?.min(100) as u32;
         s.upload_part_bytes = (number("UPLOAD_PART_MB", 8)?.clamp(5, 5 << 10) as usize) << 20;
         s.upload_parts_in_flight = number("UPLOAD_PARTS_IN_FLIGHT", 2)?.max(1) as usize;
         let o = &mut s.options;
@@ -153,12 +158,16 @@ pub enum HandleError {
     /// A contract, route or setting is wrong: a person must fix it.
     #[error("configuration: {0}")]
     Config(String),
+    /// Not started: it fits in a fresh invocation but not in what is left of this one (the files
+    /// before it in the batch took the time). Back to the queue, unprocessed.
+    #[error("deferred: {0}")]
+    Deferred(String),
 }
 
 impl HandleError {
     /// Whether the event should be delivered again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, HandleError::Retryable(_))
+        matches!(self, HandleError::Retryable(_) | HandleError::Deferred(_))
     }
 
     /// The Lambda `errorType`.
@@ -167,6 +176,7 @@ impl HandleError {
             HandleError::InvalidInput(_) => "InvalidInput",
             HandleError::Retryable(_) => "Retryable",
             HandleError::Config(_) => "Configuration",
+            HandleError::Deferred(_) => "Deferred",
         }
     }
 }
@@ -193,6 +203,17 @@ pub struct HandoffRequest {
     pub manifest_key: String,
     /// When, RFC 3339 UTC.
     pub requested_at: String,
+}
+
+/// The time one object may take.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    /// When the invocation ends (the Lambda context's deadline).
+    pub deadline: Option<Instant>,
+    /// The time a fresh invocation has (what this one had when it began). With it, an object
+    /// that fits in a fresh invocation but not in what is left is [`HandleError::Deferred`]
+    /// instead of handed off: a slow first file in a batch does not send the rest to EMR.
+    pub whole: Option<Duration>,
 }
 
 /// Compressed bytes per second, assumed at first, then measured on this instance's own runs.
@@ -311,6 +332,23 @@ impl Processor {
         object: &ObjectCreated,
         deadline: Option<Instant>,
     ) -> Result<Option<PipelineEvent>, HandleError> {
+        self.handle_within(
+            object,
+            Budget {
+                deadline,
+                whole: None,
+            },
+        )
+    }
+
+    /// [`Processor::handle`] within a [`Budget`]: one object of a batch, which may be deferred
+    /// to a fresh invocation when the time left is too short for it.
+    pub fn handle_within(
+        &self,
+        object: &ObjectCreated,
+        budget: Budget,
+    ) -> Result<Option<PipelineEvent>, HandleError> {
+        let deadline = budget.deadline;
         let started = Instant::now();
         if object.bucket != self.settings.raw_bucket {
             return Err(HandleError::InvalidInput(format!(
@@ -353,8 +391,17 @@ impl Processor {
         });
         if let Some((reason, detail)) = self.handoff_reason(body.size, deadline, margin) {
             drop(body);
+            if reason == "throughput" && self.fits_a_fresh_invocation(source.bytes, budget) {
+                return Err(HandleError::Deferred(format!("{where_}: {detail}")));
+            }
             return self.hand_off(&route, contract, source, reason, detail, started);
         }
+        // Whether this object began with less than a fresh invocation's time: only then can a
+        // fresh one do better when the deadline comes mid-file.
+        let began_short = match (deadline, budget.whole) {
+            (Some(d), Some(whole)) => d.saturating_duration_since(started) < whole.mul_f64(0.9),
+            _ => false,
+        };
         let opts = Options {
             deadline: deadline.and_then(|d| d.checked_sub(margin)),
             ..self.settings.options.clone()
@@ -390,11 +437,32 @@ impl Processor {
                     started.elapsed().as_secs_f64(),
                     margin.as_secs_f64()
                 );
+                if began_short {
+                    // Its outputs are removed; a fresh invocation has its whole time for it.
+                    return Err(HandleError::Deferred(format!(
+                        "{where_}: {detail}, having started late in its batch"
+                    )));
+                }
                 self.hand_off(&route, contract, source, "deadline", detail, started)
             }
             Err(e) if e.is_retryable() => Err(HandleError::Retryable(format!("{where_}: {e}"))),
             Err(e) => Err(HandleError::Config(format!("{where_}: {e}"))),
         }
+    }
+
+    /// Whether the measured (or assumed) speed says `bytes` finish within a fresh invocation,
+    /// less its margin.
+    fn fits_a_fresh_invocation(&self, bytes: u64, budget: Budget) -> bool {
+        let Some(whole) = budget.whole else {
+            return false;
+        };
+        let margin = self.settings.deadline_margin.min(whole / 4);
+        let rate = self
+            .throughput
+            .lock()
+            .map(|t| t.bytes_per_second)
+            .unwrap_or(self.settings.assumed_bytes_per_second as f64);
+        bytes as f64 / rate.max(1.0) <= whole.saturating_sub(margin).as_secs_f64()
     }
 
     /// `size` when the object is over the size limit; `throughput` when the measured (or

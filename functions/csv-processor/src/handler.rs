@@ -1,52 +1,109 @@
 //! The invocation: parse the event (S3 notification, or an SQS batch of them), hand each object
-//! to [`Processor::handle`] on a blocking thread, and map the results: a partial batch response
-//! for SQS, so one bad object never re-runs the others; an error with its `errorType` otherwise.
+//! to [`Processor::handle_within`] on a blocking thread, and map the results: a partial batch
+//! response for SQS, so one bad object never re-runs the others; an error with its `errorType`
+//! otherwise. The objects of a batch share one invocation's time: one that would fit in a fresh
+//! invocation but not in what the others left is deferred, given back to the queue unprocessed
+//! and made visible again at once, instead of being handed off to EMR.
 
-use bondlake::aws::lambda::FunctionError;
+use bondlake::aws::lambda::{Deferral, FunctionError};
 use bondlake::aws::lambda::{Incoming, deadline_instant, for_each_message, parse};
 use bondlake::events::PipelineEvent;
-use bondlake::processor::{HandleError, Processor};
+use bondlake::processor::{Budget, HandleError, Processor};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What the function holds between invocations.
+pub struct Function {
+    pub processor: Processor,
+    /// Makes deferred messages visible again (None: they reappear after the visibility timeout).
+    pub sqs: Option<aws_sdk_sqs::Client>,
+}
+
 /// The Lambda handler.
 pub async fn handle(
-    processor: Arc<Processor>,
+    function: Arc<Function>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, FunctionError> {
     let deadline = deadline_instant(event.context.deadline);
+    let now = Instant::now();
     tracing::info!(
         request_id = %event.context.request_id,
-        remaining_ms = deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
+        remaining_ms = deadline.map(|d| d.saturating_duration_since(now).as_millis() as u64),
         "invocation"
     );
     let incoming = parse(event.payload).map_err(FunctionError)?;
-    tokio::task::spawn_blocking(move || run(&processor, incoming, deadline))
+    let budget = Budget {
+        deadline,
+        // What this invocation has is what a fresh one would have.
+        whole: deadline.map(|d| d.saturating_duration_since(now)),
+    };
+    let worker = function.clone();
+    let ran = tokio::task::spawn_blocking(move || run(&worker.processor, incoming, budget))
         .await
-        .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+        .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))??;
+    if let (Some(sqs), false) = (&function.sqs, ran.deferred.is_empty()) {
+        match bondlake::aws::sqs::release(sqs, &ran.deferred).await {
+            Ok(n) => tracing::info!(released = n, "deferred messages visible again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "deferred messages return after the visibility timeout")
+            }
+        }
+    }
+    Ok(ran.response)
+}
+
+/// An invocation's answer, and the messages it deferred.
+#[derive(Debug)]
+pub struct Ran {
+    pub response: Value,
+    pub deferred: Vec<Deferral>,
 }
 
 /// Runs every object of the invocation in turn (each uses every core).
 pub fn run(
     processor: &Processor,
     incoming: Incoming,
-    deadline: Option<Instant>,
-) -> Result<Value, FunctionError> {
+    budget: Budget,
+) -> Result<Ran, FunctionError> {
     match incoming {
         Incoming::S3(objects) => {
+            // A direct invocation has no queue to give an object back to.
+            let budget = Budget {
+                whole: None,
+                ..budget
+            };
             let mut events = Vec::new();
             for object in &objects {
-                events.extend(processor.handle(object, deadline).map_err(FunctionError)?);
+                events.extend(
+                    processor
+                        .handle_within(object, budget)
+                        .map_err(FunctionError)?,
+                );
             }
-            Ok(json!({ "events": summary(&events) }))
+            Ok(Ran {
+                response: json!({ "events": summary(&events) }),
+                deferred: Vec::new(),
+            })
         }
         Incoming::Sqs(batch) => {
-            // Every failure back to the queue; after maxReceiveCount, the dead-letter queue.
-            let outcome = for_each_message(batch, |o| processor.handle(o, deadline).map(|_| ()));
-            serde_json::to_value(outcome.response)
-                .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
+            let max_deferrals = processor.settings().max_deferrals;
+            // Every failure back to the queue; after maxReceiveCount, the dead-letter queue. A
+            // message deferred `max_deferrals` times is no longer deferred (it is handed off if
+            // it must be), so deferrals never carry it to the dead-letter queue.
+            let outcome = for_each_message(batch, |o, receives| {
+                let budget = Budget {
+                    whole: budget.whole.filter(|_| receives <= max_deferrals),
+                    ..budget
+                };
+                processor.handle_within(o, budget).map(|_| ())
+            });
+            Ok(Ran {
+                response: serde_json::to_value(outcome.response)
+                    .map_err(|e| FunctionError(HandleError::Config(e.to_string())))?,
+                deferred: outcome.deferred,
+            })
         }
     }
 }
@@ -208,7 +265,7 @@ mod tests {
     fn invoke(lake: &Lake, text: &str) -> Result<Value, FunctionError> {
         let payload: Value = serde_json::from_str(text).expect("sample event is JSON");
         let incoming = parse(payload).map_err(FunctionError)?;
-        run(&lake.processor, incoming, None)
+        run(&lake.processor, incoming, Budget::default()).map(|r| r.response)
     }
 
     #[test]
@@ -294,6 +351,94 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    /// The SQS sample for holdings, received `receives` times.
+    fn holdings_batch(receives: u32) -> Incoming {
+        let text = EVENTS[6].1.replace(
+            "\"ApproximateReceiveCount\": \"1\"",
+            &format!("\"ApproximateReceiveCount\": \"{receives}\""),
+        );
+        parse(serde_json::from_str(&text).expect("json")).expect("sqs")
+    }
+
+    /// Late in a batch: 30 s left of a 900 s invocation, and the processor believes it reads
+    /// 1 KB/s, so the holdings file (tens of KB) needs more than is left but far less than a
+    /// fresh invocation has.
+    fn late_in_a_batch() -> Budget {
+        Budget {
+            deadline: Some(Instant::now() + std::time::Duration::from_secs(30)),
+            whole: Some(std::time::Duration::from_secs(900)),
+        }
+    }
+
+    fn slow(lake: &mut Lake) {
+        let mut settings = lake.processor.settings().clone();
+        settings.assumed_bytes_per_second = 1_000;
+        lake.processor = Processor::new(
+            settings,
+            Arc::new(LocalStore::new(lake._dir.path().join("raw"))),
+            Arc::new(lake.processed.clone()),
+            lake.events.clone(),
+        )
+        .expect("processor");
+    }
+
+    #[test]
+    fn a_file_that_fits_a_fresh_invocation_but_not_what_is_left_goes_back_unprocessed() {
+        let mut lake = lake();
+        slow(&mut lake);
+        let ran = run(&lake.processor, holdings_batch(1), late_in_a_batch()).expect("ran");
+        assert_eq!(
+            ran.response,
+            json!({ "batchItemFailures": [{ "itemIdentifier": "0c7a3b52-1d6f-4d0e-9a5c-000000000001" }] })
+        );
+        assert_eq!(
+            ran.deferred,
+            [Deferral {
+                queue_arn: "arn:aws:sqs:us-east-1:123456789012:bondlake-dev-raw-events".into(),
+                receipt_handle: "AQEBexample1==".into(),
+            }]
+        );
+        assert!(
+            lake.processed.list("").expect("list").is_empty(),
+            "no hand-off request, no outputs"
+        );
+        assert!(
+            lake.events.read_all().expect("events").is_empty(),
+            "nothing told"
+        );
+    }
+
+    #[test]
+    fn a_file_deferred_max_deferrals_times_is_handed_off_not_deferred_again() {
+        let mut lake = lake();
+        slow(&mut lake);
+        let receives = lake.processor.settings().max_deferrals + 1;
+        let ran = run(&lake.processor, holdings_batch(receives), late_in_a_batch()).expect("ran");
+        assert_eq!(ran.response, json!({ "batchItemFailures": [] }));
+        assert!(ran.deferred.is_empty());
+        let events = lake.events.read_all().expect("events");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Handoff);
+        assert_eq!(
+            events[0].handoff.as_ref().expect("info").reason,
+            "throughput"
+        );
+    }
+
+    #[test]
+    fn a_file_too_slow_for_even_a_fresh_invocation_is_handed_off_at_once() {
+        let mut lake = lake();
+        slow(&mut lake);
+        let budget = Budget {
+            whole: Some(std::time::Duration::from_secs(20)),
+            ..late_in_a_batch()
+        };
+        let ran = run(&lake.processor, holdings_batch(1), budget).expect("ran");
+        assert!(ran.deferred.is_empty());
+        let events = lake.events.read_all().expect("events");
+        assert_eq!(events[0].kind, EventKind::Handoff, "{events:?}");
     }
 
     #[test]

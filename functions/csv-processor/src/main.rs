@@ -30,14 +30,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let raw = S3Store::new(s3.clone(), &settings.raw_bucket, handle.clone(), options);
     let processed = S3Store::new(s3, &settings.processed_bucket, handle.clone(), options);
     let events = bondlake::aws::pipeline_events(&sdk, &topic, handle);
-    let processor = Arc::new(Processor::new(
-        settings,
-        Arc::new(raw),
-        Arc::new(processed),
-        events,
-    )?);
+    let processor = Processor::new(settings, Arc::new(raw), Arc::new(processed), events)?;
+    let function = Arc::new(handler::Function {
+        processor,
+        sqs: Some(aws_sdk_sqs::Client::new(&sdk)),
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        handler::handle(processor.clone(), event)
+        handler::handle(function.clone(), event)
     }))
     .await
 }

@@ -149,7 +149,7 @@ pub fn run<W: Warehouse>(state: &State<W>, incoming: Incoming) -> Result<Value, 
         Incoming::Sqs(batch) => {
             // Every failed message back to the queue: a retryable one is tried again, and one
             // that can never be loaded ends in the dead-letter queue, told to the team now.
-            let outcome = for_each_message(batch, |o| load_one(state, o).map(|_| ()));
+            let outcome = for_each_message(batch, |o, _| load_one(state, o).map(|_| ()));
             for (message_id, e) in &outcome.failures {
                 if !e.is_retryable() {
                     report_unusable(state, message_id, e).map_err(FunctionError)?;

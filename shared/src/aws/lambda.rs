@@ -88,17 +88,35 @@ pub struct BatchOutcome {
     pub response: SqsBatchResponse,
     /// The failures, in order, for the function to report.
     pub failures: Vec<(String, HandleError)>,
+    /// The messages [`HandleError::Deferred`]: returned unprocessed, to be made visible again at
+    /// once ([`crate::aws::sqs::release`]) rather than after the queue's visibility timeout.
+    pub deferred: Vec<Deferral>,
 }
 
-/// Runs `handle` on every object each message of an SQS batch names, and returns the partial
-/// batch response with every failed message in it.
+/// A message to give back to its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    /// The queue's ARN (the record's `eventSourceARN`).
+    pub queue_arn: String,
+    /// The receipt handle of this receive.
+    pub receipt_handle: String,
+}
+
+/// Runs `handle` on every object each message of an SQS batch names, with the message's
+/// receive count (1 on its first delivery), and returns the partial batch response with every
+/// failed message in it.
 pub fn for_each_message(
     batch: SqsEvent,
-    mut handle: impl FnMut(&ObjectCreated) -> Result<(), HandleError>,
+    mut handle: impl FnMut(&ObjectCreated, u32) -> Result<(), HandleError>,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     for message in batch.records {
         let id = message.message_id.clone().unwrap_or_default();
+        let receives = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         let result = message
             .body
             .as_deref()
@@ -109,9 +127,22 @@ pub fn for_each_message(
                 })
             })
             .and_then(notification)
-            .and_then(|objects| objects.iter().try_for_each(&mut handle));
-        if let Err(e) = result {
+            .and_then(|objects| objects.iter().try_for_each(|o| handle(o, receives)));
+        if let Err(HandleError::Deferred(why)) = &result {
+            tracing::info!(message_id = %id, receives, reason = %why, "deferred to a fresh invocation");
+            if let (Some(queue_arn), Some(receipt_handle)) = (
+                message.event_source_arn.clone(),
+                message.receipt_handle.clone(),
+            ) {
+                outcome.deferred.push(Deferral {
+                    queue_arn,
+                    receipt_handle,
+                });
+            }
+        } else if let Err(e) = &result {
             tracing::error!(message_id = %id, error_type = e.error_type(), error = %e, "message failed");
+        }
+        if let Err(e) = result {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id.clone();
             outcome.response.batch_item_failures.push(failure);

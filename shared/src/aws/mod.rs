@@ -7,6 +7,7 @@ pub mod s3;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 pub mod sns;
+pub mod sqs;
 
 pub use s3::{S3Options, S3Store};
 
