@@ -37,6 +37,7 @@ impl Notifier {
             slack: Some(BlockingSlack {
                 slack,
                 handle: runtime.handle().clone(),
+                deadline: None,
             }),
             _runtime: Some(runtime),
         })

@@ -94,6 +94,9 @@ impl TextOutlet for NoText {
     }
 }
 
+/// Kept back from the invocation's deadline to mark what was sent and answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
 /// What every invocation shares.
 pub struct State {
     settings: Settings,
@@ -123,8 +126,12 @@ impl State {
         }
     }
 
-    /// A client for the webhook's current URL, when Slack is configured.
-    async fn slack(&self) -> Result<Option<BlockingSlack>, HandleError> {
+    /// A client for the webhook's current URL, when Slack is configured; no post or retry
+    /// outlasts `deadline`.
+    async fn slack(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Option<BlockingSlack>, HandleError> {
         let Some(webhook) = &self.webhook else {
             return Ok(None);
         };
@@ -147,6 +154,7 @@ impl State {
         Ok(current.as_ref().map(|(_, slack)| BlockingSlack {
             slack: slack.clone(),
             handle: self.handle.clone(),
+            deadline,
         }))
     }
 }
@@ -192,17 +200,25 @@ pub fn incoming(payload: &Value) -> Result<(Via, Vec<Delivered>), HandleError> {
                 ),
                 _ => (id.to_string(), body.to_string()),
             };
-            out.push(Delivered {
-                id: id.to_string(),
-                notice: Notice::read(&message, &message_id),
-            });
+            out.extend(
+                Notice::read_all(&message, &message_id)
+                    .into_iter()
+                    .map(|notice| Delivered {
+                        id: id.to_string(),
+                        notice,
+                    }),
+            );
         } else if let Some(sns) = r.get("Sns") {
             let id = sns.get("MessageId").and_then(Value::as_str).unwrap_or("");
             let message = sns.get("Message").and_then(Value::as_str).unwrap_or("");
-            out.push(Delivered {
-                id: id.to_string(),
-                notice: Notice::read(message, id),
-            });
+            out.extend(
+                Notice::read_all(message, id)
+                    .into_iter()
+                    .map(|notice| Delivered {
+                        id: id.to_string(),
+                        notice,
+                    }),
+            );
         } else {
             return Err(HandleError::InvalidInput(
                 "a record that is neither SQS nor SNS".into(),
@@ -216,7 +232,10 @@ pub fn incoming(payload: &Value) -> Result<(Via, Vec<Delivered>), HandleError> {
 pub async fn handle(state: Arc<State>, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
     tracing::info!(request_id = %event.context.request_id, "invocation");
     let (via, delivered) = incoming(&event.payload).map_err(FunctionError)?;
-    let slack = state.slack().await.map_err(FunctionError)?;
+    // Time to mark what was sent and answer: what is not posted by then goes back to the queue.
+    let deadline = bondlake::aws::lambda::deadline_instant(event.context.deadline)
+        .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+    let slack = state.slack(deadline).await.map_err(FunctionError)?;
     tokio::task::spawn_blocking(move || {
         run(
             &state,
@@ -350,6 +369,7 @@ mod tests {
                     attempts: 4,
                     base: Duration::from_millis(50),
                     max_wait: Duration::from_secs(3),
+                    spacing: Duration::from_millis(200),
                 },
                 ..settings
             },
@@ -376,6 +396,7 @@ mod tests {
                 )
                 .expect("client"),
                 handle: self.runtime.handle().clone(),
+                deadline: None,
             }
         }
 
@@ -501,6 +522,39 @@ mod tests {
             got.iter().all(|r| r.body == got[2].body),
             "the same message each time"
         );
+    }
+
+    #[test]
+    fn posts_to_one_webhook_are_paced_apart() {
+        let h = harness();
+        h.run(BATCH);
+        let got = h.receiver.received();
+        assert!(got.len() >= 3, "{} posts", got.len());
+        for pair in got.windows(2) {
+            let gap = pair[1].at.duration_since(pair[0].at);
+            // The harness paces at 200 ms (a real webhook at Slack's one a second).
+            assert!(gap >= Duration::from_millis(190), "{gap:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_posted_that_could_outlast_the_invocation_and_all_of_it_goes_back() {
+        let h = harness();
+        let slack = BlockingSlack {
+            // Less than one request's 10 s allowance is left.
+            deadline: Some(Instant::now() + Duration::from_secs(3)),
+            ..h.slack()
+        };
+        let (via, delivered) =
+            incoming(&serde_json::from_str(BATCH).expect("json")).expect("incoming");
+        let messages = delivered.len();
+        let response = run(&h.state, via, delivered, Some(&slack)).expect("ran");
+        let back = response["batchItemFailures"].as_array().expect("failures");
+        assert_eq!(back.len(), messages, "every message back to the queue");
+        assert!(h.receiver.received().is_empty(), "nothing posted");
+        // With time, the same batch is told in full.
+        let response = h.run(BATCH);
+        assert_eq!(response, json!({"batchItemFailures": []}));
     }
 
     #[test]
@@ -642,7 +696,7 @@ mod tests {
         for key in ["market/NYSE/a.csv", "market/NYSE/b.csv"] {
             let slack = h
                 .runtime
-                .block_on(h.state.slack())
+                .block_on(h.state.slack(None))
                 .expect("slack")
                 .expect("on");
             let (via, delivered) =
@@ -656,7 +710,10 @@ mod tests {
         // Deployed but not set yet: e-mail still goes out, Slack waits for the URL.
         let (placeholder, _) = cached(r#"{"url": ""}"#.to_string());
         h.state.webhook = Some(placeholder);
-        let slack = h.runtime.block_on(h.state.slack()).expect("not an error");
+        let slack = h
+            .runtime
+            .block_on(h.state.slack(None))
+            .expect("not an error");
         assert!(slack.is_none());
         let (via, delivered) = incoming(
             &serde_json::from_str(&one_event("failed", "market/NYSE/c.csv")).expect("json"),
@@ -692,7 +749,10 @@ mod tests {
         let (placeholder, _) = cached(r#"{"url": ""}"#.to_string());
         h.state.webhook = Some(placeholder);
         let deliver = |h: &Harness| {
-            let slack = h.runtime.block_on(h.state.slack()).expect("not an error");
+            let slack = h
+                .runtime
+                .block_on(h.state.slack(None))
+                .expect("not an error");
             let (via, delivered) =
                 incoming(&serde_json::from_str(BATCH).expect("json")).expect("incoming");
             run(

@@ -43,6 +43,41 @@ pub struct Alarm {
     pub state_change_time: String,
 }
 
+/// An S3 event notification (the Kafka failures bucket announces each object on the topic).
+#[derive(Debug, Deserialize)]
+struct S3Notification {
+    #[serde(rename = "Records", default)]
+    records: Vec<S3Record>,
+    #[serde(rename = "Event")]
+    event: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct S3Record {
+    #[serde(default)]
+    event_time: String,
+    s3: S3Entity,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Entity {
+    bucket: S3Bucket,
+    object: S3Object,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Bucket {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Object {
+    key: String,
+    #[serde(default)]
+    size: u64,
+}
+
 /// One message from the topic, as the notifier understands it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
@@ -50,6 +85,18 @@ pub enum Notice {
     Event(Box<PipelineEvent>),
     /// A CloudWatch alarm changing state.
     Alarm(Alarm),
+    /// A batch the MSK event source mapping gave up on after its retries: it committed past
+    /// the batch and kept the records in the Kafka failures bucket, announced by S3.
+    KafkaGivenUp {
+        /// The failures bucket.
+        bucket: String,
+        /// The object holding the batch's records.
+        key: String,
+        /// Its size in bytes.
+        size: u64,
+        /// When S3 wrote it.
+        time: String,
+    },
     /// A message this build cannot read (a newer event version, or not an event at all): reported,
     /// never retried.
     Unreadable {
@@ -61,6 +108,26 @@ pub enum Notice {
 }
 
 impl Notice {
+    /// Reads one message body, which may carry several notices (an S3 notification lists
+    /// records) or none (the `s3:TestEvent` S3 sends when notifications are configured).
+    pub fn read_all(body: &str, message_id: &str) -> Vec<Notice> {
+        match serde_json::from_str::<S3Notification>(body) {
+            Ok(n) if n.event.as_deref() == Some("s3:TestEvent") => Vec::new(),
+            Ok(n) if !n.records.is_empty() => n
+                .records
+                .into_iter()
+                .map(|r| Notice::KafkaGivenUp {
+                    bucket: r.s3.bucket.name,
+                    key: crate::processor::decode_event_key(&r.s3.object.key)
+                        .unwrap_or(r.s3.object.key),
+                    size: r.s3.object.size,
+                    time: r.event_time,
+                })
+                .collect(),
+            _ => vec![Notice::read(body, message_id)],
+        }
+    }
+
     /// Reads one message body; `message_id` identifies the delivery in reports.
     pub fn read(body: &str, message_id: &str) -> Notice {
         if let Ok(alarm) = serde_json::from_str::<Alarm>(body) {
@@ -87,6 +154,9 @@ impl Notice {
                 &a.new_state_value,
                 &a.state_change_time,
             ]),
+            Notice::KafkaGivenUp {
+                bucket, key, time, ..
+            } => short_hash(&["kafka-given-up", bucket, key, time]),
             Notice::Unreadable { message_id, .. } => short_hash(&["unreadable", message_id]),
         }
     }
@@ -103,7 +173,7 @@ impl Notice {
                 EventKind::Handoff => true,
             },
             Notice::Alarm(a) => a.new_state_value == "ALARM",
-            Notice::Unreadable { .. } => true,
+            Notice::KafkaGivenUp { .. } | Notice::Unreadable { .. } => true,
         }
     }
 }

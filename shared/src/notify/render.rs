@@ -16,7 +16,51 @@ pub fn render_notice(n: &Notice) -> Message {
     match n {
         Notice::Event(e) => render_event(e, n.id()),
         Notice::Alarm(a) => render_alarm(a, n.id()),
+        Notice::KafkaGivenUp {
+            bucket,
+            key,
+            size,
+            time,
+        } => render_kafka_given_up(bucket, key, *size, time, n.id()),
         Notice::Unreadable { message_id, reason } => render_unreadable(message_id, reason, n.id()),
+    }
+}
+
+/// The message for a Kafka batch the event source mapping gave up on: its records are kept in
+/// the failures bucket, not in the raw bucket, until someone replays them.
+pub fn render_kafka_given_up(
+    bucket: &str,
+    key: &str,
+    size: u64,
+    time: &str,
+    id: String,
+) -> Message {
+    let title = "a Kafka batch was given up on: its records are not landed".to_string();
+    let location = format!("s3://{bucket}/{key}");
+    // The template names the stack's buckets alike: bondlake-<stage>-<role>-<account>.
+    let sibling = |role: &str| match bucket.split_once("-kafka-failures-") {
+        Some((stage, account)) => format!("s3://{stage}-{role}-{account}"),
+        None => format!("s3://<the {role} bucket>"),
+    };
+    let about = format!(
+        "msk-lander failed this batch on every retry, so the event source mapping committed past it and kept its records in `{location}` ({size} bytes, written {time}). Its offsets are missing from the raw bucket."
+    );
+    let next = format!(
+        "Find the cause in msk-lander's log around {time} and fix it, then land the records, each offset once: `bondlake kafka-replay {location} --raw {} --processed {}`",
+        sibling("raw"),
+        sibling("processed")
+    );
+    Message {
+        slack: json!({"text": title, "blocks": [
+            header(&format!(":rotating_light: {title}")),
+            section(&about),
+            section(&format!("*What to do:* {next}")),
+            context("kafka on-failure destination"),
+        ]}),
+        text: format!("{title}\n{about}\nWhat to do: {next}"),
+        title,
+        ids: vec![id],
+        attention: true,
     }
 }
 
@@ -339,9 +383,7 @@ pub fn render_alarm(a: &Alarm, id: String) -> Message {
         format!("{}: {}", a.alarm_name, a.new_state_value)
     };
     let about = a.alarm_description.as_deref().unwrap_or("");
-    let next = firing.then_some(
-        "Messages are waiting in a dead-letter queue: look at them (the stack's outputs name the queues), fix the cause, then redrive them.",
-    );
+    let next = firing.then_some(alarm_next_step(&a.alarm_name));
     let mut text = vec![title.clone(), about.to_string(), a.new_state_reason.clone()];
     if let Some(n) = next {
         text.push(format!("What to do: {n}"));
@@ -367,6 +409,24 @@ pub fn render_alarm(a: &Alarm, id: String) -> Message {
         text: text.join("\n"),
         ids: vec![id],
         attention: firing,
+    }
+}
+
+/// What to do about a firing alarm, by what it watches: CloudFormation names an alarm
+/// `<stack>-<logical id>-<suffix>`, and the template's logical ids end in what they watch.
+fn alarm_next_step(name: &str) -> &'static str {
+    if name.contains("DeadLetter") {
+        "Messages are waiting in a dead-letter queue: look at them (the stack's outputs name the queues), fix the cause, then redrive them."
+    } else if name.contains("OffsetLag") {
+        "msk-lander is falling behind its topics: look at its log for failing batches and throttles, and raise its reserved concurrency or batch size if it is only slow. Records past Kafka's retention are lost, so act before then."
+    } else if name.contains("Throttles") {
+        "The account's Lambda concurrency is exhausted: work waits in its queue. Look at what else runs in the account, or ask AWS for a higher concurrency quota."
+    } else if name.contains("Duration") {
+        "Invocations come close to the function's timeout: large files are handed off or deferred, but raise the timeout or memory if this keeps firing."
+    } else if name.contains("QueueAge") {
+        "A queue's oldest message keeps waiting: its function is failing, throttled or capped. Its errors and throttles alarms, and its log group, say which."
+    } else {
+        "Look at the function's log group around the time above: each failure is logged with its cause. SQS messages go back to their queue, and after five tries to its dead-letter queue."
     }
 }
 
@@ -527,5 +587,69 @@ mod tests {
         let digest =
             super::super::plan(&[notice.clone(), notice], super::super::Digest { after: 1 });
         assert_eq!(digest.len(), 2, "each hand-off alone");
+    }
+
+    #[test]
+    fn a_kafka_batch_given_up_on_is_told_alone_with_the_replay_command() {
+        // An S3 event notification as S3 publishes it to SNS (version 2.1 of the format), for an
+        // object the MSK event source mapping's on-failure destination wrote.
+        let body = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1",
+            "eventTime":"2026-12-01T09:15:02.123Z","eventName":"ObjectCreated:Put",
+            "s3":{"s3SchemaVersion":"1.0","configurationId":"x",
+              "bucket":{"name":"bondlake-dev-kafka-failures-123456789012","arn":"arn:aws:s3:::bondlake-dev-kafka-failures-123456789012"},
+              "object":{"key":"aws/lambda/3f1a/investor-holdings-2/2026/12/01/2026-12-01T09.15.01-1b2c%3Dx","size":48213,"sequencer":"0A1B"}}}]}"#;
+        let notices = Notice::read_all(body, "m-1");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(notices[0].needs_attention(), "never inside a digest");
+        let m = render_notice(&notices[0]);
+        assert!(m.attention);
+        assert!(m.title.contains("given up on"), "{}", m.title);
+        assert!(
+            m.text.contains("`bondlake kafka-replay s3://bondlake-dev-kafka-failures-123456789012/aws/lambda/3f1a/investor-holdings-2/2026/12/01/2026-12-01T09.15.01-1b2c=x --raw s3://bondlake-dev-raw-123456789012 --processed s3://bondlake-dev-processed-123456789012`"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("48213 bytes"), "{}", m.text);
+        // The test event S3 sends when the notification is configured tells nobody anything.
+        let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-12-01T09:00:00.000Z","Bucket":"bondlake-dev-kafka-failures-123456789012","RequestId":"r","HostId":"h"}"#;
+        assert!(Notice::read_all(test_event, "m-2").is_empty());
+        // Everything else reads as before.
+        let alarm = r#"{"AlarmName":"bondlake-dev-MskOffsetLagAlarm-1X","NewStateValue":"ALARM"}"#;
+        assert!(matches!(
+            Notice::read_all(alarm, "m-3").as_slice(),
+            [Notice::Alarm(_)]
+        ));
+    }
+
+    #[test]
+    fn each_alarm_says_what_to_do_about_what_it_watches() {
+        let advice = |name: &str| {
+            let a = Alarm {
+                alarm_name: name.into(),
+                alarm_description: None,
+                new_state_value: "ALARM".into(),
+                new_state_reason: "Threshold Crossed".into(),
+                state_change_time: "2026-12-01T09:00:00Z".into(),
+            };
+            render_alarm(&a, "id".into()).text
+        };
+        assert!(advice("bondlake-dev-ManifestDeadLetterAlarm-1AB").contains("redrive"));
+        assert!(advice("bondlake-dev-MskOffsetLagAlarm-1AB").contains("falling behind"));
+        assert!(advice("bondlake-dev-NotifierThrottlesAlarm-1AB").contains("concurrency"));
+        assert!(advice("bondlake-dev-CsvProcessorDurationAlarm-1AB").contains("timeout"));
+        assert!(advice("bondlake-dev-RawEventsQueueAgeAlarm-1AB").contains("oldest message"));
+        let errors = advice("bondlake-dev-MskLanderErrorsAlarm-1AB");
+        assert!(
+            errors.contains("log group") && !errors.contains("redrive them"),
+            "{errors}"
+        );
+        let ok = Alarm {
+            alarm_name: "bondlake-dev-DeadLetterAlarm-1AB".into(),
+            alarm_description: None,
+            new_state_value: "OK".into(),
+            new_state_reason: String::new(),
+            state_change_time: String::new(),
+        };
+        assert!(!render_alarm(&ok, "id".into()).text.contains("What to do"));
     }
 }

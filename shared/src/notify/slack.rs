@@ -1,5 +1,6 @@
 //! Posting to a Slack incoming webhook: HTTPS with rustls, retries on 429 and 5xx with
-//! exponential backoff, honouring `Retry-After`.
+//! exponential backoff, honouring `Retry-After`, requests paced a second apart (Slack's rate
+//! for a webhook), and never a wait that outlasts the invocation.
 //!
 //! The webhook URL is a credential (anyone holding it can post to the channel), so it lives in a
 //! [`WebhookUrl`] that never prints itself: errors and logs name the host only.
@@ -10,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A webhook URL: shown as its host only.
@@ -90,6 +92,9 @@ pub struct Retry {
     /// The longest backoff, and the longest `Retry-After` honoured (a longer one gives up, so
     /// the invocation ends and the queue retries later).
     pub max_wait: Duration,
+    /// At least this long between two requests to the webhook: Slack allows about one message
+    /// a second per incoming webhook, and answers a faster sender with 429s.
+    pub spacing: Duration,
 }
 
 impl Default for Retry {
@@ -98,6 +103,7 @@ impl Default for Retry {
             attempts: 5,
             base: Duration::from_millis(500),
             max_wait: Duration::from_secs(30),
+            spacing: Duration::from_secs(1),
         }
     }
 }
@@ -118,12 +124,15 @@ impl Retry {
     }
 }
 
-/// A webhook client.
+/// A webhook client. Its clones share one pace: requests to the webhook at least
+/// [`Retry::spacing`] apart.
 #[derive(Clone)]
 pub struct Slack {
     url: WebhookUrl,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     retry: Retry,
+    /// When the last request went out.
+    last_request: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl fmt::Debug for Slack {
@@ -147,7 +156,12 @@ impl Slack {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
-        Ok(Slack { url, client, retry })
+        Ok(Slack {
+            url,
+            client,
+            retry,
+            last_request: Arc::default(),
+        })
     }
 
     /// The webhook's host.
@@ -155,18 +169,41 @@ impl Slack {
         self.url.host()
     }
 
-    /// Posts one JSON payload, retrying 429 and 5xx as [`Retry`] says.
-    pub async fn post(&self, payload: &serde_json::Value) -> Result<(), SlackError> {
+    /// Posts one JSON payload, retrying 429 and 5xx as [`Retry`] says, paced to
+    /// [`Retry::spacing`], and giving up (retryable) rather than wait past `deadline`.
+    pub async fn post(
+        &self,
+        payload: &serde_json::Value,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), SlackError> {
         let body = Bytes::from(serde_json::to_vec(payload).unwrap_or_default());
         let host = self.host().to_string();
+        let deadline = deadline.map(tokio::time::Instant::from_std);
+        let past_deadline = |at: tokio::time::Instant| deadline.is_some_and(|d| at >= d);
         let mut failures = 0u32;
         loop {
             let request = http::Request::post(self.url.url.clone())
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(body.clone()))
                 .map_err(|e| SlackError::BadUrl(e.to_string()))?;
+            let mut last = self.last_request.lock().await;
+            let start = last.map_or_else(tokio::time::Instant::now, |t| {
+                (t + self.retry.spacing).max(tokio::time::Instant::now())
+            });
+            // A request may take up to its 10 s timeout; none starts that could outlast the deadline.
+            if past_deadline(start + Duration::from_secs(10)) {
+                return Err(SlackError::GaveUp {
+                    host,
+                    attempts: failures,
+                    last: "the invocation's deadline is near; left for the queue's next delivery"
+                        .into(),
+                });
+            }
+            tokio::time::sleep_until(start).await;
+            *last = Some(tokio::time::Instant::now());
             let answer =
                 tokio::time::timeout(Duration::from_secs(10), self.client.request(request)).await;
+            drop(last);
             let (last, retry_after) = match answer {
                 Err(_) => ("no answer in 10 s".to_string(), None),
                 Ok(Err(e)) => (format!("connection failed: {}", connect_error(&e)), None),
@@ -201,7 +238,8 @@ impl Slack {
             failures += 1;
             let wait = (failures < self.retry.attempts)
                 .then(|| self.retry.wait(failures, retry_after))
-                .flatten();
+                .flatten()
+                .filter(|w| !past_deadline(tokio::time::Instant::now() + *w));
             let Some(wait) = wait else {
                 return Err(SlackError::GaveUp {
                     host,
@@ -222,12 +260,14 @@ pub struct BlockingSlack {
     pub slack: Slack,
     /// The runtime its requests run on.
     pub handle: tokio::runtime::Handle,
+    /// No request or retry outlasts this (the invocation's deadline, less a margin).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl super::SlackOutlet for BlockingSlack {
     fn post(&self, payload: &serde_json::Value) -> Result<(), (String, bool)> {
         self.handle
-            .block_on(self.slack.post(payload))
+            .block_on(self.slack.post(payload, self.deadline))
             .map_err(|e| (e.to_string(), e.is_retryable()))
     }
 }
@@ -264,6 +304,7 @@ mod tests {
             attempts: 5,
             base: Duration::from_millis(100),
             max_wait: Duration::from_secs(2),
+            spacing: Duration::ZERO,
         };
         assert_eq!(r.wait(1, None), Some(Duration::from_millis(100)));
         assert_eq!(r.wait(3, None), Some(Duration::from_millis(400)));
