@@ -34,6 +34,7 @@ EVERYTHING = {
     "MskSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "MskRouteTableIds": ["rtb-0123456789abcdef0"],
     "CreateMskVpcEndpoints": "true",
+    "MskProvisionedPollers": "true",
     "RedshiftClusterId": "bondlake",
     "NotifyEmail": "data-team@example.com",
 }
@@ -314,6 +315,8 @@ def structure(cfn):
     check(any(r["Name"] == "prefix" and r["Value"] == "manifests/" for n in notifications for r in n["Filter"]["S3Key"]["Rules"]),
           "the processed bucket must announce manifests (and only them) to the loader's queue")
     check(res["MskLanderFunction"].get("Condition") == "HasMskCluster", "msk-lander exists only when a cluster is named")
+    # Kafka event source mappings take functions with a timeout of at most 14 minutes.
+    check(int(res["MskLanderFunction"]["Properties"]["Timeout"]) <= 840, "msk-lander: timeout at most 840 s")
     msk = {n: m for n, m in mappings.items() if "Topics" in m}
     check(sorted(json.dumps(m["Topics"]) for m in msk.values()) == sorted(
         [json.dumps([{"Ref": "MskHoldingsTopic"}]), json.dumps([{"Ref": "MskPricesTopic"}])]),
@@ -323,9 +326,14 @@ def structure(cfn):
         check(m["BatchSize"] == {"Ref": "MskBatchSize"}
               and m["MaximumBatchingWindowInSeconds"] == {"Ref": "MskBatchingWindowSeconds"},
               f"{n}: batch size and window from parameters")
-        check(m.get("MaximumRetryAttempts") == {"Ref": "MskMaximumRetryAttempts"}
-              and m.get("MaximumRecordAgeInSeconds") == {"Ref": "MskMaximumRecordAgeSeconds"},
-              f"{n}: retries and record age bounded")
+        # Retry controls are taken in provisioned mode only: set with it, or not at all (on
+        # demand, a mapping with an on-failure destination retries 10 times).
+        provisioned = "MskProvisioned"
+        check(m.get("ProvisionedPollerConfig", {}).get("Fn::If", [None])[0] == provisioned
+              and m.get("MaximumRetryAttempts", {}).get("Fn::If", [None])[0] == provisioned
+              and m.get("MaximumRecordAgeInSeconds", {}).get("Fn::If", [None])[0] == provisioned,
+              f"{n}: retry controls only together with provisioned mode")
+        check("BisectBatchOnFunctionError" not in m, f"{n}: BisectBatchOnFunctionError is for Kinesis and DynamoDB streams")
         # S3 keeps the batch's records; an SQS or SNS destination keeps only their offsets.
         check(m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
               == {"Fn::GetAtt": ["KafkaFailuresBucket", "Arn"]}, f"{n}: failed batches kept, records and all, in S3")

@@ -1,17 +1,17 @@
 //! msk-lander's core: a batch of Kafka records into the raw bucket, exactly once in effect.
 //!
-//! For each topic-partition in a batch, one gzip CSV object with the contract's header goes to the
-//! raw bucket at `kafka/<dataset>/<date>/<topic>/p<partition>/<first>-<last>.csv.gz` (offsets
-//! zero-padded to 20 digits, the date that of the first record's timestamp, UTC). The key and the
-//! bytes are a pure function of the records, so a retried batch rewrites the identical object and
-//! the csv-processor, which the raw bucket's notification calls as for any vendor file, makes the
-//! same outputs again. A record that cannot be decoded is written to
-//! `quarantine/kafka/<dataset>/<topic>/p<partition>/<first>-<last>.csv.gz` in the processed bucket
-//! with its topic, partition, offset and reason, and never blocks its partition. The Kafka
-//! topic, partition, offset, timestamp and headers of every landed record become its `_kafka_*`
-//! lineage columns, which the contracts declare. One `landed` event per topic-partition follows
-//! the objects; any storage or publish error fails the batch, which the event source mapping
-//! retries.
+//! For each topic-partition in a batch, the records past the partition's high-water mark (kept
+//! in the processed bucket at `kafka/marks/<topic>/p<partition>.json`) go to one gzip CSV object
+//! with the contract's header, at `kafka/<dataset>/<date>/<topic>/p<partition>/<first>.csv.gz` in
+//! the raw bucket (the first offset zero-padded to 20 digits, the date that of the first record's
+//! timestamp, UTC), created only if absent (`If-None-Match: *`). A retry that the mapping cuts
+//! differently finds the object for its first offset already there and lands only what follows
+//! it, so each offset is landed once. A record that cannot be decoded is written to
+//! `quarantine/kafka/<dataset>/<topic>/p<partition>/<first>.csv.gz` in the processed bucket with
+//! its topic, partition, offset and reason, and never blocks its partition. The Kafka topic,
+//! partition, offset, timestamp and headers of every landed record become its `_kafka_*` lineage
+//! columns, which the contracts declare. One `landed` event per object follows it, then the mark
+//! moves; any storage or publish error fails the batch, which the event source mapping retries.
 
 use crate::contract::{self, Contract, Shape};
 use crate::events::{EventKind, EventSink, KafkaInfo, PipelineEvent, ReasonCount};
