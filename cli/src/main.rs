@@ -149,9 +149,13 @@ struct ProcessArgs {
     /// Longest field in bytes; a longer one rejects its record as field_too_long.
     #[arg(long, default_value_t = 65_536)]
     max_field_bytes: usize,
-    /// Most decompressed bytes per file (gzip-bomb guard).
+    /// Most decompressed bytes per file (gzip-bomb guard: the absolute ceiling).
     #[arg(long, default_value_t = 64 << 30)]
     max_decompressed_bytes: u64,
+    /// Most decompressed bytes per compressed byte, past the first 64 MiB (gzip-bomb guard;
+    /// CSV compresses 5 to 30 to 1, a bomb about 1000 to 1; 0: off).
+    #[arg(long, default_value_t = 200)]
+    max_inflate_ratio: u64,
     /// Print the process's peak RSS on stderr at the end (used by `bondlake bench`).
     #[arg(long, hide = true)]
     report_rss: bool,
@@ -315,6 +319,7 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
         limits: bondlake::input::Limits {
             max_field_bytes: a.max_field_bytes,
             max_decompressed_bytes: a.max_decompressed_bytes,
+            max_inflate_ratio: a.max_inflate_ratio,
             ..defaults.limits
         },
         output: OutputOptions {

@@ -810,3 +810,46 @@ fn kafka_replay_lands_a_given_up_batch_once_from_its_failure_record() {
         text(&run.stdout)
     );
 }
+
+/// `run` reads only files inside its lake: symbolic links (to a file elsewhere, to a folder, or
+/// looping) are skipped, not read and not failed on every poll.
+#[cfg(unix)]
+#[test]
+fn run_skips_symbolic_links_in_the_raw_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    let holdings = root.join("raw/holdings/custodian_a");
+    std::fs::create_dir_all(&holdings).expect("mkdir");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let secret = outside.join("secret_20261125.csv");
+    std::fs::write(&secret, "as_of_date\n2026-11-25\n").expect("write");
+    std::os::unix::fs::symlink(&secret, holdings.join("linked_20261125.csv")).expect("link");
+    std::os::unix::fs::symlink(&outside, holdings.join("linked_folder")).expect("link");
+    std::os::unix::fs::symlink(&holdings, holdings.join("loop")).expect("link");
+    let file = holdings.join("holdings_20261125.csv.gz");
+    let generated = bondlake(
+        &[
+            "gen",
+            "--dataset",
+            "investor_holdings",
+            "--rows",
+            "100",
+            "--out",
+            file.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    for _ in 0..2 {
+        let run = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+        let out = text(&run.stdout);
+        assert!(run.status.success(), "{out}{}", text(&run.stderr));
+        assert!(!out.contains("linked") && !out.contains("loop"), "{out}");
+    }
+    let manifests: Vec<_> = std::fs::read_dir(root.join("manifests/investor_holdings"))
+        .expect("manifests")
+        .collect();
+    assert_eq!(manifests.len(), 1, "only the real file was processed");
+}

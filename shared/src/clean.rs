@@ -12,8 +12,7 @@ use crate::contract::{
 use crate::error::FileError;
 use crate::input::{Chunk, Limits, Record};
 use crate::parse::{
-    self, cusip_is_valid, isin_is_valid, parse_date, parse_decimal, parse_int64, trim,
-    unquote_padded,
+    self, cusip_is_valid, isin_is_valid, parse_decimal, parse_int64, trim, unquote_padded,
 };
 use crate::reason::Reason;
 use crate::schema::{BatchBuilder, PartKey};
@@ -161,6 +160,10 @@ pub fn escape_bytes(b: &[u8]) -> String {
     out
 }
 
+/// Unknown header names a manifest lists before it counts the rest: a header that is really
+/// megabytes of data must not make a manifest of megabytes.
+pub const UNKNOWN_COLUMNS_LISTED: usize = 50;
+
 /// Maps the header and the object key onto the contract (records shape).
 pub fn plan(
     contract: &Contract,
@@ -178,27 +181,36 @@ pub fn plan(
     }
     let mut inputs: Vec<Option<usize>> = vec![None; contract.columns.len()];
     let mut unknown_columns = Vec::new();
+    let mut unknown_more = 0usize;
+    // Only msk-lander writes the Kafka lineage columns: in a vendor's file they are unknown.
+    let landed_by_kafka = source_key.starts_with(crate::kafka::RAW_PREFIX);
     for (k, h) in header.iter().enumerate() {
         let name = h.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-        let column = contract.column_for_header(profile, name);
+        let column = contract
+            .column_for_header(profile, name)
+            .filter(|&c| landed_by_kafka || !contract.columns[c].name.starts_with("_kafka_"));
         match column {
             Some(c) => {
                 if let Some(prev) = inputs[c] {
                     return Err(FileError::DuplicateColumn {
                         column: contract.columns[c].name.clone(),
-                        first: header[prev].clone(),
-                        second: h.clone(),
+                        first: crate::error::clip(&header[prev], 64),
+                        second: crate::error::clip(h, 64),
                     });
                 }
                 inputs[c] = Some(k);
             }
             None if profile.ignore.contains(&header_key(name)) => {}
+            None if unknown_columns.len() >= UNKNOWN_COLUMNS_LISTED => unknown_more += 1,
             None => unknown_columns.push(if name.is_empty() {
                 format!("(empty header, field {})", k + 1)
             } else {
-                name.to_string()
+                crate::error::clip(name, 64)
             }),
         }
+    }
+    if unknown_more > 0 {
+        unknown_columns.push(format!("(and {unknown_more} more)"));
     }
     if header.len() < n_fields {
         // The trailing empty column stays a field of every record; it is simply not read.
@@ -365,7 +377,10 @@ fn fixed_value(
             .and_then(|d| d.resolve(t))
             .map(Fixed::Enum)
             .ok_or(Reason::InvalidEnum),
-        ColumnType::Date => parse_date(t.as_bytes(), &profile.date_formats).map(Fixed::Date),
+        ColumnType::Date => {
+            parse::parse_date_within(t.as_bytes(), &profile.date_formats, &profile.date_range)
+                .map(Fixed::Date)
+        }
         ColumnType::String => Ok(Fixed::Str(t.to_string())),
         _ => Err(Reason::InvalidNumber),
     }
@@ -725,7 +740,7 @@ impl<'c> RecordsCleaner<'c> {
                 self.check_text(col, s)?;
                 Ok(Val::Str(s))
             }
-            _ => parse_scalar(col, t, &self.profile.date_formats),
+            _ => parse_scalar(col, t, self.profile),
         }
     }
 
@@ -761,7 +776,7 @@ impl<'c> RecordsCleaner<'c> {
                 self.scratch.push_str(s);
                 Ok(Val::Scratch(start, self.scratch.len() as u32))
             }
-            _ => parse_scalar(col, t, &self.profile.date_formats).map(|v| match v {
+            _ => parse_scalar(col, t, self.profile).map(|v| match v {
                 Val::Date(d) => Val::Date(d),
                 Val::Num(n) => Val::Num(n),
                 _ => Val::Null,
@@ -770,19 +785,25 @@ impl<'c> RecordsCleaner<'c> {
     }
 
     fn check_text(&self, col: &Column, s: &str) -> Result<(), Reason> {
-        // The warehouse's VARCHAR is sized from max_length: a longer value is quarantined here
-        // rather than failing the whole load later.
+        // A CUSIP or ISIN of the wrong length is `check_digit` (the specification's table), so
+        // the check comes before the length bound.
+        match col.check {
+            Some(Check::Cusip) if !cusip_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
+            Some(Check::Isin) if !isin_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
+            _ => {}
+        }
+        // The warehouse's VARCHAR is sized from max_length, a bound of the column: a longer
+        // value is quarantined here (`out_of_range`) rather than failing the whole load later.
+        // `field_too_long` is the field-size limit's alone.
+        // An enum is stored as its canonical value, so its (longer) aliases are not bounded.
         if let Some(n) = col.max_length
+            && col.ty != ColumnType::Enum
             && s.len() > n
             && s.chars().count() > n
         {
-            return Err(Reason::FieldTooLong);
+            return Err(Reason::OutOfRange);
         }
-        match col.check {
-            Some(Check::Cusip) if !cusip_is_valid(s.as_bytes()) => Err(Reason::CheckDigit),
-            Some(Check::Isin) if !isin_is_valid(s.as_bytes()) => Err(Reason::CheckDigit),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Appends a clean row to its partition's builder.
@@ -978,13 +999,11 @@ fn resolve_enum<'r>(col: &Column, s: &str) -> Result<Val<'r>, Reason> {
 
 /// Parses a date or number cell (already trimmed and not null) and checks its bounds.
 #[inline]
-pub fn parse_scalar<'r>(
-    col: &Column,
-    t: &[u8],
-    formats: &[parse::DateFormat],
-) -> Result<Val<'r>, Reason> {
+pub fn parse_scalar<'r>(col: &Column, t: &[u8], profile: &Profile) -> Result<Val<'r>, Reason> {
     match col.ty {
-        ColumnType::Date => parse_date(t, formats).map(Val::Date),
+        ColumnType::Date => {
+            parse::parse_date_within(t, &profile.date_formats, &profile.date_range).map(Val::Date)
+        }
         ColumnType::Decimal { precision, scale } => {
             let v = parse_decimal(t, precision, scale)?;
             if col.bounds.contains(v) {

@@ -47,6 +47,9 @@ struct RawContract {
     reject_threshold: f64,
     null_tokens: Vec<String>,
     date_formats: Vec<String>,
+    /// The earliest and latest date any date column accepts (`YYYY-MM-DD`).
+    #[serde(default = "default_date_range")]
+    date_range: [String; 2],
     default_profile: String,
     profiles: BTreeMap<String, RawProfile>,
     columns: Vec<RawColumn>,
@@ -61,6 +64,12 @@ struct RawContract {
 
 fn default_threshold() -> f64 {
     0.10
+}
+
+/// Dates a vendor file can mean: year 0 and year 9999 are typing errors, and some readers
+/// (pyarrow's `to_pylist()`) fail on years before 1.
+fn default_date_range() -> [String; 2] {
+    ["1900-01-01".into(), "2199-12-31".into()]
 }
 
 /// How vendor files are laid out.
@@ -553,6 +562,8 @@ pub struct Profile {
     pub from_file_name: Vec<FileNameDate>,
     /// The date formats in force for this profile.
     pub date_formats: Vec<DateFormat>,
+    /// The days (since 1970-01-01) a date may fall on: the contract's `date_range`.
+    pub date_range: std::ops::RangeInclusive<i32>,
     /// Per column (by index): a code to cut to its first `to` characters when it has exactly
     /// `from` (J-Quants' 5-character code is the 4-character local code and a check character).
     pub shorten: Vec<Option<Shorten>>,
@@ -848,6 +859,15 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
     let derived = compile_derived(&raw.derived, &columns)?;
 
     let date_formats = compile_formats(&raw.date_formats, "date_formats")?;
+    let day = |text: &str| {
+        let iso = [DateFormat::new("YYYY-MM-DD").map_err(|e| e.to_string())?];
+        crate::parse::parse_date(text.as_bytes(), &iso)
+            .map_err(|_| format!("date_range: `{text}` is not a YYYY-MM-DD date"))
+    };
+    let date_range = day(&raw.date_range[0])?..=day(&raw.date_range[1])?;
+    if date_range.is_empty() {
+        return Err("date_range: the first date is after the second".into());
+    }
     let mut profiles = BTreeMap::new();
     for (name, rp) in &raw.profiles {
         let at = format!("profile `{name}`");
@@ -923,6 +943,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
                 constants,
                 from_file_name,
                 date_formats,
+                date_range: date_range.clone(),
                 shorten,
             },
         );

@@ -90,6 +90,16 @@ pub enum FileError {
     Stopped(String),
 }
 
+/// `text` for a message: control characters and quotes escaped, cut to `max` characters with an
+/// ellipsis, so input text can never flood or garble a log line, a manifest or a Slack post.
+pub fn clip(text: &str, max: usize) -> String {
+    let escaped: String = text.chars().flat_map(char::escape_debug).collect();
+    match escaped.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &escaped[..cut]),
+        None => escaped,
+    }
+}
+
 /// Names a header for an error message by its column count and first names, each escaped and cut
 /// short, so a header that is really a data row (or megabytes of NULs) never floods a message.
 pub fn describe_header(names: &[String]) -> String {
@@ -98,13 +108,7 @@ pub fn describe_header(names: &[String]) -> String {
     let shown: Vec<String> = names
         .iter()
         .take(SHOWN)
-        .map(|n| {
-            let escaped: String = n.chars().flat_map(char::escape_debug).collect();
-            match escaped.char_indices().nth(NAME_CHARS) {
-                Some((cut, _)) => format!("{}…", &escaped[..cut]),
-                None => escaped,
-            }
-        })
+        .map(|n| clip(n, NAME_CHARS))
         .collect();
     let more = if names.len() > SHOWN { ", …" } else { "" };
     format!(

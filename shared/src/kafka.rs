@@ -506,7 +506,7 @@ impl Lander {
         let span = format!("p{partition}/{first:020}.csv.gz");
         let date = group[0].timestamp_ms.div_euclid(86_400_000);
         let key = format!(
-            "kafka/{dataset}/{}/{safe_topic}/{span}",
+            "{RAW_PREFIX}{dataset}/{}/{safe_topic}/{span}",
             crate::parse::format_date(date as i32)
         );
         let quarantine_key = format!("quarantine/kafka/{dataset}/{safe_topic}/{span}");
@@ -637,6 +637,9 @@ const QUARANTINE_HEADER: [&str; 7] = [
     "detail",
     "value_base64",
 ];
+
+/// Where the lander writes in the raw bucket: only files under it may carry the lineage columns.
+pub const RAW_PREFIX: &str = "kafka/";
 
 /// Where the lander keeps each topic-partition's high-water mark (the last offset landed), in
 /// the processed bucket: `kafka/marks/<topic>/p<partition>.json`.

@@ -111,6 +111,11 @@ impl OutputNames {
         )
     }
 
+    /// `<stem>-<hash>`: what every key this input's run writes is named after.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `processed/<dataset>/`: every part of the dataset is under it.
     pub fn dataset_prefix(&self) -> String {
         format!("processed/{}/", self.dataset)
@@ -140,6 +145,32 @@ impl OutputNames {
     /// `manifests/<dataset>/<base>.json`
     pub fn manifest_key(&self) -> String {
         format!("manifests/{}/{}.json", self.dataset, self.base)
+    }
+
+    /// Whether `key` is one this input's run writes: one of its parts, or its quarantine. A
+    /// rerun deletes only such keys, whatever an earlier manifest lists.
+    pub fn owns(&self, key: &str) -> bool {
+        if key == self.quarantine_key() {
+            return true;
+        }
+        let Some(rest) = key.strip_prefix(&format!("processed/{}/", self.dataset)) else {
+            return false;
+        };
+        let mut segments = rest.split('/');
+        let (Some(folder), Some(file), None) = (segments.next(), segments.next(), segments.next())
+        else {
+            return false;
+        };
+        let Some(value) = folder.strip_prefix(&format!("{}=", self.partition_column)) else {
+            return false;
+        };
+        let part = file
+            .strip_prefix(&format!("{}-", self.base))
+            .and_then(|f| f.strip_suffix(".parquet"));
+        !value.is_empty()
+            && value != "."
+            && value != ".."
+            && part.is_some_and(|p| p.len() == 4 && p.bytes().all(|b| b.is_ascii_digit()))
     }
 }
 

@@ -473,6 +473,22 @@ pub fn parse_date(s: &[u8], formats: &[DateFormat]) -> Result<i32, Reason> {
         .ok_or(Reason::InvalidDate)
 }
 
+/// [`parse_date`], then `range` (days since 1970-01-01): a date outside it is `invalid_date`.
+#[inline]
+pub fn parse_date_within(
+    s: &[u8],
+    formats: &[DateFormat],
+    range: &std::ops::RangeInclusive<i32>,
+) -> Result<i32, Reason> {
+    parse_date(s, formats).and_then(|d| {
+        if range.contains(&d) {
+            Ok(d)
+        } else {
+            Err(Reason::InvalidDate)
+        }
+    })
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date, or `None` when there is no such day.
 pub fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i32> {
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {

@@ -214,7 +214,7 @@ pub fn process(
         error,
     };
     let manifest_key = names.manifest_key();
-    remove_stale_outputs(store, &manifest_key, &manifest)?;
+    remove_stale_outputs(store, &names, &manifest_key, &manifest)?;
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;
     let mut w = store.create(&manifest_key)?;
     w.write_all(&json)?;
@@ -227,12 +227,35 @@ pub fn process(
 
 /// A rerun may write fewer parts than the run before it (another part size), or none (it failed):
 /// whatever the previous manifest of the same input lists and this run did not write again is
-/// deleted, so a partition folder never holds parts that no manifest accounts for.
+/// deleted, so a partition folder never holds parts that no manifest accounts for. Only keys this
+/// input's run would write are deleted: a manifest listing anything else (edited, or damaged) is
+/// reported and that key left alone.
 fn remove_stale_outputs(
     store: &dyn ObjectStore,
+    names: &OutputNames,
     manifest_key: &str,
     manifest: &Manifest,
 ) -> Result<(), Error> {
+    let written: std::collections::HashSet<&str> = manifest
+        .outputs
+        .iter()
+        .map(|o| o.key.as_str())
+        .chain(manifest.quarantine.iter().map(|q| q.key.as_str()))
+        .collect();
+    // A run killed before its manifest left parts that no manifest lists: in the partition
+    // folders this run wrote, this input's parts beyond the ones just written are its.
+    let folders: std::collections::BTreeSet<&str> = manifest
+        .outputs
+        .iter()
+        .filter_map(|o| o.key.rsplit_once('/').map(|(folder, _)| folder))
+        .collect();
+    for folder in folders {
+        for key in store.list(&format!("{folder}/{}-", names.base()))? {
+            if !written.contains(key.as_str()) && names.owns(&key) {
+                store.delete(&key)?;
+            }
+        }
+    }
     let previous: Manifest = match store.open(manifest_key) {
         Ok(mut r) => {
             let mut bytes = Vec::new();
@@ -248,20 +271,23 @@ fn remove_stale_outputs(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let written: std::collections::HashSet<&str> = manifest
-        .outputs
-        .iter()
-        .map(|o| o.key.as_str())
-        .chain(manifest.quarantine.iter().map(|q| q.key.as_str()))
-        .collect();
     let old = previous
         .outputs
         .iter()
         .map(|o| &o.key)
         .chain(previous.quarantine.iter().map(|q| &q.key));
     for key in old {
-        if !written.contains(key.as_str()) {
+        if written.contains(key.as_str()) {
+            continue;
+        }
+        if names.owns(key) {
             store.delete(key)?;
+        } else {
+            tracing::warn!(
+                manifest = %manifest_key,
+                key = %crate::error::clip(key, 200),
+                "the previous manifest lists a key this input never writes; left alone"
+            );
         }
     }
     Ok(())

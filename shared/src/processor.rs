@@ -142,6 +142,7 @@ impl Settings {
             number("MAX_FIELD_BYTES", o.limits.max_field_bytes as u64)? as usize;
         o.limits.max_decompressed_bytes =
             number("MAX_DECOMPRESSED_MB", o.limits.max_decompressed_bytes >> 20)? << 20;
+        o.limits.max_inflate_ratio = number("MAX_INFLATE_RATIO", o.limits.max_inflate_ratio)?;
         Ok(s)
     }
 }

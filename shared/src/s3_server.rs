@@ -122,6 +122,18 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithFault
     type Future = ServiceFuture;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        // Keys are files under the root here: a `..` segment would write into another bucket's
+        // folder (S3 itself takes such keys literally; a folder cannot).
+        if escapes_its_bucket(req.uri().path()) {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code><Message>object keys with . or .. segments are refused by this server</Message></Error>";
+            return Box::pin(async move {
+                http::Response::builder()
+                    .status(400)
+                    .header("content-type", "application/xml")
+                    .body(s3s::Body::from(xml.to_string()))
+                    .map_err(|e| s3s::HttpError::new(Box::new(e)))
+            });
+        }
         if self
             .faults
             .check(req.method(), req.uri().query().unwrap_or(""))
@@ -151,6 +163,18 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for WithFault
         }
         hyper::service::Service::call(&self.inner, req)
     }
+}
+
+/// Whether a request path (percent-encoded, path-style `/bucket/key`) names a key with a `.` or
+/// `..` segment, or a backslash, which a folder-backed bucket cannot hold safely.
+fn escapes_its_bucket(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    decoded.contains('\\')
+        || decoded
+            .trim_start_matches('/')
+            .split('/')
+            .skip(1)
+            .any(|segment| segment == ".." || segment == ".")
 }
 
 /// Serves HTTP/1 and HTTP/2 connections to `service` on `addr` (`127.0.0.1:0` picks a free

@@ -167,9 +167,9 @@ impl ObjectWriter for LocalWriter {
             .take()
             .ok_or_else(|| io::Error::other("writer closed"))?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
-        let size = file.metadata()?.len();
+        let size = file.metadata().map_err(|e| at(&self.tmp, e))?.len();
         drop(file);
-        fs::rename(&self.tmp, &self.dest)?;
+        fs::rename(&self.tmp, &self.dest).map_err(|e| at(&self.dest, e))?;
         Ok(size)
     }
 }
@@ -183,19 +183,88 @@ impl Drop for LocalWriter {
     }
 }
 
+/// `e` with the path it is about: "No space left on device" alone names nothing to fix.
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Outputs hold investors' names and accounts (the quarantine keeps raw records): created
+/// readable by their owner only, whatever the umask.
+fn owner_only() -> fs::OpenOptions {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
+}
+
+/// Removes the temporaries that writers of `dest` in processes no longer running left behind
+/// (killed before they committed or aborted): `.<name>.<pid>-<n>.tmp`.
+fn remove_orphaned_temporaries(dest: &Path, name: &str) {
+    let (Some(dir), prefix) = (dest.parent(), format!(".{name}.")) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_is_running(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Says once per process and path that a symbolic link is skipped.
+fn warn_once_about_link(path: &Path) {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
+        std::sync::Mutex::new(None);
+    if let Ok(mut seen) = SEEN.lock()
+        && seen
+            .get_or_insert_with(Default::default)
+            .insert(path.to_path_buf())
+    {
+        tracing::warn!(path = %path.display(), "a symbolic link in a local bucket is skipped");
+    }
+}
+
+/// Whether a process `pid` exists. Where that cannot be told, it is assumed to run, so that no
+/// live writer's file is ever removed.
+fn process_is_running(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
 impl ObjectStore for LocalStore {
     fn create(&self, key: &str) -> io::Result<Box<dyn ObjectWriter>> {
         let dest = self.path(key)?;
         if let Some(dir) = dest.parent() {
-            fs::create_dir_all(dir)?;
+            fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
         }
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = dest
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("object");
+        remove_orphaned_temporaries(&dest, name);
         let tmp = dest.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
-        let file = fs::File::create(&tmp)?;
+        let file = owner_only().open(&tmp).map_err(|e| at(&tmp, e))?;
         Ok(Box::new(LocalWriter {
             file: Some(io::BufWriter::with_capacity(1 << 20, file)),
             tmp,
@@ -225,7 +294,17 @@ impl ObjectStore for LocalStore {
     }
 
     fn get(&self, key: &str, etag: Option<&str>) -> io::Result<Object> {
-        let file = fs::File::open(self.path(key)?)?;
+        let path = self.path(key)?;
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: a symbolic link, not read (it may lead out of the lake)",
+                    path.display()
+                ),
+            ));
+        }
+        let file = fs::File::open(&path).map_err(|e| at(&path, e))?;
         let meta = file.metadata()?;
         let actual = file_etag(&meta);
         if let Some(expected) = etag.filter(|e| *e != actual) {
@@ -242,9 +321,10 @@ impl ObjectStore for LocalStore {
     }
 
     fn delete(&self, key: &str) -> io::Result<()> {
-        match fs::remove_file(self.path(key)?) {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
+            other => other.map_err(|e| at(&path, e)),
         }
     }
 
@@ -267,7 +347,13 @@ impl ObjectStore for LocalStore {
             for entry in entries {
                 let entry = entry?;
                 let path = entry.path();
-                if entry.file_type()?.is_dir() {
+                let kind = entry.file_type().map_err(|e| at(&path, e))?;
+                if kind.is_symlink() {
+                    // A link may lead out of the lake (or loop): a bucket has no links.
+                    warn_once_about_link(&path);
+                    continue;
+                }
+                if kind.is_dir() {
                     stack.push(path);
                 } else if let Ok(rel) = path.strip_prefix(&self.root) {
                     let key = rel.to_string_lossy().replace('\\', "/");

@@ -12,11 +12,11 @@ use crate::clean::{
 use crate::contract::{ColumnType, Contract, DerivedKind, Profile, Source};
 use crate::error::{Error, FileError};
 use crate::input::{Chunk, Limits};
-use crate::parse::{parse_date, parse_decimal, trim, unquote_padded, weekday};
+use crate::parse::{parse_date_within, parse_decimal, trim, unquote_padded, weekday};
 use crate::reason::Reason;
 use crate::schema::{BatchBuilder, PartKey, output_schema};
 use arrow_array::RecordBatch;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Monday = 0 ... Sunday = 6, for a weekday's English name.
 pub fn weekday_number(name: &str) -> Option<u32> {
@@ -106,17 +106,38 @@ impl<'c> WideCleaner<'c> {
         if profile.trailing_empty_column && header.last().is_some_and(|h| h.trim().is_empty()) {
             header.pop();
         }
-        let mut date_field = None;
-        let mut source_field = None;
+        let mut date_field: Option<usize> = None;
+        let mut source_field: Option<usize> = None;
         let mut series_fields = Vec::new();
-        let mut series_names = Vec::new();
+        let mut series_names: Vec<String> = Vec::new();
+        // A series named twice (`US10Y` and ` us10y `) would give duplicate keys: the file
+        // fails, as a file naming any other column twice does.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let twice = |column: &str, first: usize, second: usize| FileError::DuplicateColumn {
+            column: crate::error::clip(column, 64),
+            first: crate::error::clip(&header[first], 64),
+            second: crate::error::clip(&header[second], 64),
+        };
         for (k, h) in header.iter().enumerate() {
             let name = h.trim();
             match contract.column_for_header(profile, name) {
-                Some(c) if c == idx.date && date_field.is_none() => date_field = Some(k),
-                Some(c) if c == idx.source && source_field.is_none() => source_field = Some(k),
+                Some(c) if c == idx.date || c == idx.source => {
+                    let slot = if c == idx.date {
+                        &mut date_field
+                    } else {
+                        &mut source_field
+                    };
+                    if let Some(first) = *slot {
+                        return Err(twice(&contract.columns[c].name, first, k));
+                    }
+                    *slot = Some(k);
+                }
                 _ if name.is_empty() => {}
                 _ => {
+                    if let Some(&first) = seen.get(&name.to_ascii_uppercase()) {
+                        return Err(twice(name, first, k));
+                    }
+                    seen.insert(name.to_ascii_uppercase(), k);
                     series_fields.push((k, series_names.len()));
                     series_names.push(name.to_string());
                 }
@@ -143,8 +164,8 @@ impl<'c> WideCleaner<'c> {
                     column: contract.columns[c].name.clone(),
                     header: format!(
                         "{} (and the object key `{}` gives none)",
-                        header.join(", "),
-                        ctx.source_key
+                        crate::error::describe_header(&header),
+                        crate::error::clip(&ctx.source_key, 200)
                     ),
                 });
             }
@@ -234,7 +255,7 @@ impl<'c> WideCleaner<'c> {
         let date_col = self.contract.columns[self.idx.date].name.clone();
         let date = match self.cell(rec.field(self.date_field)) {
             None => return Err((Reason::Required, Some(self.date_field), date_col)),
-            Some(t) => parse_date(&t, &self.profile.date_formats)
+            Some(t) => parse_date_within(&t, &self.profile.date_formats, &self.profile.date_range)
                 .map_err(|r| (r, Some(self.date_field), date_col))?,
         };
         let source = self.source_of(rec)?;

@@ -183,6 +183,32 @@ fn a_column_named_twice_is_refused() {
     );
 }
 
+/// A weekly file naming a series twice (exactly, or with other spacing or case) fails as any other
+/// dataset's file naming a column twice does: its keys would collide in the long output.
+#[test]
+fn a_weekly_series_named_twice_is_refused() {
+    for (header, second) in [
+        ("Date,US10Y,HY_OAS,US10Y", "US10Y"),
+        ("Date,US10Y,HY_OAS, us10y ", " us10y "),
+        ("Date,US10Y,Date", "Date"),
+    ] {
+        let text = format!("{header}\n2026-11-20,4.1,3.0,4.2\n");
+        let r = run(
+            "weekly_series",
+            None,
+            "weekly/QUANDL/FRED-DGS10/2026-11-27.csv",
+            text.as_bytes(),
+        );
+        assert_eq!(r.manifest.status, Status::Failed, "{header}");
+        let error = r.manifest.error.expect("says why");
+        assert!(
+            error.contains("twice") && error.contains(&format!("`{second}`")),
+            "{header}: {error}"
+        );
+        assert!(r.manifest.outputs.is_empty());
+    }
+}
+
 #[test]
 fn invalid_utf8_record_is_quarantined_as_encoding_and_the_file_goes_on() {
     let mut bytes = holdings_file(&[HOLDINGS_ROW.to_string()]);
@@ -262,6 +288,32 @@ fn a_gzip_bomb_stops_at_the_limit() {
         r.manifest.error.as_deref(),
         Some("s3://test/holdings/v/h.csv.gz: decompressed size exceeds the limit of 100000 bytes")
     );
+}
+
+/// A real bomb under the default limits: a header, then 16 gzip members of 8 MiB of line ends
+/// each (about 1000:1; blank lines are not records, so without the guard the file ends "ok, 0
+/// rows" after all of it) fail by the inflate ratio once 64 MiB are out, not after the whole
+/// 128 MiB, and for a bomb of gigabytes not after minutes of CPU.
+#[test]
+fn a_gzip_bomb_fails_by_its_ratio_under_the_default_limits() {
+    let block = "\n".repeat(8 << 20);
+    let mut bytes = gzip(format!("{HOLDINGS_HEADER}\n").as_bytes());
+    let member = gzip(block.as_bytes());
+    assert!(block.len() / member.len() > 500, "a bomb's ratio");
+    for _ in 0..16 {
+        bytes.extend_from_slice(&member);
+    }
+    let started = std::time::Instant::now();
+    let r = run("investor_holdings", None, KEY, &bytes);
+    eprintln!(
+        "a {} KiB bomb failed after {:?}",
+        bytes.len() >> 10,
+        started.elapsed()
+    );
+    assert_eq!(r.manifest.status, Status::Failed);
+    let error = r.manifest.error.expect("says why");
+    assert!(error.contains("a gzip bomb"), "{error}");
+    assert!(error.contains("over the limit of 200:1"), "{error}");
 }
 
 #[test]

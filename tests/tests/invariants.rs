@@ -514,6 +514,83 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
     assert!(store.list("quarantine/").expect("list").is_empty());
 }
 
+/// A rerun deletes only what this input's run writes: a previous manifest edited (or damaged) to
+/// list a raw file, the warehouse, another input's part or a path out of the lake deletes none.
+#[test]
+fn a_rerun_deletes_only_its_own_outputs_whatever_the_previous_manifest_lists() {
+    use bondlake::store::ObjectStore;
+    let (text, _) = generated("investor_holdings", "standard", 2_000, 7, 0.02);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let store = bondlake::store::LocalStore::new(&lake);
+    let c = bondlake_tests::contract("investor_holdings");
+    let source = |key: &str| bondlake::manifest::SourceRef {
+        bucket: "raw".into(),
+        key: key.into(),
+        etag: "e1".into(),
+        bytes: 0,
+        ..Default::default()
+    };
+    let run = |key: &str| {
+        bondlake::process(
+            &c,
+            None,
+            source(key),
+            std::io::Cursor::new(text.clone()),
+            &store,
+            &options(),
+        )
+        .expect("run")
+    };
+    let other = run("holdings/v/other.csv");
+    let mine = run("holdings/v/h.csv");
+    let precious = [
+        "raw/precious.csv",
+        "warehouse.duckdb",
+        other.manifest.outputs[0].key.as_str(),
+        other
+            .manifest
+            .quarantine
+            .as_ref()
+            .expect("quarantine")
+            .key
+            .as_str(),
+    ];
+    for key in &precious[..2] {
+        store
+            .put_if(key, b"keep me", bondlake::store::Precondition::Absent)
+            .expect("put");
+    }
+    std::fs::write(dir.path().join("outside.txt"), "keep me").expect("outside");
+    let mut edited = mine.manifest.clone();
+    let escapes = [
+        "processed/investor_holdings/as_of_date=2026-11-25/../../../raw/precious.csv",
+        "../outside.txt",
+    ];
+    for key in precious.iter().chain(escapes.iter()) {
+        edited.outputs.push(bondlake::manifest::OutputFile {
+            key: key.to_string(),
+            rows: 1,
+            bytes: 1,
+            partition: Default::default(),
+        });
+    }
+    std::fs::write(
+        lake.join(&mine.manifest_key),
+        serde_json::to_vec(&edited).expect("json"),
+    )
+    .expect("edit the manifest");
+    let again = run("holdings/v/h.csv");
+    assert_eq!(again.manifest.outputs, mine.manifest.outputs);
+    for key in precious {
+        assert!(store.exists(key).expect("exists"), "{key} was deleted");
+    }
+    assert!(
+        dir.path().join("outside.txt").exists(),
+        "a file outside the lake was deleted"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -594,4 +671,137 @@ fn parquet_statistics_on_keys_partition_and_numbers_not_on_free_text() {
     for without in ["investor_name", "issuer", "sector", "_source_key"] {
         assert!(!has_stats(without), "{without} has none");
     }
+}
+
+/// A run killed before its manifest leaves committed parts no manifest lists, and the hidden
+/// temporaries of the parts it was writing: the rerun of the same input removes both.
+#[test]
+fn a_rerun_clears_what_a_killed_run_of_the_same_input_left() {
+    use bondlake::store::ObjectStore;
+    let (text, _) = generated("investor_holdings", "standard", 20_000, 9, 0.02);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = bondlake::store::LocalStore::new(dir.path());
+    let c = bondlake_tests::contract("investor_holdings");
+    let source = bondlake::manifest::SourceRef {
+        bucket: "raw".into(),
+        key: "holdings/v/h.csv".into(),
+        etag: "e1".into(),
+        bytes: 0,
+        ..Default::default()
+    };
+    let mut small = options();
+    small.output.part_bytes = 64 << 10;
+    small.output.row_group_rows = 1024;
+    let killed = bondlake::process(
+        &c,
+        None,
+        source.clone(),
+        std::io::Cursor::new(text.clone()),
+        &store,
+        &small,
+    )
+    .expect("run");
+    assert!(killed.manifest.outputs.len() > 2);
+    // As if killed before the manifest, while writing one more part (pid 1 is init, alive: its
+    // temporary stays; a pid that cannot exist is a dead writer's).
+    std::fs::remove_file(dir.path().join(&killed.manifest_key)).expect("no manifest");
+    let folder = dir
+        .path()
+        .join(&killed.manifest.outputs[0].key)
+        .parent()
+        .expect("folder")
+        .to_path_buf();
+    let part_name = |n: u32| {
+        let key = &killed.manifest.outputs[0].key;
+        let file = key.rsplit('/').next().expect("file");
+        format!(
+            "{}{n:04}.parquet",
+            &file[..file.len() - "0000.parquet".len()]
+        )
+    };
+    let dead = folder.join(format!(".{}.4194305-0.tmp", part_name(0)));
+    let alive = folder.join(format!(".{}.1-0.tmp", part_name(0)));
+    std::fs::write(&dead, "half a part").expect("tmp");
+    std::fs::write(&alive, "a live writer's").expect("tmp");
+    let rerun = bondlake::process(
+        &c,
+        None,
+        source,
+        std::io::Cursor::new(text),
+        &store,
+        &options(),
+    )
+    .expect("rerun");
+    assert_eq!(rerun.manifest.outputs.len(), 1);
+    assert_eq!(
+        store.list("processed/").expect("list"),
+        [rerun.manifest.outputs[0].key.clone()],
+        "only the parts the manifest lists"
+    );
+    assert!(!dead.exists(), "a dead writer's temporary is removed");
+    assert!(alive.exists(), "a live writer's temporary stays");
+}
+
+/// Outputs are readable by their owner only (the quarantine holds investors' raw records), and
+/// a folder that cannot be written is named in the error.
+#[cfg(unix)]
+#[test]
+fn outputs_are_owner_only_and_an_unwritable_folder_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let (text, _) = generated("investor_holdings", "standard", 500, 10, 0.05);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = bondlake::store::LocalStore::new(dir.path());
+    let c = bondlake_tests::contract("investor_holdings");
+    let source = bondlake::manifest::SourceRef {
+        bucket: "raw".into(),
+        key: "holdings/v/h.csv".into(),
+        etag: "e1".into(),
+        bytes: 0,
+        ..Default::default()
+    };
+    let out = bondlake::process(
+        &c,
+        None,
+        source.clone(),
+        std::io::Cursor::new(text.clone()),
+        &store,
+        &options(),
+    )
+    .expect("run");
+    let quarantine = out
+        .manifest
+        .quarantine
+        .as_ref()
+        .expect("rejects")
+        .key
+        .clone();
+    for key in [
+        quarantine.as_str(),
+        out.manifest.outputs[0].key.as_str(),
+        out.manifest_key.as_str(),
+    ] {
+        let mode = std::fs::metadata(dir.path().join(key))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{key} is {mode:o}");
+    }
+    // A file where the quarantine folder should be (the kind of fault a full or read-only disk
+    // gives, and one that root cannot override).
+    let blocked = tempfile::tempdir().expect("tempdir");
+    std::fs::write(blocked.path().join("quarantine"), "a file").expect("block");
+    let err = bondlake::process(
+        &c,
+        None,
+        source,
+        std::io::Cursor::new(text),
+        &bondlake::store::LocalStore::new(blocked.path()),
+        &options(),
+    )
+    .expect_err("cannot write");
+    let message = err.to_string();
+    assert!(
+        message.contains(&blocked.path().join("quarantine").display().to_string()),
+        "{message}"
+    );
 }

@@ -101,6 +101,31 @@ fn dates_in_every_format_and_no_such_day() {
     }
 }
 
+/// Dates outside the contract's `date_range` (1900-01-01..2199-12-31 by default) are typing
+/// errors, not dates: year 0000 would also break readers such as pyarrow's `to_pylist()`.
+#[test]
+fn dates_outside_the_contracts_range_are_invalid() {
+    for v in [
+        "0000-01-01",
+        "00000101",
+        "1899-12-31",
+        "2200-01-01",
+        "9999-12-31",
+    ] {
+        rejected("maturity_date", v, "invalid_date");
+    }
+    repaired("maturity_date", "2199-12-31", "2199-12-31");
+    repaired("as_of_date", "1900-01-01", "1900-01-01");
+    // The range is a contract setting, checked at load.
+    let text = include_str!("../../contracts/investor_holdings.toml").replacen(
+        "date_formats",
+        "date_range = [\"2000-01-01\", \"1999-12-31\"]\ndate_formats",
+        1,
+    );
+    let err = bondlake::Contract::from_toml("h.toml", &text).expect_err("an empty range");
+    assert!(err.to_string().contains("date_range"), "{err}");
+}
+
 #[test]
 fn numbers_repaired_and_rejected() {
     repaired("par_value", "1,000,000.00", "1000000.00");
@@ -191,6 +216,45 @@ fn check_digits() {
     rejected("isin", "US0378331006", "check_digit");
     rejected("isin", "US037833100", "check_digit");
     repaired("security_id", " 037833100 ", "037833100");
+    // The wrong length is `check_digit` too (the specification's table), also when it is
+    // longer than the column's max_length.
+    rejected("security_id", "0378331005", "check_digit");
+    rejected("isin", "US03783310050", "check_digit");
+    rejected("isin", "US0378331005US0378331005", "check_digit");
+}
+
+/// Every reason code the specification lists, for every kind of column it applies to: each case
+/// is the one value that breaks the rule, in a record that is otherwise the reference record.
+#[test]
+fn each_reason_code_for_each_column_kind() {
+    let cases: &[(&str, &str, &str)] = &[
+        // required, for a string, an enum, a date, a decimal, an integer and a checked code
+        ("investor_name", "", "required"),
+        ("investor_type", "NULL", "required"),
+        ("as_of_date", "", "required"),
+        ("par_value", "N/A", "required"),
+        ("quantity", "", "required"),
+        ("security_id", "", "required"),
+        // invalid_date
+        ("maturity_date", "2026-02-30", "invalid_date"),
+        // invalid_number
+        ("par_value", "1,000,000.00.5", "invalid_number"),
+        ("quantity", "ten", "invalid_number"),
+        // precision
+        ("coupon_rate", "3.123456789", "precision"),
+        // out_of_range: a decimal's bounds, and a string's max_length (a bound of the column)
+        ("coupon_rate", "-1", "out_of_range"),
+        ("issuer", &"x".repeat(257), "out_of_range"),
+        // invalid_enum, whatever the value's length (aliases may be longer than the values)
+        ("bond_type", "equity", "invalid_enum"),
+        ("currency", "USDX", "invalid_enum"),
+        // check_digit: CUSIP and ISIN, digit and length
+        ("security_id", "037833101", "check_digit"),
+        ("isin", "US0378331005X", "check_digit"),
+    ];
+    for (column, value, reason) in cases {
+        rejected(column, value, reason);
+    }
 }
 
 #[test]

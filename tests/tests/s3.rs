@@ -475,3 +475,40 @@ fn the_notifiers_sent_log_works_under_its_grants() {
         bondlake::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
     assert!(reopened.contains("3f2a9c").expect("read"));
 }
+
+/// The server keeps buckets as folders: a key with a `..` segment is refused, never written
+/// into another bucket's folder (nor outside the root).
+#[test]
+fn a_key_that_climbs_out_of_its_bucket_is_refused() {
+    let lake = lake();
+    let client = lake.server.client();
+    for key in [
+        "a/../../processed/planted.txt",
+        "../outside.txt",
+        "holdings/./x.csv",
+    ] {
+        let put = lake.runtime.block_on(
+            client
+                .put_object()
+                .bucket(RAW)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+                .send(),
+        );
+        assert!(put.is_err(), "{key} was accepted");
+    }
+    assert!(
+        !lake.server.root().join("processed/planted.txt").exists()
+            && !lake.server.root().join("outside.txt").exists()
+            && !lake
+                .server
+                .root()
+                .parent()
+                .expect("parent")
+                .join("outside.txt")
+                .exists(),
+        "nothing written outside the bucket"
+    );
+    // An ordinary key still works.
+    lake.put_holdings(HOLDINGS_KEY, 10);
+}

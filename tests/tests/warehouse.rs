@@ -521,6 +521,88 @@ fn reconciliation_catches_a_tampered_part<W: Fresh>(name: &str) {
     assert!(event.error.as_deref().unwrap_or("").contains(&want));
 }
 
+/// A manifest the loader cannot trust is refused, naming why, and nothing is loaded or recorded:
+/// one whose counts do not conserve, one of an unknown layout version, one whose parts lie
+/// outside the dataset's prefix (the key reaches the backend's file reader).
+fn an_untrusted_manifest_is_refused_and_nothing_is_recorded<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    let (key, good) = process(
+        &store,
+        &holdings(),
+        "holdings/a/h_20261125.csv",
+        500,
+        8,
+        None,
+    );
+    std::fs::write(dir.path().join("secret.txt"), "not yours").expect("write");
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    let cases: Vec<(&str, Manifest)> = vec![
+        (
+            "do not conserve",
+            Manifest {
+                rows_ok: good.rows_ok + 1,
+                ..good.clone()
+            },
+        ),
+        (
+            "manifest version 9",
+            Manifest {
+                manifest_version: 9,
+                ..good.clone()
+            },
+        ),
+        (
+            "is not the sum of the parts",
+            Manifest {
+                rows_written: good.rows_written + 5,
+                ..good.clone()
+            },
+        ),
+        ("is not under processed/investor_holdings/", {
+            let mut m = good.clone();
+            m.outputs[0].key = "processed/investor_holdings/../../secret.txt".into();
+            m
+        }),
+        ("is not under processed/investor_holdings/", {
+            let mut m = good.clone();
+            m.outputs[0].key = "/etc/passwd".into();
+            m
+        }),
+        ("is not under processed/investor_holdings/", {
+            let mut m = good.clone();
+            m.outputs[0].key = "processed/investor_holdings/*/*.parquet".into();
+            m
+        }),
+        (
+            "a manifest of dataset `market_daily`",
+            Manifest {
+                dataset: "market_daily".into(),
+                ..good.clone()
+            },
+        ),
+    ];
+    for (why, m) in cases {
+        let err = loader.load(&key, &m, &store).expect_err(why);
+        assert_eq!(err.kind, ErrorKind::Source, "{why}: {err}");
+        assert!(err.message.contains(why), "{why}: {err}");
+        assert!(err.message.starts_with(&key), "names the manifest: {err}");
+    }
+    assert_eq!(
+        one(
+            loader.warehouse(),
+            &format!("SELECT CAST(COUNT(*) AS VARCHAR) FROM {name}.load_ledger")
+        ),
+        "0",
+        "nothing recorded"
+    );
+    // The manifest as written still loads.
+    assert!(matches!(
+        loader.load(&key, &good, &store).expect("load"),
+        LoadOutcome::Loaded { .. }
+    ));
+}
+
 fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path());
@@ -662,6 +744,13 @@ macro_rules! suite {
         fn no_records() {
             a_file_with_no_records_is_recorded_and_loads_nothing::<$backend>(concat!(
                 $prefix, "_empty"
+            ));
+        }
+        #[test]
+        fn untrusted_manifest() {
+            an_untrusted_manifest_is_refused_and_nothing_is_recorded::<$backend>(concat!(
+                $prefix,
+                "_untrusted"
             ));
         }
         #[test]

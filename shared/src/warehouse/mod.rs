@@ -335,6 +335,7 @@ impl<W: Warehouse> Loader<W> {
         if !seen.is_empty() {
             return Ok(LoadOutcome::AlreadyLoaded);
         }
+        check_manifest(manifest_key, manifest)?;
         let table = self.tables.get(&manifest.dataset).ok_or_else(|| {
             WarehouseError::config(format!(
                 "{manifest_key}: dataset `{}` has no contract here",
@@ -409,6 +410,73 @@ impl<W: Warehouse> Loader<W> {
             },
         })
     }
+}
+
+/// Refuses a manifest the loader cannot trust: a layout version it does not know, counts that do
+/// not conserve the input's records, or a part outside the dataset's own prefix (the key reaches
+/// the backend: a path such as `../../etc/passwd` must never be read).
+fn check_manifest(manifest_key: &str, m: &Manifest) -> Result<(), WarehouseError> {
+    let refuse = |why: String| Err(WarehouseError::source(format!("{manifest_key}: {why}")));
+    if m.manifest_version != crate::manifest::MANIFEST_VERSION {
+        return refuse(format!(
+            "manifest version {} is not one this loader knows ({}); upgrade the loader",
+            m.manifest_version,
+            crate::manifest::MANIFEST_VERSION
+        ));
+    }
+    if let Some(folder) = manifest_key
+        .strip_prefix("manifests/")
+        .and_then(|rest| rest.split('/').next())
+        && folder != m.dataset
+    {
+        return refuse(format!(
+            "a manifest of dataset `{}` under manifests/{folder}/",
+            crate::error::clip(&m.dataset, 64)
+        ));
+    }
+    if m.rows_ok.checked_add(m.rows_rejected) != Some(m.rows_read) {
+        return refuse(format!(
+            "the counts do not conserve the input: rows_read {} is not rows_ok {} + rows_rejected {}",
+            m.rows_read, m.rows_ok, m.rows_rejected
+        ));
+    }
+    let listed = m
+        .outputs
+        .iter()
+        .try_fold(0u64, |sum, o| sum.checked_add(o.rows));
+    if m.status == Status::Ok && listed != Some(m.rows_written) {
+        return refuse(format!(
+            "rows_written {} is not the sum of the parts' rows ({})",
+            m.rows_written,
+            listed.map_or("overflow".to_string(), |n| n.to_string())
+        ));
+    }
+    if let Some(q) = &m.quarantine
+        && q.rows != m.rows_rejected
+    {
+        return refuse(format!(
+            "the quarantine holds {} records, rows_rejected is {}",
+            q.rows, m.rows_rejected
+        ));
+    }
+    let prefix = format!("processed/{}/", m.dataset);
+    for o in &m.outputs {
+        let inside = o.key.strip_prefix(&prefix).is_some_and(|rest| {
+            o.key.ends_with(".parquet")
+                && !rest.is_empty()
+                && rest
+                    .split('/')
+                    .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+                && !o.key.contains(['\\', '\0', '\'', '?', '*', '['])
+        });
+        if !inside {
+            return refuse(format!(
+                "part `{}` is not under {prefix}",
+                crate::error::clip(&o.key, 120)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The stage name in the events the loader publishes.
