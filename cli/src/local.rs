@@ -133,7 +133,9 @@ impl Lake {
     /// Loads the manifest a `processed` event names, as the warehouse-loader Lambda does on the
     /// manifest's ObjectCreated, and publishes `loaded` or `load_failed`.
     fn load(&mut self, event: &PipelineEvent) -> Option<Result<PipelineEvent, String>> {
-        if event.kind != EventKind::Processed {
+        // As in AWS, where every manifest's notification reaches the loader: a failed manifest
+        // is recorded in the ledger as not loadable.
+        if !matches!(event.kind, EventKind::Processed | EventKind::Failed) {
             return None;
         }
         let location = event.manifest.as_deref()?;
@@ -170,8 +172,16 @@ impl Lake {
             .map_err(|e| format!("{}: {e}", self.root.display()))?;
         let mut handled = Vec::new();
         for key in keys {
+            if being_written(&key) {
+                continue;
+            }
             let path = self.raw.root().join(&key);
-            let Ok(meta) = std::fs::metadata(&path) else {
+            let meta = if stable {
+                std::fs::metadata(&path).ok()
+            } else {
+                settled(&path)
+            };
+            let Some(meta) = meta else {
                 continue;
             };
             let etag = file_etag(&meta);
@@ -218,17 +228,127 @@ impl Lake {
                 }
             }
         }
+        if !seen.caught_up {
+            self.catch_up(&mut handled)?;
+            seen.caught_up = true;
+        }
         // Let go of the warehouse between polls (see `loader`).
         self.loader = None;
         Ok(handled)
     }
+
+    /// Loads every manifest the warehouse's ledger does not hold: what a run killed between a
+    /// manifest and its load left, or one written while no warehouse was set. (In AWS the
+    /// manifest's notification stays on the loader's queue until a load succeeds.)
+    fn catch_up(&mut self, handled: &mut Vec<Handled>) -> Result<(), String> {
+        if self.warehouse.is_none() {
+            return Ok(());
+        }
+        let manifests: Vec<String> = self
+            .processed
+            .list("manifests/")
+            .map_err(|e| format!("{}: {e}", self.root.display()))?
+            .into_iter()
+            .filter(|k| k.ends_with(".json"))
+            .collect();
+        if manifests.is_empty() {
+            return Ok(());
+        }
+        let just_loaded: std::collections::HashSet<String> = handled
+            .iter()
+            .filter_map(|h| h.event.as_ref()?.manifest.clone())
+            .collect();
+        let recorded = match self.loader() {
+            Some(Ok(loader)) => loader.recorded().map_err(|e| e.to_string())?,
+            Some(Err(e)) => return Err(e),
+            None => return Ok(()),
+        };
+        let processed = self.processed.clone();
+        for key in manifests {
+            if recorded.contains(&key) || just_loaded.contains(&processed.locate(&key)) {
+                continue;
+            }
+            let event = match bondlake::warehouse::read_manifest(&processed, &key) {
+                Ok(m) => {
+                    PipelineEvent::from_manifest(bondlake::processor::STAGE, &m, &key, &processed)
+                }
+                Err(e) => {
+                    handled.push(Handled {
+                        key: key.clone(),
+                        event: None,
+                        error: Some(format!("{}: {}", processed.locate(&key), e.message)),
+                        load: None,
+                    });
+                    continue;
+                }
+            };
+            let load = self.load(&event);
+            handled.push(Handled {
+                key: event.source.key.clone(),
+                event: Some(event),
+                error: None,
+                load,
+            });
+        }
+        Ok(())
+    }
 }
+
+/// Names that copy and download tools give a file until it is complete (then they rename it).
+fn being_written(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.starts_with('~')
+        || [
+            ".tmp",
+            ".part",
+            ".partial",
+            ".crdownload",
+            ".filepart",
+            ".download",
+        ]
+        .iter()
+        .any(|suffix| name.to_ascii_lowercase().ends_with(suffix))
+}
+
+/// A file's metadata once it has not changed for [`SETTLE`]: `--once` looks only once, so a file
+/// still being copied in is waited for (at most [`SETTLE_LIMIT`]) rather than read half-written.
+/// `None` for a file gone meanwhile, or still changing at the limit (left for the next run).
+fn settled(path: &Path) -> Option<std::fs::Metadata> {
+    let started = Instant::now();
+    let mut meta = std::fs::metadata(path).ok()?;
+    loop {
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .unwrap_or(SETTLE);
+        if age >= SETTLE {
+            return Some(meta);
+        }
+        if started.elapsed() > SETTLE_LIMIT {
+            eprintln!(
+                "bondlake run: {} is still being written; left for the next run",
+                path.display()
+            );
+            return None;
+        }
+        std::thread::sleep(SETTLE - age);
+        meta = std::fs::metadata(path).ok()?;
+    }
+}
+
+/// How long a file must go unchanged before `--once` reads it.
+const SETTLE: Duration = Duration::from_secs(1);
+/// The longest `--once` waits for one file to settle.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What the runner has handled (key → version) and what it saw once (waiting to be stable).
 #[derive(Default)]
 pub struct Seen {
     done: HashMap<String, String>,
     pending: HashMap<String, String>,
+    /// Whether the manifests the ledger lacks were loaded (once, at the first look).
+    caught_up: bool,
 }
 
 /// One file's outcome.

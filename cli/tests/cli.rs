@@ -16,6 +16,23 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Writes a generated holdings file of `rows` records at `out`.
+fn gen_holdings(cwd: &Path, out: &Path, rows: u64) {
+    let generated = bondlake(
+        &[
+            "gen",
+            "--dataset",
+            "investor_holdings",
+            "--rows",
+            &rows.to_string(),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        cwd,
+    );
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+}
+
 #[test]
 fn gen_then_process_prints_the_manifest_path_and_conserves_records() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -829,19 +846,7 @@ fn run_skips_symbolic_links_in_the_raw_folder() {
     std::os::unix::fs::symlink(&outside, holdings.join("linked_folder")).expect("link");
     std::os::unix::fs::symlink(&holdings, holdings.join("loop")).expect("link");
     let file = holdings.join("holdings_20261125.csv.gz");
-    let generated = bondlake(
-        &[
-            "gen",
-            "--dataset",
-            "investor_holdings",
-            "--rows",
-            "100",
-            "--out",
-            file.to_str().expect("utf-8"),
-        ],
-        dir.path(),
-    );
-    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    gen_holdings(dir.path(), &file, 100);
     for _ in 0..2 {
         let run = bondlake(&["run", "--root", root_s, "--once"], dir.path());
         let out = text(&run.stdout);
@@ -852,4 +857,86 @@ fn run_skips_symbolic_links_in_the_raw_folder() {
         .expect("manifests")
         .collect();
     assert_eq!(manifests.len(), 1, "only the real file was processed");
+}
+
+/// A manifest that never reached the warehouse (a run killed between the manifest and its load,
+/// or one run with --no-warehouse) is loaded by the next run, which reports it: the local runner
+/// converges on "every manifest is in the ledger", as the Lambda path does through its queue.
+#[test]
+fn a_manifest_left_unloaded_is_loaded_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    let file = root.join("raw/holdings/custodian_a/holdings_20261125.csv.gz");
+    gen_holdings(dir.path(), &file, 300);
+    let clean_only = bondlake(
+        &["run", "--root", root_s, "--once", "--no-warehouse"],
+        dir.path(),
+    );
+    assert!(clean_only.status.success(), "{}", text(&clean_only.stderr));
+    assert!(!text(&clean_only.stdout).contains("warehouse: loaded"));
+    let next = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+    let out = text(&next.stdout);
+    assert!(next.status.success(), "{out}{}", text(&next.stderr));
+    assert!(
+        out.contains("warehouse: loaded") && out.contains("into bondlake.investor_holdings"),
+        "{out}"
+    );
+    let again = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+    let again_out = text(&again.stdout);
+    assert!(
+        !again_out.contains("warehouse: loaded"),
+        "loaded once: {again_out}"
+    );
+    let warehouse = format!("duckdb://{}", root.join("warehouse.duckdb").display());
+    let count = bondlake(
+        &[
+            "sql",
+            "--warehouse",
+            &warehouse,
+            "--format",
+            "csv",
+            "SELECT COUNT(*) AS n FROM bondlake.load_ledger",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        text(&count.stdout).trim(),
+        "n\n1",
+        "{}",
+        text(&count.stderr)
+    );
+}
+
+/// `run --once` does not read a file that is still being written: it waits until the file has
+/// stopped changing, so every row is loaded, not the half that was there at the first look.
+#[test]
+fn run_once_waits_for_a_file_still_being_written() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8 path");
+    let whole = root.join("whole.csv");
+    gen_holdings(dir.path(), &whole, 4000);
+    let bytes = std::fs::read(&whole).expect("read");
+    let target = root.join("raw/holdings/custodian_a/holdings_20261125.csv");
+    std::fs::create_dir_all(target.parent().expect("folder")).expect("mkdir");
+    let mut file = std::fs::File::create(&target).expect("create");
+    let half = bytes.len() / 2;
+    file.write_all(&bytes[..half]).expect("first half");
+    file.flush().expect("flush");
+    let rest = bytes[half..].to_vec();
+    let writer = std::thread::spawn(move || {
+        // The rest arrives over the next 1.5 s, in pieces, as a slow copy would.
+        for piece in rest.chunks(rest.len() / 6 + 1) {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            file.write_all(piece).expect("write");
+            file.flush().expect("flush");
+        }
+    });
+    let run = bondlake(&["run", "--root", root_s, "--once"], dir.path());
+    writer.join().expect("writer");
+    let out = text(&run.stdout);
+    assert!(run.status.success(), "{out}{}", text(&run.stderr));
+    assert!(out.contains("4000 records read"), "{out}");
 }

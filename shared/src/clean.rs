@@ -204,6 +204,8 @@ pub fn plan(
             None if unknown_columns.len() >= UNKNOWN_COLUMNS_LISTED => unknown_more += 1,
             None => unknown_columns.push(if name.is_empty() {
                 format!("(empty header, field {})", k + 1)
+            } else if contract.columns.get(k).is_some_and(|c| c.sensitive) {
+                format!("(sensitive, {} characters)", name.chars().count())
             } else {
                 crate::error::clip(name, 64)
             }),
@@ -221,7 +223,9 @@ pub fn plan(
         if col.required && inputs[c].is_none() && fixed[c].is_none() && col.default_from.is_none() {
             return Err(FileError::MissingColumn {
                 column: col.name.clone(),
-                header: crate::error::describe_header(&header),
+                header: crate::error::describe_header(
+                    &contract.shown_header_names(profile, &header),
+                ),
             });
         }
     }
@@ -282,7 +286,7 @@ pub fn choose_profile<'c>(
             .collect();
         FileError::NoProfile {
             tried: tried.join("; "),
-            header: crate::error::describe_header(&names),
+            header: crate::error::describe_header(&contract.shown_header_names(first, &names)),
         }
     })
 }
@@ -631,12 +635,17 @@ impl<'c> RecordsCleaner<'c> {
             return Err((Reason::Ragged, None));
         }
         let needs_decoding = !rec.bytes().is_ascii();
+        // A NUL is no character of any text a vendor sends (it is binary noise, or UTF-16 read
+        // as bytes), and PostgreSQL cannot store one: `encoding`, here and in every path.
+        let has_nul = rec.bytes().contains(&0);
         for j in 0..rec.len() {
             let f = rec.field(j);
             if f.len() > self.limits.max_field_bytes {
                 return Err((Reason::FieldTooLong, Some(Culprit::Field(j))));
             }
-            if needs_decoding && !f.is_ascii() && decode_text(self.profile.encoding, f).is_none() {
+            if (needs_decoding && !f.is_ascii() && decode_text(self.profile.encoding, f).is_none())
+                || (has_nul && f.contains(&0))
+            {
                 return Err((Reason::Encoding, Some(Culprit::Field(j))));
             }
         }

@@ -109,6 +109,8 @@ struct RawColumn {
     max_length: Option<usize>,
     from_key_segment: Option<usize>,
     default_from: Option<RawDefaultFrom>,
+    #[serde(default)]
+    sensitive: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -411,6 +413,10 @@ pub struct Column {
     pub from_key_segment: Option<usize>,
     /// Default through another column's value.
     pub default_from: Option<DefaultFrom>,
+    /// Personal data (an investor's name, an account id): its values never appear in an error,
+    /// a log line, an event or a manifest; only the quarantine, which keeps raw records, holds
+    /// them.
+    pub sensitive: bool,
 }
 
 /// A record-level rule, compiled to column indexes.
@@ -616,6 +622,24 @@ pub struct Contract {
 }
 
 impl Contract {
+    /// Header names as an error or a manifest may show them. A file without a header line has a
+    /// record where its header should be: a name that is no header of this contract, in the
+    /// position of a column marked `sensitive`, is shown only by its length.
+    pub fn shown_header_names(&self, profile: &Profile, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let sensitive_here = self.columns.get(i).is_some_and(|c| c.sensitive);
+                if sensitive_here && self.column_for_header(profile, n.trim()).is_none() {
+                    format!("(sensitive, {} characters)", n.chars().count())
+                } else {
+                    n.clone()
+                }
+            })
+            .collect()
+    }
+
     /// Loads and checks a contract file.
     pub fn load(path: &Path) -> Result<Contract, ContractError> {
         let text = std::fs::read_to_string(path).map_err(|e| ContractError {
@@ -813,6 +837,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
             max_length: rc.max_length,
             from_key_segment: rc.from_key_segment,
             default_from,
+            sensitive: rc.sensitive,
         });
     }
 

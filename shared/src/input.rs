@@ -368,9 +368,19 @@ pub struct CsvChunker<R> {
     next_record: u64,
     max_record_bytes: usize,
     skip_whitespace_lines: bool,
+    /// The last byte read from the input, once any was.
+    last_byte: Option<u8>,
+    /// Set at the end of input when the last record had no line end (a file cut short, or
+    /// merely written without one): shared, since the chunker moves to the reading thread.
+    unterminated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<R: Read> CsvChunker<R> {
+    /// A flag that turns true when the input ends without a line end after its last record.
+    pub fn unterminated(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.unterminated.clone()
+    }
+
     /// A chunker reading `read_size` bytes at a time.
     pub fn new(src: R, read_size: usize, limits: &Limits) -> Self {
         CsvChunker {
@@ -383,6 +393,8 @@ impl<R: Read> CsvChunker<R> {
             next_record: 0,
             max_record_bytes: limits.max_record_bytes,
             skip_whitespace_lines: false,
+            last_byte: None,
+            unterminated: Default::default(),
         }
     }
 
@@ -482,6 +494,11 @@ impl<R: Read> CsvChunker<R> {
                     self.in_pos = 0;
                     self.in_len = n;
                     self.eof = n == 0;
+                    if n > 0 {
+                        self.last_byte = Some(self.inbuf[n - 1]);
+                    } else if self.last_byte.is_some_and(|b| b != b'\n' && b != b'\r') {
+                        self.unterminated.store(true, Ordering::Relaxed);
+                    }
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -117,6 +117,10 @@ pub struct Manifest {
     pub null_values: u64,
     /// Header fields the contract does not know.
     pub unknown_columns: Vec<String>,
+    /// What deserves a look though no record was lost: `last_record_unterminated` (1 when the
+    /// file's last record has no line end, which is how a truncated plain CSV upload looks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warnings: BTreeMap<String, u64>,
     /// The Parquet parts' columns, in their order: what the loader stages (Redshift's COPY maps
     /// Parquet columns by position), whatever contract version wrote them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

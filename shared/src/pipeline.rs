@@ -95,6 +95,8 @@ struct Produced {
     quarantine: Option<QuarantineFile>,
     unknown_columns: Vec<String>,
     rows_written: u64,
+    /// The input's last record had no line end.
+    unterminated: bool,
 }
 
 /// Processes one input object into `store`: Parquet parts, quarantine, then the manifest.
@@ -168,12 +170,14 @@ pub fn process(
                     quarantine: None,
                     unknown_columns: Vec::new(),
                     rows_written: 0,
+                    unterminated: false,
                 },
             )
         }
         Err(RunError::Other(e)) => return Err(e),
     };
     let stats = &produced.stats;
+    let source_key_for_log = source.key.clone();
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         dataset: contract.dataset.clone(),
@@ -203,6 +207,12 @@ pub fn process(
             .collect(),
         null_values: stats.gaps,
         unknown_columns: produced.unknown_columns,
+        warnings: if produced.unterminated {
+            tracing::warn!(key = %source_key_for_log, "the last record has no line end: a truncated upload looks like this");
+            [("last_record_unterminated".to_string(), 1)].into()
+        } else {
+            BTreeMap::new()
+        },
         columns: output_schema(contract)
             .fields()
             .iter()
@@ -314,6 +324,8 @@ fn run_file(
 ) -> Result<Produced, RunError> {
     let decoded = input::open(body, &opts.limits)?;
     let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
+    let unterminated = chunker.unterminated();
+    let unterminated = move || unterminated.load(std::sync::atomic::Ordering::Relaxed);
     let header = chunker.read_header()?.ok_or(FileError::Empty)?;
     let profile = choose_profile(contract, candidates, &header, &ctx.source_key)?;
     let schema = output_schema(contract);
@@ -345,6 +357,7 @@ fn run_file(
             quarantine,
             unknown_columns: Vec::new(),
             rows_written,
+            unterminated: unterminated(),
         });
     }
     let plan = plan(contract, profile, &header, &ctx.source_key)?;
@@ -375,6 +388,7 @@ fn run_file(
         outputs,
         quarantine,
         unknown_columns: plan.unknown_columns,
+        unterminated: unterminated(),
     })
 }
 

@@ -164,7 +164,9 @@ impl<'c> WideCleaner<'c> {
                     column: contract.columns[c].name.clone(),
                     header: format!(
                         "{} (and the object key `{}` gives none)",
-                        crate::error::describe_header(&header),
+                        crate::error::describe_header(
+                            &contract.shown_header_names(profile, &header)
+                        ),
                         crate::error::clip(&ctx.source_key, 200)
                     ),
                 });
@@ -248,7 +250,9 @@ impl<'c> WideCleaner<'c> {
             if f.len() > self.limits.max_field_bytes {
                 return Err((Reason::FieldTooLong, Some(j), name(j)));
             }
-            if !f.is_ascii() && decode_text(self.profile.encoding, f).is_none() {
+            // A NUL is `encoding`, as in the records path.
+            if (!f.is_ascii() && decode_text(self.profile.encoding, f).is_none()) || f.contains(&0)
+            {
                 return Err((Reason::Encoding, Some(j), name(j)));
             }
         }

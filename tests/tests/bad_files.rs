@@ -316,6 +316,57 @@ fn a_gzip_bomb_fails_by_its_ratio_under_the_default_limits() {
     assert!(error.contains("over the limit of 200:1"), "{error}");
 }
 
+/// A plain CSV cut mid-number (a truncated upload) looks like a file whose last record has no line
+/// end: that is said in the manifest, so it can be seen; a file that ends with one says nothing.
+#[test]
+fn a_last_record_without_a_line_end_is_a_warning_in_the_manifest() {
+    let whole = String::from_utf8(holdings_file(&[HOLDINGS_ROW.to_string()])).expect("utf-8");
+    let ok = run(
+        "investor_holdings",
+        None,
+        "holdings/v/h.csv",
+        whole.as_bytes(),
+    );
+    assert!(
+        ok.manifest.warnings.is_empty(),
+        "{:?}",
+        ok.manifest.warnings
+    );
+    let cut = &whole[..whole.len() - 6];
+    let r = run(
+        "investor_holdings",
+        None,
+        "holdings/v/h.csv",
+        cut.as_bytes(),
+    );
+    assert_eq!(
+        r.manifest.warnings.get("last_record_unterminated"),
+        Some(&1),
+        "{:?}",
+        r.manifest
+    );
+    let gz = run("investor_holdings", None, KEY, &gzip(cut.as_bytes()));
+    assert_eq!(
+        gz.manifest.warnings.get("last_record_unterminated"),
+        Some(&1)
+    );
+}
+
+/// A holdings file without its header line has a record where the header should be: the error
+/// names the header by its count and first names, and never shows a value of a column the
+/// contract marks sensitive (the investor's name, the account id).
+#[test]
+fn a_missing_header_line_is_described_without_sensitive_values() {
+    let text = format!("{HOLDINGS_ROW}\n{HOLDINGS_ROW}\n");
+    let error = failed(text.as_bytes());
+    assert!(error.contains("22 columns: 2026-11-25, INV1, bank, (sensitive, 10 characters), (sensitive, 4 characters), 037833100"), "{error}");
+    assert!(
+        !error.contains("First Bank") && !error.contains("ACC1"),
+        "{error}"
+    );
+    assert!(error.len() < 400, "{error}");
+}
+
 #[test]
 fn multi_member_gzip_is_read_whole() {
     let rows: Vec<String> = (0..10)

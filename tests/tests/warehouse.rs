@@ -603,6 +603,33 @@ fn an_untrusted_manifest_is_refused_and_nothing_is_recorded<W: Fresh>(name: &str
     ));
 }
 
+/// A NUL inside a text field is `encoding`, in the cleaner, so the file's other records load
+/// (PostgreSQL refuses a NUL in text, `invalid byte sequence 0x00`, and would fail the file).
+fn a_nul_in_a_text_field_is_rejected_and_the_rest_loads<W: Fresh>(name: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    // Thirty good records, so that the two rejects stay under the reject threshold.
+    let mut rows: Vec<String> = (0..30)
+        .map(|i| bondlake_tests::HOLDINGS_ROW.replace("ACC1", &format!("GOOD{i}")))
+        .collect();
+    rows.push(bondlake_tests::holdings_row_with("issuer", "Apple\0Inc").replace("ACC1", "ACC2"));
+    rows.push(bondlake_tests::holdings_row_with("investor_name", "\0").replace("ACC1", "ACC3"));
+    let (key, m) = process_bytes(
+        &store,
+        &holdings(),
+        "holdings/a/h_20261125.csv",
+        bondlake_tests::holdings_file(&rows),
+        "2026-11-25T22:00:00Z",
+    );
+    assert_eq!(m.rows_ok, 30);
+    assert_eq!(m.reject_reasons.get("encoding"), Some(&2), "{m:?}");
+    let mut loader = Loader::new(W::fresh(name, dir.path()), name, &contracts()).expect("schema");
+    let LoadOutcome::Loaded { rows, .. } = loader.load(&key, &m, &store).expect("load") else {
+        panic!("not loaded");
+    };
+    assert_eq!(rows, 30);
+}
+
 fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path());
@@ -751,6 +778,12 @@ macro_rules! suite {
             an_untrusted_manifest_is_refused_and_nothing_is_recorded::<$backend>(concat!(
                 $prefix,
                 "_untrusted"
+            ));
+        }
+        #[test]
+        fn nul_in_text() {
+            a_nul_in_a_text_field_is_rejected_and_the_rest_loads::<$backend>(concat!(
+                $prefix, "_nul"
             ));
         }
         #[test]

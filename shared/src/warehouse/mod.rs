@@ -320,6 +320,20 @@ impl<W: Warehouse> Loader<W> {
         &self.schema
     }
 
+    /// Every manifest key the ledger holds: the manifests loaded, or recorded as not loadable.
+    pub fn recorded(&mut self) -> Result<std::collections::HashSet<String>, WarehouseError> {
+        let sql = format!(
+            "SELECT \"manifest_key\" FROM {}",
+            sql::ledger_table(&self.schema)
+        );
+        Ok(self
+            .warehouse
+            .query(&sql, &[])?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
     /// Loads one manifest whose parts are in `store`; see the module's documentation.
     pub fn load(
         &mut self,
