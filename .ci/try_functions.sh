@@ -35,7 +35,14 @@ invoke() { # name event env...
   local port; port=$(free_port)
   python3 tools/lambda-standin.py "$event" "$port" "$work/$name.json" &
   local standin=$!
-  sleep 0.3
+  # Started when it accepts a connection (a fixed pause lost the race on a busy machine, and
+  # the binary, refused, answered nothing).
+  local up=""
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
+    sleep 0.05
+  done
+  [ -n "$up" ] || { echo "ci: the Lambda stand-in for $name did not start" >&2; exit 1; }
   env AWS_LAMBDA_RUNTIME_API="127.0.0.1:$port" AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$port" "$@" \
     timeout 60 "$bin/$name" > "$work/$name.log" 2>&1 || true
   # The stand-in exits once answered; one whose function died without answering must not hang CI.
