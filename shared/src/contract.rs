@@ -256,6 +256,23 @@ pub struct WideSpec {
     pub period_column: String,
     /// The weekday the week ends on (`friday`).
     pub week_ends_on: String,
+    /// Most series columns one file may have: a file past it fails at its header, before any
+    /// row is read.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    /// Most (series, week) cells one file may make: the cleaner holds one small state per cell
+    /// (about 100 bytes) until the end of the file, since each series' trends need its weeks in
+    /// order, so this bounds the wide path's memory.
+    #[serde(default = "default_max_cells")]
+    pub max_cells: usize,
+}
+
+fn default_max_series() -> usize {
+    10_000
+}
+
+fn default_max_cells() -> usize {
+    1_000_000
 }
 
 /// How the dataset's warehouse table is laid out (Redshift's DISTKEY and SORTKEY; the other

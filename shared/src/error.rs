@@ -85,6 +85,9 @@ pub enum FileError {
         /// The limit.
         limit: usize,
     },
+    /// A wide file past its contract's `max_series` or `max_cells`.
+    #[error("{0}")]
+    TooWide(String),
     /// The processing deadline passed (set by the caller).
     #[error("stopped: {0}")]
     Stopped(String),

@@ -598,12 +598,10 @@ fn run_wide(
         check_deadline(opts.deadline)?;
         let rejects = cleaner.process(&chunk);
         quarantine.write(&rejects)?;
+        cleaner.check_cells()?;
     }
-    let (batches, stats) = cleaner.finish()?;
-    let mut written = 0;
-    for (part, batch) in &batches {
-        written += batch.num_rows() as u64;
-        writer.write(part, batch)?;
-    }
+    let (written, stats) = cleaner.finish(opts.batch_rows, &mut |part, batch| {
+        writer.write(&part, &batch)
+    })?;
     Ok((written, stats))
 }

@@ -143,6 +143,13 @@ impl<'c> WideCleaner<'c> {
                 }
             }
         }
+        if series_fields.len() > wide.max_series {
+            return Err(FileError::TooWide(format!(
+                "{} series columns, more than the contract's max_series of {}; split the file by series",
+                series_fields.len(),
+                wide.max_series
+            )));
+        }
         let date_field = date_field.ok_or_else(|| FileError::NoDateColumn {
             looked_for: std::iter::once(wide.date_column.clone())
                 .chain(
@@ -327,10 +334,32 @@ impl<'c> WideCleaner<'c> {
         }
     }
 
-    /// Makes the long output: one row per (source, series, week), with the trend features;
-    /// one batch per week (the partition).
-    pub fn finish(mut self) -> Result<(Vec<(PartKey, RecordBatch)>, Stats), Error> {
+    /// Fails the file once it has made more (series, week) cells than its contract allows.
+    pub fn check_cells(&self) -> Result<(), FileError> {
+        let limit = self
+            .contract
+            .wide
+            .as_ref()
+            .map_or(usize::MAX, |w| w.max_cells);
+        if self.weeks.len() > limit {
+            return Err(FileError::TooWide(format!(
+                "more than the contract's max_cells of {limit} (series × weeks); split the file by series or by period"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the long output: one row per (source, series, week), with the trend features,
+    /// handed to `emit` in batches of at most `batch_rows` rows of one week (the partition), so
+    /// that the output never sits whole in memory. Returns the rows emitted and the numbers.
+    pub fn finish(
+        mut self,
+        batch_rows: usize,
+        emit: &mut dyn FnMut(PartKey, RecordBatch) -> Result<(), Error>,
+    ) -> Result<(u64, Stats), Error> {
         let schema = output_schema(self.contract);
+        let batch_rows = batch_rows.max(1);
+        let mut emitted = 0u64;
         let mut by_week: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
         let code = match &self.fixed[self.idx.code] {
             Some(Fixed::Str(s)) => s.clone(),
@@ -392,12 +421,20 @@ impl<'c> WideCleaner<'c> {
                 self.ingested_at_us,
                 self.source_order.as_deref(),
             );
+            if b.len() >= batch_rows
+                && let Some(full) = by_week.insert(week, BatchBuilder::new(schema.clone(), 64))
+            {
+                emitted += full.len() as u64;
+                emit(PartKey::Date(week), full.finish()?)?;
+            }
         }
-        let mut batches = Vec::with_capacity(by_week.len());
         for (week, b) in by_week {
-            batches.push((PartKey::Date(week), b.finish()?));
+            if !b.is_empty() {
+                emitted += b.len() as u64;
+                emit(PartKey::Date(week), b.finish()?)?;
+            }
         }
-        Ok((batches, self.stats))
+        Ok((emitted, self.stats))
     }
 }
 

@@ -435,3 +435,27 @@ fn reject_rate_over_the_threshold_keeps_outputs_for_inspection() {
     assert_eq!(r.manifest.rows_rejected, 1);
     assert_eq!(r.manifest.status, Status::Ok, "1 of 11 is not over 10%");
 }
+
+/// A weekly file past its contract's max_series fails at its header, naming the count, before
+/// any row is read (memory stays bounded: a file of a million series columns once took 3.5 GB).
+#[test]
+fn a_weekly_file_with_too_many_series_fails_at_its_header() {
+    let series: Vec<String> = (0..10_001).map(|i| format!("S{i}")).collect();
+    let text = format!(
+        "Date,{}\n2026-11-20,{}\n",
+        series.join(","),
+        vec!["1"; 10_001].join(",")
+    );
+    let r = run(
+        "weekly_series",
+        None,
+        "weekly/QUANDL/FRED-DGS10/2026-11-27.csv",
+        text.as_bytes(),
+    );
+    assert_eq!(r.manifest.status, Status::Failed);
+    let error = r.manifest.error.expect("says why");
+    assert!(
+        error.contains("10001 series columns, more than the contract's max_series of 10000"),
+        "{error}"
+    );
+}
