@@ -393,14 +393,21 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     let mut seen = Seen::default();
     let mut table = Table::default();
     table.print_header();
+    let mut first = true;
     loop {
         let started = Instant::now();
         let handled = lake.poll(&mut seen, true)?;
         for h in &handled {
             table.add(h);
         }
-        // One poll is one digest window.
-        notifier.tell(events_of(&handled, Vec::new()));
+        // One poll is one digest window; the first also tells what a killed run did not.
+        let events = events_of(&handled, Vec::new());
+        notifier.tell(if first {
+            with_untold(&a.root, events)
+        } else {
+            events
+        });
+        first = false;
         std::thread::sleep(Duration::from_millis(a.poll_ms).saturating_sub(started.elapsed()));
     }
 }
@@ -422,7 +429,7 @@ pub fn once(
     let root = lake.root.clone();
     table.print_summary(&root);
     println!("\nNotifications, {}:", notifier.describe());
-    let unsent = notifier.tell(events_of(&handled, landed));
+    let unsent = notifier.tell(with_untold(&root, events_of(&handled, landed)));
     print_headlines(lake, warehouse);
     let code = table.exit_code();
     Ok(if unsent > 0 && code == ExitCode::SUCCESS {
@@ -430,6 +437,22 @@ pub fn once(
     } else {
         code
     })
+}
+
+/// `events`, after every event of the lake's topic file, which the notifier's sent log then
+/// sorts into told and untold: what a run killed before it notified is told now, as the notifier's
+/// queue would still hold it in AWS.
+fn with_untold(root: &Path, events: Vec<PipelineEvent>) -> Vec<PipelineEvent> {
+    let Ok(text) = std::fs::read_to_string(events_path(root)) else {
+        return events;
+    };
+    let mut all: Vec<PipelineEvent> = text
+        .lines()
+        .filter_map(|line| bondlake::events::parse(line).ok())
+        .collect();
+    let known: std::collections::HashSet<String> = all.iter().map(PipelineEvent::id).collect();
+    all.extend(events.into_iter().filter(|e| !known.contains(&e.id())));
+    all
 }
 
 /// The events a poll published, in order: the lander's first, then each file's and its load's.
