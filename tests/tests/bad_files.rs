@@ -367,6 +367,37 @@ fn a_missing_header_line_is_described_without_sensitive_values() {
     assert!(error.len() < 400, "{error}");
 }
 
+/// Only msk-lander fills the Kafka lineage columns: a vendor file carrying `_kafka_topic` or
+/// `_kafka_offset` has unknown columns, its values are not lineage, and the same header under
+/// `kafka/` (what the lander writes) is read as lineage.
+#[test]
+fn a_vendor_file_cannot_fill_the_kafka_lineage_columns() {
+    let text = format!("{HOLDINGS_HEADER},_kafka_topic,_kafka_offset\n{HOLDINGS_ROW},forged,42\n");
+    let vendor = run(
+        "investor_holdings",
+        None,
+        "holdings/v/h.csv",
+        text.as_bytes(),
+    );
+    assert_eq!(vendor.manifest.status, Status::Ok);
+    assert_eq!(
+        vendor.manifest.unknown_columns,
+        ["_kafka_topic", "_kafka_offset"],
+        "not lineage in a vendor's file"
+    );
+    assert_eq!(vendor.column("_kafka_topic"), [""]);
+    assert_eq!(vendor.column("_kafka_offset"), [""]);
+    let landed = run(
+        "investor_holdings",
+        None,
+        "kafka/investor_holdings/2026-11-25/investor-holdings/p0/00000000000000000042.csv",
+        text.as_bytes(),
+    );
+    assert!(landed.manifest.unknown_columns.is_empty());
+    assert_eq!(landed.column("_kafka_topic"), ["forged"]);
+    assert_eq!(landed.column("_kafka_offset"), ["42"]);
+}
+
 #[test]
 fn multi_member_gzip_is_read_whole() {
     let rows: Vec<String> = (0..10)
