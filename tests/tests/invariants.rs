@@ -7,6 +7,17 @@ use bondlake_tests::{Run, Trickle, gzip, options, run, run_with};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+/// The raw object `key` (version `e1`) as an event names it.
+fn raw_source(key: &str) -> bondlake::manifest::SourceRef {
+    bondlake::manifest::SourceRef {
+        bucket: "raw".into(),
+        key: key.into(),
+        etag: "e1".into(),
+        bytes: 0,
+        ..Default::default()
+    }
+}
+
 fn generated(
     dataset: &str,
     profile: &str,
@@ -459,13 +470,7 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = bondlake::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("investor_holdings");
-    let source = bondlake::manifest::SourceRef {
-        bucket: "raw".into(),
-        key: "holdings/v/h.csv".into(),
-        etag: "e1".into(),
-        bytes: 0,
-        ..Default::default()
-    };
+    let source = raw_source("holdings/v/h.csv");
     let parts = |store: &bondlake::store::LocalStore| {
         use bondlake::store::ObjectStore;
         store.list("processed/").expect("list")
@@ -524,13 +529,7 @@ fn a_rerun_deletes_only_its_own_outputs_whatever_the_previous_manifest_lists() {
     let lake = dir.path().join("lake");
     let store = bondlake::store::LocalStore::new(&lake);
     let c = bondlake_tests::contract("investor_holdings");
-    let source = |key: &str| bondlake::manifest::SourceRef {
-        bucket: "raw".into(),
-        key: key.into(),
-        etag: "e1".into(),
-        bytes: 0,
-        ..Default::default()
-    };
+    let source = raw_source;
     let run = |key: &str| {
         bondlake::process(
             &c,
@@ -682,13 +681,7 @@ fn a_rerun_clears_what_a_killed_run_of_the_same_input_left() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = bondlake::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("investor_holdings");
-    let source = bondlake::manifest::SourceRef {
-        bucket: "raw".into(),
-        key: "holdings/v/h.csv".into(),
-        etag: "e1".into(),
-        bytes: 0,
-        ..Default::default()
-    };
+    let source = raw_source("holdings/v/h.csv");
     let mut small = options();
     small.output.part_bytes = 64 << 10;
     small.output.row_group_rows = 1024;
@@ -752,13 +745,7 @@ fn outputs_are_owner_only_and_an_unwritable_folder_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = bondlake::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("investor_holdings");
-    let source = bondlake::manifest::SourceRef {
-        bucket: "raw".into(),
-        key: "holdings/v/h.csv".into(),
-        etag: "e1".into(),
-        bytes: 0,
-        ..Default::default()
-    };
+    let source = raw_source("holdings/v/h.csv");
     let out = bondlake::process(
         &c,
         None,
