@@ -296,7 +296,7 @@ impl Lake {
 
 /// Names that copy and download tools give a file until it is complete (then they rename it).
 fn being_written(key: &str) -> bool {
-    let name = key.rsplit('/').next().unwrap_or(key);
+    let name = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
     name.starts_with('~')
         || [
             ".tmp",
@@ -307,7 +307,7 @@ fn being_written(key: &str) -> bool {
             ".download",
         ]
         .iter()
-        .any(|suffix| name.to_ascii_lowercase().ends_with(suffix))
+        .any(|suffix| name.ends_with(suffix))
 }
 
 /// A file's metadata once it has not changed for [`SETTLE`]: `--once` looks only once, so a file
@@ -393,9 +393,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     let mut seen = Seen::default();
     let mut table = Table::default();
     table.print_header();
-    let mut first = true;
     loop {
         let started = Instant::now();
+        let first = !seen.caught_up;
         let handled = lake.poll(&mut seen, true)?;
         for h in &handled {
             table.add(h);
@@ -407,7 +407,6 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
         } else {
             events
         });
-        first = false;
         std::thread::sleep(Duration::from_millis(a.poll_ms).saturating_sub(started.elapsed()));
     }
 }

@@ -186,9 +186,9 @@ pub fn plan(
     let landed_by_kafka = source_key.starts_with(crate::kafka::RAW_PREFIX);
     for (k, h) in header.iter().enumerate() {
         let name = h.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-        let column = contract
-            .column_for_header(profile, name)
-            .filter(|&c| landed_by_kafka || !contract.columns[c].name.starts_with("_kafka_"));
+        let column = contract.column_for_header(profile, name).filter(|&c| {
+            landed_by_kafka || !crate::kafka::LINEAGE.contains(&contract.columns[c].name.as_str())
+        });
         match column {
             Some(c) => {
                 if let Some(prev) = inputs[c] {
@@ -204,10 +204,8 @@ pub fn plan(
             None if unknown_columns.len() >= UNKNOWN_COLUMNS_LISTED => unknown_more += 1,
             None => unknown_columns.push(if name.is_empty() {
                 format!("(empty header, field {})", k + 1)
-            } else if contract.columns.get(k).is_some_and(|c| c.sensitive) {
-                format!("(sensitive, {} characters)", name.chars().count())
             } else {
-                crate::error::clip(name, 64)
+                crate::error::clip(&contract.shown_header_name(profile, k, name), 64)
             }),
         }
     }

@@ -646,15 +646,19 @@ impl Contract {
         names
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                let sensitive_here = self.columns.get(i).is_some_and(|c| c.sensitive);
-                if sensitive_here && self.column_for_header(profile, n.trim()).is_none() {
-                    format!("(sensitive, {} characters)", n.chars().count())
-                } else {
-                    n.clone()
-                }
-            })
+            .map(|(i, n)| self.shown_header_name(profile, i, n))
             .collect()
+    }
+
+    /// The header name at `position` as an error or a manifest may show it (see
+    /// [`Contract::shown_header_names`]).
+    pub fn shown_header_name(&self, profile: &Profile, position: usize, name: &str) -> String {
+        let sensitive_here = self.columns.get(position).is_some_and(|c| c.sensitive);
+        if sensitive_here && self.column_for_header(profile, name.trim()).is_none() {
+            format!("(sensitive, {} characters)", name.chars().count())
+        } else {
+            name.to_string()
+        }
     }
 
     /// Loads and checks a contract file.

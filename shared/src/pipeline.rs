@@ -177,7 +177,9 @@ pub fn process(
         Err(RunError::Other(e)) => return Err(e),
     };
     let stats = &produced.stats;
-    let source_key_for_log = source.key.clone();
+    if produced.unterminated {
+        tracing::warn!(key = %source.key, "the last record has no line end: a truncated upload looks like this");
+    }
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         dataset: contract.dataset.clone(),
@@ -208,7 +210,6 @@ pub fn process(
         null_values: stats.gaps,
         unknown_columns: produced.unknown_columns,
         warnings: if produced.unterminated {
-            tracing::warn!(key = %source_key_for_log, "the last record has no line end: a truncated upload looks like this");
             [("last_record_unterminated".to_string(), 1)].into()
         } else {
             BTreeMap::new()

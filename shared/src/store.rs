@@ -198,27 +198,26 @@ fn owner_only() -> fs::OpenOptions {
     o
 }
 
-/// Removes the temporaries that writers of `dest` in processes no longer running left behind
-/// (killed before they committed or aborted): `.<name>.<pid>-<n>.tmp`.
-fn remove_orphaned_temporaries(dest: &Path, name: &str) {
-    let (Some(dir), prefix) = (dest.parent(), format!(".{name}.")) else {
+/// Removes, the first time this process writes into `dir`, the temporaries that writers in
+/// processes no longer running left there (killed before they committed or aborted):
+/// `.<name>.<pid>-<n>.tmp`. Once per folder, so that writing many objects into one folder (the
+/// sent log's markers) does not list it again for each.
+fn remove_orphaned_temporaries(dir: &Path) {
+    if !first_time(&CLEANED_FOLDERS, dir) {
         return;
-    };
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let Some(rest) = file
+        let Some(pid) = file
             .to_str()
-            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|f| f.starts_with('.'))
             .and_then(|f| f.strip_suffix(".tmp"))
-        else {
-            continue;
-        };
-        let Some(pid) = rest
-            .split_once('-')
-            .and_then(|(p, _)| p.parse::<u32>().ok())
+            .and_then(|f| f.rsplit_once('.'))
+            .and_then(|(_, writer)| writer.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
         else {
             continue;
         };
@@ -228,15 +227,27 @@ fn remove_orphaned_temporaries(dest: &Path, name: &str) {
     }
 }
 
+/// The folders this process has cleared of dead writers' temporaries.
+static CLEANED_FOLDERS: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
+    std::sync::Mutex::new(None);
+/// The symbolic links this process has warned about.
+static LINKS_SEEN: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
+    std::sync::Mutex::new(None);
+
+/// Whether this process meets `path` in `seen` for the first time (and remembers it).
+fn first_time(
+    seen: &std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>>,
+    path: &Path,
+) -> bool {
+    seen.lock().is_ok_and(|mut seen| {
+        seen.get_or_insert_with(Default::default)
+            .insert(path.to_path_buf())
+    })
+}
+
 /// Says once per process and path that a symbolic link is skipped.
 fn warn_once_about_link(path: &Path) {
-    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
-        std::sync::Mutex::new(None);
-    if let Ok(mut seen) = SEEN.lock()
-        && seen
-            .get_or_insert_with(Default::default)
-            .insert(path.to_path_buf())
-    {
+    if first_time(&LINKS_SEEN, path) {
         tracing::warn!(path = %path.display(), "a symbolic link in a local bucket is skipped");
     }
 }
@@ -256,13 +267,13 @@ impl ObjectStore for LocalStore {
         let dest = self.path(key)?;
         if let Some(dir) = dest.parent() {
             fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+            remove_orphaned_temporaries(dir);
         }
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = dest
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("object");
-        remove_orphaned_temporaries(&dest, name);
         let tmp = dest.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let file = owner_only().open(&tmp).map_err(|e| at(&tmp, e))?;
         Ok(Box::new(LocalWriter {

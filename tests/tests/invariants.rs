@@ -7,6 +7,27 @@ use bondlake_tests::{Run, Trickle, gzip, options, run, run_with};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+/// Options that roll a Parquet part every 64 KiB, so that a file of thousands of rows makes many.
+fn small_parts() -> bondlake::Options {
+    let mut small = options();
+    small.output.part_bytes = 64 << 10;
+    small.output.row_group_rows = 1024;
+    small
+}
+
+/// Copies the files under `from` to the same places under `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 /// The raw object `key` (version `e1`) as an event names it.
 fn raw_source(key: &str) -> bondlake::manifest::SourceRef {
     bondlake::manifest::SourceRef {
@@ -475,9 +496,7 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
         use bondlake::store::ObjectStore;
         store.list("processed/").expect("list")
     };
-    let mut small = options();
-    small.output.part_bytes = 64 << 10;
-    small.output.row_group_rows = 1024;
+    let small = small_parts();
     let first = bondlake::process(
         &c,
         None,
@@ -678,23 +697,24 @@ fn parquet_statistics_on_keys_partition_and_numbers_not_on_free_text() {
 fn a_rerun_clears_what_a_killed_run_of_the_same_input_left() {
     use bondlake::store::ObjectStore;
     let (text, _) = generated("investor_holdings", "standard", 20_000, 9, 0.02);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = bondlake::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("investor_holdings");
     let source = raw_source("holdings/v/h.csv");
-    let mut small = options();
-    small.output.part_bytes = 64 << 10;
-    small.output.row_group_rows = 1024;
+    // The killed run wrote in another process: here, into a folder then copied as the lake (a
+    // process clears a folder of dead writers' temporaries the first time it writes there).
+    let killed_dir = tempfile::tempdir().expect("tempdir");
     let killed = bondlake::process(
         &c,
         None,
         source.clone(),
         std::io::Cursor::new(text.clone()),
-        &store,
-        &small,
+        &bondlake::store::LocalStore::new(killed_dir.path()),
+        &small_parts(),
     )
     .expect("run");
     assert!(killed.manifest.outputs.len() > 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(killed_dir.path(), dir.path());
+    let store = bondlake::store::LocalStore::new(dir.path());
     // As if killed before the manifest, while writing one more part (pid 1 is init, alive: its
     // temporary stays; a pid that cannot exist is a dead writer's).
     std::fs::remove_file(dir.path().join(&killed.manifest_key)).expect("no manifest");
