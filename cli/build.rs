@@ -1,4 +1,4 @@
-//! An rpath to DuckDB's prebuilt library (fetched by bondlake-duckdb's build script), so an
+//! An rpath to DuckDB's prebuilt library (fetched by bondlake-warehouse-duckdb's build script), so an
 //! installed `bondlake` finds it outside `cargo run`.
 fn main() {
     if let Ok(dir) = std::env::var("DEP_BONDLAKE_DUCKDB_LIBDIR") {

@@ -4,7 +4,7 @@
 //! Every engine runs as its own process on the same file, so wall time includes start-up and
 //! peak RSS is each process's own high-water mark (bondlake: VmHWM; Python: ru_maxrss).
 
-use bondlake::synth;
+use bondlake_testkit::synth;
 use serde::Serialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -223,7 +223,7 @@ fn keep_fastest(best: &mut Option<Run>, r: Run) {
 /// An S3-protocol server holding the input, for the `--s3` runs.
 struct S3Bench {
     _runtime: tokio::runtime::Runtime,
-    server: bondlake::s3_server::S3Server,
+    server: bondlake_testkit::s3_server::S3Server,
 }
 
 impl S3Bench {
@@ -237,8 +237,9 @@ impl S3Bench {
             .map_err(|e| e.to_string())?;
         let root = work.join("s3");
         let _ = std::fs::remove_dir_all(&root);
-        let server = bondlake::s3_server::S3Server::start(&root, "127.0.0.1:0", runtime.handle())
-            .map_err(|e| e.to_string())?;
+        let server =
+            bondlake_testkit::s3_server::S3Server::start(&root, "127.0.0.1:0", runtime.handle())
+                .map_err(|e| e.to_string())?;
         for b in ["raw", "processed"] {
             server.create_bucket(b).map_err(|e| e.to_string())?;
         }

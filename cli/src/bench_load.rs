@@ -10,12 +10,12 @@
 //! times alternating ours and the peer's, and keeps the fastest.
 
 use crate::warehouse::contracts;
-use bondlake::manifest::{Manifest, SourceRef};
-use bondlake::store::{LocalStore, ObjectStore};
-use bondlake::warehouse::postgres::{Postgres, write_csv};
-use bondlake::warehouse::{LoadOutcome, Loader, Warehouse, part_batches};
-use bondlake::{Options, pipeline};
-use bondlake_duckdb::DuckDb;
+use bondlake_core::manifest::{Manifest, SourceRef};
+use bondlake_core::store::{LocalStore, ObjectStore};
+use bondlake_core::warehouse::{LoadOutcome, Loader, Warehouse, part_batches};
+use bondlake_core::{Options, pipeline};
+use bondlake_warehouse_duckdb::DuckDb;
+use bondlake_warehouse_postgres::{Postgres, write_csv};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -162,7 +162,7 @@ pub fn run(input: &Path, work: &Path, pg_url: &str, repeat: usize) -> Result<Exi
 fn clean(input: &Path, store: &LocalStore) -> Result<(String, Manifest), String> {
     let file = std::fs::File::open(input).map_err(|e| format!("{}: {e}", input.display()))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let contract = bondlake::load_dataset(DATASET, None).map_err(|e| e.to_string())?;
+    let contract = bondlake_core::load_dataset(DATASET, None).map_err(|e| e.to_string())?;
     let source = SourceRef {
         bucket: "raw".into(),
         key: "holdings/bench/holdings.csv.gz".into(),
@@ -196,7 +196,7 @@ fn write_clean_csv(store: &LocalStore, m: &Manifest, path: &Path) -> Result<(), 
 fn fresh_pg(
     url: &str,
     schema: &str,
-    contracts: &[bondlake::Contract],
+    contracts: &[bondlake_core::Contract],
 ) -> Result<Loader<Postgres>, String> {
     let mut pg = Postgres::connect(url).map_err(|e| e.to_string())?;
     pg.execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), &[])
@@ -204,7 +204,10 @@ fn fresh_pg(
     Loader::new(pg, schema, contracts).map_err(|e| e.to_string())
 }
 
-fn fresh_duck(path: &Path, contracts: &[bondlake::Contract]) -> Result<Loader<DuckDb>, String> {
+fn fresh_duck(
+    path: &Path,
+    contracts: &[bondlake_core::Contract],
+) -> Result<Loader<DuckDb>, String> {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("duckdb.wal"));
     let db = DuckDb::open(path).map_err(|e| e.to_string())?;
@@ -212,7 +215,7 @@ fn fresh_duck(path: &Path, contracts: &[bondlake::Contract]) -> Result<Loader<Du
 }
 
 fn expect_loaded(
-    outcome: Result<LoadOutcome, bondlake::warehouse::WarehouseError>,
+    outcome: Result<LoadOutcome, bondlake_core::warehouse::WarehouseError>,
     rows: u64,
 ) -> Result<(), String> {
     match outcome.map_err(|e| e.to_string())? {

@@ -3,9 +3,10 @@
 
 use crate::local::{Lake, RAW_BUCKET, default_warehouse, events_path};
 use crate::notify::Notifier;
-use bondlake::events::{JsonLinesSink, PipelineEvent};
-use bondlake::kafka::{Feed, KafkaRecord, Lander, Topics, records_from_csv};
-use bondlake::store::{LocalStore, ObjectStore};
+use bondlake_core::events::{JsonLinesSink, PipelineEvent};
+use bondlake_core::kafka::{KafkaRecord, Lander, Topics};
+use bondlake_core::store::{LocalStore, ObjectStore};
+use bondlake_testkit::kafka_feed::{Feed, records_from_csv};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -235,7 +236,7 @@ struct LandingPlace {
     raw_bucket: String,
     raw: Box<dyn ObjectStore>,
     processed: Box<dyn ObjectStore>,
-    events: Box<dyn bondlake::events::EventSink>,
+    events: Box<dyn bondlake_core::events::EventSink>,
 }
 
 /// `bondlake kafka-replay`: lands the batches the event source mapping gave up on, each offset
@@ -277,7 +278,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, String> {
                 .unwrap_or_default(),
             raw: bucket_store(raw)?,
             processed: bucket_store(processed)?,
-            events: Box::new(bondlake::events::StdoutSink),
+            events: Box::new(bondlake_core::events::StdoutSink),
         },
         _ => {
             return Err(
@@ -317,7 +318,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode, String> {
             )],
         };
         for (name, text) in texts {
-            let records = bondlake::aws::lambda::kafka_failure_records(&text)
+            let records = bondlake_lambda::kafka_failure_records(&text)
                 .map_err(|e| format!("{name}: {e}"))?;
             records_in += records.len() as u64;
             let landed = lander

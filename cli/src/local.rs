@@ -8,12 +8,12 @@
 
 use crate::notify::{Notifier, SlackStandIn};
 use crate::warehouse::AnyWarehouse;
-use bondlake::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
-use bondlake::processor::{ObjectCreated, Processor, Settings};
-use bondlake::route::Routes;
-use bondlake::store::{LocalStore, ObjectStore, file_etag};
-use bondlake::synth;
-use bondlake::warehouse::{Loader, load_and_report};
+use bondlake_core::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
+use bondlake_core::processor::{ObjectCreated, Processor, Settings};
+use bondlake_core::route::Routes;
+use bondlake_core::store::{LocalStore, ObjectStore, file_etag};
+use bondlake_core::warehouse::{Loader, load_and_report};
+use bondlake_testkit::synth;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -200,7 +200,7 @@ impl Lake {
                 bucket: RAW_BUCKET.into(),
                 key: key.clone(),
                 etag: Some(etag.clone()),
-                event_time: bondlake::store::file_event_time(&meta),
+                event_time: bondlake_core::store::file_event_time(&meta),
                 sequencer: None,
             };
             match self.processor.handle(&object, None) {
@@ -268,10 +268,13 @@ impl Lake {
             if recorded.contains(&key) || just_loaded.contains(&processed.locate(&key)) {
                 continue;
             }
-            let event = match bondlake::warehouse::read_manifest(&processed, &key) {
-                Ok(m) => {
-                    PipelineEvent::from_manifest(bondlake::processor::STAGE, &m, &key, &processed)
-                }
+            let event = match bondlake_core::warehouse::read_manifest(&processed, &key) {
+                Ok(m) => PipelineEvent::from_manifest(
+                    bondlake_core::processor::STAGE,
+                    &m,
+                    &key,
+                    &processed,
+                ),
                 Err(e) => {
                     handled.push(Handled {
                         key: key.clone(),
@@ -447,7 +450,7 @@ fn with_untold(root: &Path, events: Vec<PipelineEvent>) -> Vec<PipelineEvent> {
     };
     let mut all: Vec<PipelineEvent> = text
         .lines()
-        .filter_map(|line| bondlake::events::parse(line).ok())
+        .filter_map(|line| bondlake_core::events::parse(line).ok())
         .collect();
     let known: std::collections::HashSet<String> = all.iter().map(PipelineEvent::id).collect();
     all.extend(events.into_iter().filter(|e| !known.contains(&e.id())));

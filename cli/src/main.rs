@@ -9,11 +9,12 @@ mod notify;
 mod s3;
 mod warehouse;
 
-use bondlake::contract::{self, Contract};
-use bondlake::manifest::{SourceRef, Status};
-use bondlake::output::OutputOptions;
-use bondlake::store::{LocalStore, ObjectStore};
-use bondlake::{pipeline, synth};
+use bondlake_core::contract::{self, Contract};
+use bondlake_core::manifest::{SourceRef, Status};
+use bondlake_core::output::OutputOptions;
+use bondlake_core::pipeline;
+use bondlake_core::store::{LocalStore, ObjectStore};
+use bondlake_testkit::synth;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -162,7 +163,7 @@ struct ProcessArgs {
 }
 
 fn main() -> ExitCode {
-    bondlake::alloc::pin_mmap_threshold();
+    bondlake_core::alloc::pin_mmap_threshold();
     quiet_on_closed_stdout();
     // BONDLAKE_LOG=info|debug|trace shows more; a level is all the CLI needs (env-filter's
     // directives would pull in regex for nothing).
@@ -297,7 +298,7 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
                     .source_key
                     .clone()
                     .unwrap_or_else(|| input.replace('\\', "/")),
-                etag: bondlake::store::file_etag(&meta),
+                etag: bondlake_core::store::file_etag(&meta),
                 bytes: meta.len(),
                 ..Default::default()
             };
@@ -316,7 +317,7 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
             a.threads
         },
         batch_rows: a.batch_rows.max(1),
-        limits: bondlake::input::Limits {
+        limits: bondlake_core::input::Limits {
             max_field_bytes: a.max_field_bytes,
             max_decompressed_bytes: a.max_decompressed_bytes,
             max_inflate_ratio: a.max_inflate_ratio,

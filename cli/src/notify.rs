@@ -3,10 +3,10 @@
 //! The same [`deliver`] as the Lambda: duplicates dropped (sent log in ROOT/notifications),
 //! failures alone, routine outcomes as one digest per poll.
 
-use bondlake::events::PipelineEvent;
-use bondlake::notify::slack::{BlockingSlack, Retry, Slack, WebhookUrl};
-use bondlake::notify::{Console, Digest, Notice, SentLog, SlackOutlet, deliver};
-use bondlake::store::LocalStore;
+use bondlake_core::events::PipelineEvent;
+use bondlake_core::notify::{Console, Digest, Notice, SentLog, SlackOutlet, deliver};
+use bondlake_core::store::LocalStore;
+use bondlake_slack::{BlockingSlack, Retry, Slack, WebhookUrl};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -96,9 +96,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("tokio runtime: {e}"))
 }
 
-/// A stand-in Slack channel in this process (`bondlake::webhook_server`).
+/// A stand-in Slack channel in this process (`bondlake_testkit::webhook_server`).
 pub struct SlackStandIn {
-    receiver: bondlake::webhook_server::WebhookReceiver,
+    receiver: bondlake_testkit::webhook_server::WebhookReceiver,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -107,7 +107,7 @@ impl SlackStandIn {
     pub fn start(addr: &str, path: &str) -> Result<SlackStandIn, String> {
         let runtime = runtime()?;
         let receiver =
-            bondlake::webhook_server::WebhookReceiver::start(addr, path, runtime.handle())
+            bondlake_testkit::webhook_server::WebhookReceiver::start(addr, path, runtime.handle())
                 .map_err(|e| format!("Slack stand-in on {addr}: {e}"))?;
         Ok(SlackStandIn {
             receiver,

@@ -1,8 +1,8 @@
 //! S3 from the CLI: `bondlake s3-server` (a folder served over the S3 protocol on 127.0.0.1) and
 //! the `s3://` inputs and outputs of `bondlake process`, through the same adapter as the Lambda.
 
-use bondlake::aws::{S3Options, S3Store};
-use bondlake::s3_server::{self, S3Server};
+use bondlake_aws::{S3Options, S3Store};
+use bondlake_testkit::s3_server::{self, S3Server};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

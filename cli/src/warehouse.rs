@@ -1,14 +1,14 @@
 //! `bondlake load` and `bondlake sql`, and the warehouse the local chain loads into: a URL names
 //! the backend (`duckdb:///path/file.duckdb`, `postgres://user@host:port/db`).
 
-use bondlake::contract::{self, Contract};
-use bondlake::store::LocalStore;
-use bondlake::warehouse::postgres::Postgres;
-use bondlake::warehouse::{
+use bondlake_core::contract::{self, Contract};
+use bondlake_core::store::LocalStore;
+use bondlake_core::warehouse::{
     CellKind, Dialect, LoadJob, Loaded, Loader, ResultSet, Rows, Warehouse, WarehouseError,
     load_and_report,
 };
-use bondlake_duckdb::DuckDb;
+use bondlake_warehouse_duckdb::DuckDb;
+use bondlake_warehouse_postgres::Postgres;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -340,7 +340,7 @@ mod tests {
     use super::*;
 
     fn result() -> ResultSet {
-        let column = |name: &str, kind| bondlake::warehouse::ResultColumn {
+        let column = |name: &str, kind| bondlake_core::warehouse::ResultColumn {
             name: name.into(),
             kind,
         };

@@ -224,7 +224,7 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     let demo = bondlake(&["demo", "--root", root_s], dir.path());
     let out = text(&demo.stdout);
     assert!(demo.status.success(), "{out}{}", text(&demo.stderr));
-    for key in bondlake::synth::DAY.iter().map(|d| d.0) {
+    for key in bondlake_testkit::synth::DAY.iter().map(|d| d.0) {
         assert!(out.contains(key), "{key} in\n{out}");
     }
     // The Kafka leg: 300 records over 3 partitions, 4 of them poison, landed as 3 raw objects.
@@ -479,7 +479,7 @@ fn feed_lands_a_file_through_the_chain_posts_to_slack_and_a_replay_changes_nothi
         .enable_all()
         .build()
         .expect("runtime");
-    let receiver = bondlake::webhook_server::WebhookReceiver::start(
+    let receiver = bondlake_testkit::webhook_server::WebhookReceiver::start(
         "127.0.0.1:0",
         "/services/T0/B0/cli-test-token",
         runtime.handle(),

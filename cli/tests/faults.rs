@@ -117,11 +117,11 @@ fn sent(root: &Path) -> std::collections::BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn events(root: &Path) -> Vec<bondlake::events::PipelineEvent> {
+fn events(root: &Path) -> Vec<bondlake_core::events::PipelineEvent> {
     std::fs::read_to_string(root.join("events/pipeline-events.jsonl"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| bondlake::events::parse(l).ok())
+        .filter_map(|l| bondlake_core::events::parse(l).ok())
         .collect()
 }
 

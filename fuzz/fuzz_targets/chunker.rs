@@ -2,7 +2,7 @@
 //! panics, never grows past its record limit, and numbers records one after the other.
 #![no_main]
 
-use bondlake::input::{CsvChunker, Limits, open};
+use bondlake_core::input::{CsvChunker, Limits, open};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,9 +3,9 @@
 #![no_main]
 
 use base64::Engine;
-use bondlake::events::{EventSink, PipelineEvent};
-use bondlake::kafka::{KafkaRecord, Lander, Topics};
-use bondlake::store::LocalStore;
+use bondlake_core::events::{EventSink, PipelineEvent};
+use bondlake_core::kafka::{KafkaRecord, Lander, Topics};
+use bondlake_core::store::LocalStore;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

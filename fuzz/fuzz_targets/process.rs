@@ -3,9 +3,9 @@
 //! quarantined: rows_read = rows_ok + rows_rejected, and the parts hold rows_written rows.
 #![no_main]
 
-use bondlake::manifest::SourceRef;
-use bondlake::store::LocalStore;
-use bondlake::{Contract, Options};
+use bondlake_core::manifest::SourceRef;
+use bondlake_core::store::LocalStore;
+use bondlake_core::{Contract, Options};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -20,7 +20,7 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
         World {
-            contract: bondlake::load_dataset("investor_holdings", None).expect("contract"),
+            contract: bondlake_core::load_dataset("investor_holdings", None).expect("contract"),
             store: LocalStore::new(dir.path()),
             _dir: dir,
         }
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         bytes: data.len() as u64,
         ..Default::default()
     };
-    let Ok(out) = bondlake::process(
+    let Ok(out) = bondlake_core::process(
         &w.contract,
         None,
         source,
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(m.rows_read, m.rows_ok + m.rows_rejected, "conservation");
     assert_eq!(
         m.outputs.iter().map(|o| o.rows).sum::<u64>(),
-        if m.status == bondlake::Status::Failed {
+        if m.status == bondlake_core::Status::Failed {
             0
         } else {
             m.rows_written

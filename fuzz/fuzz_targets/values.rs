@@ -2,7 +2,7 @@
 //! parses prints back to a text that parses to the same value; a date lies in its range.
 #![no_main]
 
-use bondlake::parse::{DateFormat, format_decimal, parse_date, parse_date_within, parse_decimal};
+use bondlake_core::parse::{DateFormat, format_decimal, parse_date, parse_date_within, parse_decimal};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,10 +5,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use bondlake::manifest::{Manifest, SourceRef};
-use bondlake::parse::{format_date, format_decimal};
-use bondlake::store::LocalStore;
-use bondlake::{Contract, Options};
+use bondlake_core::manifest::{Manifest, SourceRef};
+use bondlake_core::parse::{format_date, format_decimal};
+use bondlake_core::store::LocalStore;
+use bondlake_core::{Contract, Options};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -46,7 +46,7 @@ impl Run {
 
 /// The built-in contract of a dataset.
 pub fn contract(dataset: &str) -> Contract {
-    bondlake::load_dataset(dataset, None).expect("built-in contract loads")
+    bondlake_core::load_dataset(dataset, None).expect("built-in contract loads")
 }
 
 /// Options that make runs comparable: a fixed `_ingested_at`.
@@ -75,7 +75,7 @@ pub fn run_with(
         bytes: 0,
         ..Default::default()
     };
-    let outcome = bondlake::process(&c, profile, source, body, &store, opts)
+    let outcome = bondlake_core::process(&c, profile, source, body, &store, opts)
         .expect("process returns a manifest");
     let manifest: Manifest = serde_json::from_slice(
         &std::fs::read(dir.path().join(&outcome.manifest_key)).expect("manifest written"),
@@ -266,7 +266,7 @@ pub fn holdings_file(records: &[String]) -> Vec<u8> {
 }
 
 /// Every object in `store`, key → bytes.
-pub fn snapshot(store: &dyn bondlake::store::ObjectStore) -> BTreeMap<String, Vec<u8>> {
+pub fn snapshot(store: &dyn bondlake_core::store::ObjectStore) -> BTreeMap<String, Vec<u8>> {
     store
         .list("")
         .expect("list")
@@ -299,7 +299,7 @@ pub fn comparable(mut objects: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Ve
 /// The template's S3 grants per function (`tests/grants.json`, which `.ci/check_template.py`
 /// derives from `template.yaml` and CI keeps in step), with its buckets standing for the test's:
 /// `buckets` maps `raw`, `processed`, `kafka_failures` to bucket names (one may map to several).
-pub fn template_grants(buckets: &[(&str, &str)]) -> bondlake::s3_server::Grants {
+pub fn template_grants(buckets: &[(&str, &str)]) -> bondlake_testkit::s3_server::Grants {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("grants.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
@@ -307,5 +307,5 @@ pub fn template_grants(buckets: &[(&str, &str)]) -> bondlake::s3_server::Grants 
             path.display()
         )
     });
-    bondlake::s3_server::Grants::from_json(&text, buckets).expect("tests/grants.json")
+    bondlake_testkit::s3_server::Grants::from_json(&text, buckets).expect("tests/grants.json")
 }

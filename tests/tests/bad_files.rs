@@ -2,7 +2,7 @@
 //! object and the cause, with no clean output left behind; bad records are quarantined and the file
 //! goes on. Each error text is asserted exactly.
 
-use bondlake::Status;
+use bondlake_core::Status;
 use bondlake_tests::{
     HOLDINGS_HEADER, HOLDINGS_ROW, Trickle, gzip, holdings_file, holdings_row_with, options, run,
     run_with,
@@ -124,7 +124,7 @@ fn not_gzip_other_compressions_are_named() {
 
 #[test]
 fn binary_noise_is_a_missing_column_not_a_panic() {
-    let err = failed(&bondlake::synth::noise(42, 4096));
+    let err = failed(&bondlake_testkit::synth::noise(42, 4096));
     assert!(err.starts_with("s3://test/holdings/v/h.csv.gz: "), "{err}");
 }
 

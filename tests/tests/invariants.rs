@@ -2,13 +2,13 @@
 //! rejected with its reason and every other record kept; reruns converge to the same objects;
 //! broken contracts fail at load naming the file and the entry.
 
-use bondlake::synth::{self, Spec, suggested_key};
+use bondlake_testkit::synth::{self, Spec, suggested_key};
 use bondlake_tests::{Run, Trickle, gzip, options, run, run_with};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 /// Options that roll a Parquet part every 64 KiB, so that a file of thousands of rows makes many.
-fn small_parts() -> bondlake::Options {
+fn small_parts() -> bondlake_core::Options {
     let mut small = options();
     small.output.part_bytes = 64 << 10;
     small.output.row_group_rows = 1024;
@@ -29,8 +29,8 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 }
 
 /// The raw object `key` (version `e1`) as an event names it.
-fn raw_source(key: &str) -> bondlake::manifest::SourceRef {
-    bondlake::manifest::SourceRef {
+fn raw_source(key: &str) -> bondlake_core::manifest::SourceRef {
+    bondlake_core::manifest::SourceRef {
         bucket: "raw".into(),
         key: key.into(),
         etag: "e1".into(),
@@ -290,9 +290,9 @@ fn a_rerun_writes_the_same_objects() {
     let (text, _) = generated("market_daily", "us", 4000, 8, 0.05);
     let gz = gzip(&text);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = bondlake::store::LocalStore::new(dir.path());
+    let store = bondlake_core::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("market_daily");
-    let source = bondlake::manifest::SourceRef {
+    let source = bondlake_core::manifest::SourceRef {
         bucket: "raw".into(),
         key: "market/NYSE/eod.csv.gz".into(),
         etag: "\"abc\"".into(),
@@ -317,7 +317,7 @@ fn a_rerun_writes_the_same_objects() {
         }
         files
     };
-    let first = bondlake::process(
+    let first = bondlake_core::process(
         &c,
         Some("us"),
         source.clone(),
@@ -327,7 +327,7 @@ fn a_rerun_writes_the_same_objects() {
     )
     .expect("first run");
     let before = snapshot(dir.path());
-    let second = bondlake::process(
+    let second = bondlake_core::process(
         &c,
         Some("us"),
         source,
@@ -385,7 +385,7 @@ fn control_totals_are_exact_sums_of_the_clean_output() {
             .map(|v| v.replace('.', "").parse::<i128>().expect("decimal"))
             .sum();
         assert_eq!(
-            bondlake::parse::format_decimal(sum, 2),
+            bondlake_core::parse::format_decimal(sum, 2),
             r.manifest.control_totals[col],
             "{col}"
         );
@@ -394,7 +394,7 @@ fn control_totals_are_exact_sums_of_the_clean_output() {
 
 #[test]
 fn broken_contracts_fail_at_load_naming_the_file_and_the_entry() {
-    let good = bondlake::contract::BUILTIN[0].1;
+    let good = bondlake_core::contract::BUILTIN[0].1;
     let cases = [
         (
             good.replacen("type = \"date\"", "type = \"datetime\"", 1),
@@ -426,7 +426,7 @@ fn broken_contracts_fail_at_load_naming_the_file_and_the_entry() {
         ),
     ];
     for (text, want) in cases {
-        let err = bondlake::Contract::from_toml("contracts/investor_holdings.toml", &text)
+        let err = bondlake_core::Contract::from_toml("contracts/investor_holdings.toml", &text)
             .expect_err(want)
             .to_string();
         assert!(
@@ -435,8 +435,8 @@ fn broken_contracts_fail_at_load_naming_the_file_and_the_entry() {
         );
         assert!(err.contains(want), "{err}\n  should contain: {want}");
     }
-    for (name, text) in bondlake::contract::BUILTIN {
-        bondlake::Contract::from_toml(name, text).expect("the shipped contracts load");
+    for (name, text) in bondlake_core::contract::BUILTIN {
+        bondlake_core::Contract::from_toml(name, text).expect("the shipped contracts load");
     }
 }
 
@@ -489,15 +489,15 @@ fn duplicates_across_chunks_checked_by_different_threads() {
 fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
     let (text, _) = generated("investor_holdings", "standard", 20_000, 6, 0.02);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = bondlake::store::LocalStore::new(dir.path());
+    let store = bondlake_core::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("investor_holdings");
     let source = raw_source("holdings/v/h.csv");
-    let parts = |store: &bondlake::store::LocalStore| {
-        use bondlake::store::ObjectStore;
+    let parts = |store: &bondlake_core::store::LocalStore| {
+        use bondlake_core::store::ObjectStore;
         store.list("processed/").expect("list")
     };
     let small = small_parts();
-    let first = bondlake::process(
+    let first = bondlake_core::process(
         &c,
         None,
         source.clone(),
@@ -507,7 +507,7 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
     )
     .expect("run");
     assert!(first.manifest.outputs.len() > 2);
-    let second = bondlake::process(
+    let second = bondlake_core::process(
         &c,
         None,
         source.clone(),
@@ -523,7 +523,7 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
         "only the parts the manifest lists"
     );
     // A rerun that fails leaves no part behind either, nor the old quarantine.
-    let failed = bondlake::process(
+    let failed = bondlake_core::process(
         &c,
         None,
         source,
@@ -532,9 +532,9 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
         &options(),
     )
     .expect("run");
-    assert_eq!(failed.manifest.status, bondlake::Status::Failed);
+    assert_eq!(failed.manifest.status, bondlake_core::Status::Failed);
     assert!(parts(&store).is_empty());
-    use bondlake::store::ObjectStore;
+    use bondlake_core::store::ObjectStore;
     assert!(store.list("quarantine/").expect("list").is_empty());
 }
 
@@ -542,15 +542,15 @@ fn a_rerun_removes_the_parts_the_previous_run_wrote_and_this_one_did_not() {
 /// list a raw file, the warehouse, another input's part or a path out of the lake deletes none.
 #[test]
 fn a_rerun_deletes_only_its_own_outputs_whatever_the_previous_manifest_lists() {
-    use bondlake::store::ObjectStore;
+    use bondlake_core::store::ObjectStore;
     let (text, _) = generated("investor_holdings", "standard", 2_000, 7, 0.02);
     let dir = tempfile::tempdir().expect("tempdir");
     let lake = dir.path().join("lake");
-    let store = bondlake::store::LocalStore::new(&lake);
+    let store = bondlake_core::store::LocalStore::new(&lake);
     let c = bondlake_tests::contract("investor_holdings");
     let source = raw_source;
     let run = |key: &str| {
-        bondlake::process(
+        bondlake_core::process(
             &c,
             None,
             source(key),
@@ -576,7 +576,7 @@ fn a_rerun_deletes_only_its_own_outputs_whatever_the_previous_manifest_lists() {
     ];
     for key in &precious[..2] {
         store
-            .put_if(key, b"keep me", bondlake::store::Precondition::Absent)
+            .put_if(key, b"keep me", bondlake_core::store::Precondition::Absent)
             .expect("put");
     }
     std::fs::write(dir.path().join("outside.txt"), "keep me").expect("outside");
@@ -586,7 +586,7 @@ fn a_rerun_deletes_only_its_own_outputs_whatever_the_previous_manifest_lists() {
         "../outside.txt",
     ];
     for key in precious.iter().chain(escapes.iter()) {
-        edited.outputs.push(bondlake::manifest::OutputFile {
+        edited.outputs.push(bondlake_core::manifest::OutputFile {
             key: key.to_string(),
             rows: 1,
             bytes: 1,
@@ -648,7 +648,7 @@ proptest! {
         opts.batch_rows = 7;
         let r = run_with(dataset, Some(profile), &suggested_key(dataset, profile), std::io::Cursor::new(bytes), &opts);
         let m = &r.manifest;
-        if m.status == bondlake::Status::Failed {
+        if m.status == bondlake_core::Status::Failed {
             prop_assert!(m.error.as_deref().is_some_and(|e| !e.is_empty()));
             prop_assert!(m.outputs.is_empty() && m.quarantine.is_none());
         } else {
@@ -695,26 +695,26 @@ fn parquet_statistics_on_keys_partition_and_numbers_not_on_free_text() {
 /// temporaries of the parts it was writing: the rerun of the same input removes both.
 #[test]
 fn a_rerun_clears_what_a_killed_run_of_the_same_input_left() {
-    use bondlake::store::ObjectStore;
+    use bondlake_core::store::ObjectStore;
     let (text, _) = generated("investor_holdings", "standard", 20_000, 9, 0.02);
     let c = bondlake_tests::contract("investor_holdings");
     let source = raw_source("holdings/v/h.csv");
     // The killed run wrote in another process: here, into a folder then copied as the lake (a
     // process clears a folder of dead writers' temporaries the first time it writes there).
     let killed_dir = tempfile::tempdir().expect("tempdir");
-    let killed = bondlake::process(
+    let killed = bondlake_core::process(
         &c,
         None,
         source.clone(),
         std::io::Cursor::new(text.clone()),
-        &bondlake::store::LocalStore::new(killed_dir.path()),
+        &bondlake_core::store::LocalStore::new(killed_dir.path()),
         &small_parts(),
     )
     .expect("run");
     assert!(killed.manifest.outputs.len() > 2);
     let dir = tempfile::tempdir().expect("tempdir");
     copy_tree(killed_dir.path(), dir.path());
-    let store = bondlake::store::LocalStore::new(dir.path());
+    let store = bondlake_core::store::LocalStore::new(dir.path());
     // As if killed before the manifest, while writing one more part (pid 1 is init, alive: its
     // temporary stays; a pid that cannot exist is a dead writer's).
     std::fs::remove_file(dir.path().join(&killed.manifest_key)).expect("no manifest");
@@ -736,7 +736,7 @@ fn a_rerun_clears_what_a_killed_run_of_the_same_input_left() {
     let alive = folder.join(format!(".{}.1-0.tmp", part_name(0)));
     std::fs::write(&dead, "half a part").expect("tmp");
     std::fs::write(&alive, "a live writer's").expect("tmp");
-    let rerun = bondlake::process(
+    let rerun = bondlake_core::process(
         &c,
         None,
         source,
@@ -763,10 +763,10 @@ fn outputs_are_owner_only_and_an_unwritable_folder_is_named() {
     use std::os::unix::fs::PermissionsExt;
     let (text, _) = generated("investor_holdings", "standard", 500, 10, 0.05);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = bondlake::store::LocalStore::new(dir.path());
+    let store = bondlake_core::store::LocalStore::new(dir.path());
     let c = bondlake_tests::contract("investor_holdings");
     let source = raw_source("holdings/v/h.csv");
-    let out = bondlake::process(
+    let out = bondlake_core::process(
         &c,
         None,
         source.clone(),
@@ -797,12 +797,12 @@ fn outputs_are_owner_only_and_an_unwritable_folder_is_named() {
     // gives, and one that root cannot override).
     let blocked = tempfile::tempdir().expect("tempdir");
     std::fs::write(blocked.path().join("quarantine"), "a file").expect("block");
-    let err = bondlake::process(
+    let err = bondlake_core::process(
         &c,
         None,
         source,
         std::io::Cursor::new(text),
-        &bondlake::store::LocalStore::new(blocked.path()),
+        &bondlake_core::store::LocalStore::new(blocked.path()),
         &options(),
     )
     .expect_err("cannot write");

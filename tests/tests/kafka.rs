@@ -4,13 +4,13 @@
 //! empty batch, JSON values and a storage failure. The lander and the processor sign as their
 //! roles, which may do only what `template.yaml` grants them (`tests/grants.json`).
 
-use bondlake::aws::lambda::kafka_records;
-use bondlake::aws::{S3Options, S3Store};
-use bondlake::events::{EventKind, JsonLinesSink};
-use bondlake::kafka::{KafkaRecord, Landed, Lander, Topics};
-use bondlake::processor::{ObjectCreated, Processor, Settings};
-use bondlake::s3_server::S3Server;
-use bondlake::store::ObjectStore;
+use bondlake_aws::{S3Options, S3Store};
+use bondlake_core::events::{EventKind, JsonLinesSink};
+use bondlake_core::kafka::{KafkaRecord, Landed, Lander, Topics};
+use bondlake_core::processor::{ObjectCreated, Processor, Settings};
+use bondlake_core::store::ObjectStore;
+use bondlake_lambda::kafka_records;
+use bondlake_testkit::s3_server::S3Server;
 use bondlake_tests::comparable;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -105,7 +105,7 @@ impl Lake {
     }
 
     /// What the raw bucket's notification makes the csv-processor do with each landed object.
-    fn process(&self, landed: &[Landed]) -> Vec<bondlake::events::PipelineEvent> {
+    fn process(&self, landed: &[Landed]) -> Vec<bondlake_core::events::PipelineEvent> {
         let raw = self.store_as(Some(PROCESSOR), "raw");
         let processor = Processor::new(
             {
@@ -189,7 +189,7 @@ fn a_multi_partition_batch_lands_one_object_per_partition_and_keeps_kafka_lineag
         .iter()
         .find(|(k, _)| k.starts_with("manifests/") && k.contains("00000000000000000100"))
         .expect("p0's manifest");
-    let m: bondlake::Manifest = serde_json::from_slice(m).expect("manifest");
+    let m: bondlake_core::Manifest = serde_json::from_slice(m).expect("manifest");
     assert!(m.unknown_columns.is_empty(), "{:?}", m.unknown_columns);
     let rows = bondlake_tests::read_parquet(&lake.path("processed", &m.outputs[0].key));
     let lineage: Vec<(String, String, String, String)> = rows
@@ -345,7 +345,7 @@ fn json_values_keep_their_numbers_exact() {
         .iter()
         .find(|(k, _)| k.starts_with("manifests/"))
         .expect("manifest");
-    let m: bondlake::Manifest = serde_json::from_slice(m).expect("manifest");
+    let m: bondlake_core::Manifest = serde_json::from_slice(m).expect("manifest");
     let mut rows = Vec::new();
     for o in &m.outputs {
         rows.extend(bondlake_tests::read_parquet(
@@ -367,10 +367,10 @@ fn a_storage_failure_fails_the_batch_and_publishes_nothing() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let client = bondlake::s3_server::local_client(
+    let client = bondlake_testkit::s3_server::local_client(
         &format!("http://127.0.0.1:{port}"),
-        bondlake::s3_server::ACCESS_KEY,
-        bondlake::s3_server::SECRET_KEY,
+        bondlake_testkit::s3_server::ACCESS_KEY,
+        bondlake_testkit::s3_server::SECRET_KEY,
     );
     let dead = S3Store::new(
         client,
@@ -399,8 +399,8 @@ fn a_storage_failure_fails_the_batch_and_publishes_nothing() {
 /// `n` good holdings records on one partition of `investor-holdings`, offsets 0..n.
 fn holdings_records(lake: &Lake, n: u64) -> Vec<KafkaRecord> {
     let mut csv = Vec::new();
-    bondlake::synth::generate(
-        &bondlake::synth::Spec {
+    bondlake_testkit::synth::generate(
+        &bondlake_testkit::synth::Spec {
             dataset: "investor_holdings".into(),
             profile: "standard".into(),
             rows: n,
@@ -410,14 +410,14 @@ fn holdings_records(lake: &Lake, n: u64) -> Vec<KafkaRecord> {
         &mut csv,
     )
     .expect("generate");
-    let feed = bondlake::kafka::Feed {
+    let feed = bondlake_testkit::kafka_feed::Feed {
         topic: "investor-holdings".into(),
         partitions: 1,
         start_offsets: BTreeMap::new(),
         timestamp_ms: 1_795_644_000_000,
         headers: Vec::new(),
     };
-    bondlake::kafka::records_from_csv(&lake.lander, &feed, std::io::Cursor::new(csv))
+    bondlake_testkit::kafka_feed::records_from_csv(&lake.lander, &feed, std::io::Cursor::new(csv))
         .expect("records")
 }
 

@@ -9,12 +9,12 @@ use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementOutput;
 use aws_sdk_redshiftdata::operation::get_statement_result::GetStatementResultOutput;
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use bondlake::manifest::SourceRef;
-use bondlake::store::{LocalStore, ObjectStore};
-use bondlake::synth::{self, Spec};
-use bondlake::warehouse::redshift::{Polling, Redshift, RedshiftTarget};
-use bondlake::warehouse::{ErrorKind, LoadOutcome, Loader, TableDef, Warehouse};
-use bondlake::{Contract, Options};
+use bondlake_core::manifest::SourceRef;
+use bondlake_core::store::{LocalStore, ObjectStore};
+use bondlake_core::warehouse::{ErrorKind, LoadOutcome, Loader, TableDef, Warehouse};
+use bondlake_core::{Contract, Options};
+use bondlake_testkit::synth::{self, Spec};
+use bondlake_warehouse_redshift::{Polling, Redshift, RedshiftTarget};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,7 +49,7 @@ struct State {
 type Shared = Arc<Mutex<State>>;
 
 fn contracts() -> Vec<Contract> {
-    bondlake::contract::load_all(None).expect("built-in contracts")
+    bondlake_core::contract::load_all(None).expect("built-in contracts")
 }
 
 fn fake(state: &Shared) -> aws_sdk_redshiftdata::Client {
@@ -279,7 +279,7 @@ fn a_load_is_copy_then_merge_and_ledger_in_one_session() {
         ..Default::default()
     };
     let c = &contracts()[0];
-    let out = bondlake::process(
+    let out = bondlake_core::process(
         c,
         None,
         source,
@@ -304,7 +304,7 @@ fn a_load_is_copy_then_merge_and_ledger_in_one_session() {
     );
 
     let log: Vec<Sent> = state.lock().expect("lock").log[setup..].to_vec();
-    let stage_name = bondlake::warehouse::stage_name(&out.manifest_key);
+    let stage_name = bondlake_core::warehouse::stage_name(&out.manifest_key);
     let stage = format!("\"{stage_name}\"");
     let texts: Vec<Vec<String>> = log.iter().map(|s| s.sqls.clone()).collect();
     // 1. The ledger lookup, parameterised.
@@ -411,11 +411,11 @@ fn a_load_is_copy_then_merge_and_ledger_in_one_session() {
 /// manifest and the parts, write the COPY manifest under `loads/`.
 #[test]
 fn the_loader_needs_only_its_grants_on_the_processed_bucket() {
-    use bondlake::aws::{S3Options, S3Store};
+    use bondlake_aws::{S3Options, S3Store};
     let rt = runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let grants = bondlake_tests::template_grants(&[("processed", "bondlake-processed")]);
-    let server = bondlake::s3_server::S3Server::start_with_grants(
+    let server = bondlake_testkit::s3_server::S3Server::start_with_grants(
         &dir.path().join("s3"),
         "127.0.0.1:0",
         rt.handle(),
@@ -454,7 +454,7 @@ fn the_loader_needs_only_its_grants_on_the_processed_bucket() {
         bytes: 1,
         ..Default::default()
     };
-    let out = bondlake::process(
+    let out = bondlake_core::process(
         &contracts()[1],
         None,
         source,
@@ -473,12 +473,12 @@ fn the_loader_needs_only_its_grants_on_the_processed_bucket() {
     let mut loader = Loader::new(redshift, "bondlake", &contracts()[1..2]).expect("schema");
     let store = as_role(Some("warehouse-loader"));
     let manifest =
-        bondlake::warehouse::read_manifest(&store, &out.manifest_key).expect("the manifest");
+        bondlake_core::warehouse::read_manifest(&store, &out.manifest_key).expect("the manifest");
     let outcome = loader
         .load(&out.manifest_key, &manifest, &store)
         .expect("load");
     assert!(matches!(outcome, LoadOutcome::Loaded { .. }), "{outcome:?}");
-    let stage = bondlake::warehouse::stage_name(&out.manifest_key);
+    let stage = bondlake_core::warehouse::stage_name(&out.manifest_key);
     let copy_manifest = format!("loads/market_daily/{stage}.copy-manifest.json");
     assert!(
         as_role(None).exists(&copy_manifest).expect("head"),
@@ -515,7 +515,7 @@ fn a_reconciliation_mismatch_stops_before_the_merge() {
         bytes: 1,
         ..Default::default()
     };
-    let out = bondlake::process(
+    let out = bondlake_core::process(
         &contracts()[1],
         None,
         source,
@@ -809,7 +809,7 @@ fn every_redshift_statement_parses_and_follows_redshifts_rules() {
         &mut bytes,
     )
     .expect("generate");
-    let out = bondlake::process(
+    let out = bondlake_core::process(
         &contracts()[1],
         None,
         SourceRef {
@@ -850,7 +850,7 @@ fn every_redshift_statement_parses_and_follows_redshifts_rules() {
 
 #[test]
 fn the_errors_aws_says_to_retry_are_retryable_and_a_failed_guard_is_a_mismatch() {
-    use bondlake::warehouse::redshift::is_transient_failure;
+    use bondlake_warehouse_redshift::is_transient_failure;
     for transient in [
         "Redshift statement s-1 FAILED: ERROR: 1023 DETAIL: Serializable isolation violation on table - 100294, transactions forming the cycle are: 9327, 9326",
         "Redshift statement s-2 FAILED: Session 1d2f is not available",
@@ -882,7 +882,7 @@ fn the_errors_aws_says_to_retry_are_retryable_and_a_failed_guard_is_a_mismatch()
         &mut bytes,
     )
     .expect("generate");
-    let out = bondlake::process(
+    let out = bondlake_core::process(
         &contracts()[1],
         None,
         SourceRef {

@@ -1,4 +1,4 @@
-//! Every rule and repair of DATASETS.md, one fixture each: the reject reason (and column) asserted
+//! Every rule and repair of docs/datasets.md, one fixture each: the reject reason (and column) asserted
 //! exactly, and repaired values read back from the Parquet output, decimals to the cent.
 
 use bondlake_tests::{HOLDINGS_ROW, holdings_row_with, run, run_holdings};
@@ -122,7 +122,7 @@ fn dates_outside_the_contracts_range_are_invalid() {
         "date_range = [\"2000-01-01\", \"1999-12-31\"]\ndate_formats",
         1,
     );
-    let err = bondlake::Contract::from_toml("h.toml", &text).expect_err("an empty range");
+    let err = bondlake_core::Contract::from_toml("h.toml", &text).expect_err("an empty range");
     assert!(err.to_string().contains("date_range"), "{err}");
 }
 
@@ -587,11 +587,11 @@ fn weekly_series_is_made_long_with_the_weekly_rule() {
 fn weekly_trend_features() {
     let mut text = String::from("Date,S\n");
     // 14 Fridays, values 1..14.
-    let first = bondlake::parse::days_from_civil(2026, 8, 28).expect("a Friday");
+    let first = bondlake_core::parse::days_from_civil(2026, 8, 28).expect("a Friday");
     for k in 0..14 {
         text.push_str(&format!(
             "{},{}\n",
-            bondlake::parse::format_date(first + 7 * k),
+            bondlake_core::parse::format_date(first + 7 * k),
             k + 1
         ));
     }

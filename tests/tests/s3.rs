@@ -3,12 +3,14 @@
 //! 500s under the SDK, which retries them as it would against AWS. The processor signs as its
 //! role, which may do only what `template.yaml` grants it (`tests/grants.json`).
 
-use bondlake::aws::{S3Options, S3Store};
-use bondlake::events::{EventKind, JsonLinesSink, PipelineEvent};
-use bondlake::processor::{HandleError, ObjectCreated, Processor, Settings, decode_event_key};
-use bondlake::s3_server::S3Server;
-use bondlake::store::ObjectStore;
-use bondlake::{Manifest, synth};
+use bondlake_aws::{S3Options, S3Store};
+use bondlake_core::Manifest;
+use bondlake_core::events::{EventKind, JsonLinesSink, PipelineEvent};
+use bondlake_core::failure::HandleError;
+use bondlake_core::processor::{ObjectCreated, Processor, Settings, decode_event_key};
+use bondlake_core::store::ObjectStore;
+use bondlake_testkit::s3_server::S3Server;
+use bondlake_testkit::synth;
 use bondlake_tests::comparable;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -189,18 +191,18 @@ fn multipart_outputs_are_byte_identical_to_a_local_run() {
     }
     // The same object cleaned through a local folder gives the same bytes.
     let local_dir = tempfile::tempdir().expect("tempdir");
-    let local = bondlake::store::LocalStore::new(local_dir.path());
-    let contract = bondlake::load_dataset("investor_holdings", None).expect("contract");
+    let local = bondlake_core::store::LocalStore::new(local_dir.path());
+    let contract = bondlake_core::load_dataset("investor_holdings", None).expect("contract");
     let body = lake.raw.get(HOLDINGS_KEY, None).expect("get");
-    let local_run = bondlake::process(
+    let local_run = bondlake_core::process(
         &contract,
         None,
         m.source.clone(),
         body.body,
         &local,
-        &bondlake::Options {
+        &bondlake_core::Options {
             ingested_at_us: Some(1_764_115_200_000_000),
-            ..bondlake::Options::default()
+            ..bondlake_core::Options::default()
         },
     )
     .expect("local run");
@@ -438,7 +440,7 @@ fn a_run_that_reaches_its_deadline_stops_cleanly_and_hands_off() {
 fn a_bad_profile_in_the_routes_fails_at_start_not_on_the_first_file() {
     let lake = lake();
     let mut settings = Settings::new(RAW, "processed");
-    settings.routes = bondlake::route::Routes::from_toml(
+    settings.routes = bondlake_core::route::Routes::from_toml(
         "[[route]]\npattern = \"market/**\"\ndataset = \"market_daily\"\nprofile = \"lse\"\n",
         "test",
     )
@@ -465,14 +467,14 @@ fn a_bad_profile_in_the_routes_fails_at_start_not_on_the_first_file() {
 fn the_notifiers_sent_log_works_under_its_grants() {
     let lake = lake();
     let log =
-        bondlake::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
+        bondlake_core::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
     assert!(
         !log.contains("3f2a9c")
             .expect("a missing marker is not sent")
     );
     log.insert("3f2a9c").expect("marked");
     let reopened =
-        bondlake::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
+        bondlake_core::notify::SentLog::new(Arc::new(lake.store_as(Some("notifier"), "processed")));
     assert!(reopened.contains("3f2a9c").expect("read"));
 }
 

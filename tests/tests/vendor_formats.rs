@@ -2,8 +2,8 @@
 //! candidates its route names (the header picks the profile, no flag from the uploader), and a
 //! security keeping one symbol across a change of layout.
 
-use bondlake::manifest::Status;
-use bondlake::route::Routes;
+use bondlake_core::manifest::Status;
+use bondlake_core::route::Routes;
 use bondlake_tests::{Run, gzip, options, run, run_with};
 
 /// Processes `text` as the raw object `key`, with the profiles its built-in route names.
@@ -277,8 +277,8 @@ fn generated_files_of_each_new_layout_are_detected_clean_and_dirty() {
     ] {
         for dirty in [0.0, 0.1] {
             let mut bytes = Vec::new();
-            let g = bondlake::synth::generate(
-                &bondlake::synth::Spec {
+            let g = bondlake_testkit::synth::generate(
+                &bondlake_testkit::synth::Spec {
                     dataset: "market_daily".into(),
                     profile: profile.into(),
                     rows: 1200,

@@ -5,13 +5,13 @@
 //! PostgreSQL must be reachable (CI starts it; `BONDLAKE_TEST_POSTGRES` overrides the URL): the
 //! tests fail, loudly, when it is not. Each test works in a schema of its own.
 
-use bondlake::manifest::{Manifest, SourceRef};
-use bondlake::store::{LocalStore, ObjectStore};
-use bondlake::synth::{self, Spec};
-use bondlake::warehouse::postgres::Postgres;
-use bondlake::warehouse::{ErrorKind, LoadOutcome, Loader, Warehouse, load_and_report};
-use bondlake::{Contract, Options};
-use bondlake_duckdb::DuckDb;
+use bondlake_core::manifest::{Manifest, SourceRef};
+use bondlake_core::store::{LocalStore, ObjectStore};
+use bondlake_core::warehouse::{ErrorKind, LoadOutcome, Loader, Warehouse, load_and_report};
+use bondlake_core::{Contract, Options};
+use bondlake_testkit::synth::{self, Spec};
+use bondlake_warehouse_duckdb::DuckDb;
+use bondlake_warehouse_postgres::Postgres;
 use std::path::Path;
 
 fn postgres_url() -> String {
@@ -53,7 +53,7 @@ impl Fresh for DuckDb {
 }
 
 fn contracts() -> Vec<Contract> {
-    bondlake::contract::load_all(None).expect("built-in contracts")
+    bondlake_core::contract::load_all(None).expect("built-in contracts")
 }
 
 /// Processes a generated holdings file as `key` into `store`; returns the manifest's key.
@@ -92,7 +92,7 @@ fn process(
         bytes: bytes.len() as u64,
         ..Default::default()
     };
-    let outcome = bondlake::process(
+    let outcome = bondlake_core::process(
         contract,
         None,
         source,
@@ -120,7 +120,7 @@ fn process_bytes(
         event_time: Some(event_time.into()),
         sequencer: None,
     };
-    let outcome = bondlake::process(
+    let outcome = bondlake_core::process(
         contract,
         None,
         source,
@@ -172,7 +172,7 @@ fn dump(w: &mut impl Warehouse, schema: &str) -> Vec<Vec<Option<String>>> {
 }
 
 fn holdings() -> Contract {
-    bondlake::load_dataset("investor_holdings", None).expect("contract")
+    bondlake_core::load_dataset("investor_holdings", None).expect("contract")
 }
 
 fn a_load_reconciles_and_lands_every_clean_row<W: Fresh>(name: &str) {
@@ -351,7 +351,8 @@ fn the_newest_input_wins_whatever_the_load_order<W: Fresh>(name: &str) {
 }
 
 fn within_a_kafka_partition_the_later_offset_wins<W: Fresh>(name: &str) {
-    use bondlake::kafka::{Feed, Lander, Topics, records_from_csv};
+    use bondlake_core::kafka::{Lander, Topics};
+    use bondlake_testkit::kafka_feed::{Feed, records_from_csv};
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path().join("processed"));
     let raw = LocalStore::new(dir.path().join("raw"));
@@ -377,7 +378,7 @@ fn within_a_kafka_partition_the_later_offset_wins<W: Fresh>(name: &str) {
         std::io::Cursor::new(lines.join("\n").into_bytes()),
     )
     .expect("records");
-    let events = bondlake::events::JsonLinesSink::new(dir.path().join("events.jsonl"));
+    let events = bondlake_core::events::JsonLinesSink::new(dir.path().join("events.jsonl"));
     let early = lander
         .land(&records[..10], &raw, &store, &events)
         .expect("0-9");
@@ -485,7 +486,7 @@ fn reconciliation_catches_a_tampered_part<W: Fresh>(name: &str) {
     );
     // The part rewritten with its last row gone, still valid Parquet.
     let part = dir.path().join(&m.outputs[0].key);
-    let batches: Vec<_> = bondlake::warehouse::part_batches(&store, &m.outputs[0].key)
+    let batches: Vec<_> = bondlake_core::warehouse::part_batches(&store, &m.outputs[0].key)
         .expect("read part")
         .collect::<Result<_, _>>()
         .expect("batches");
@@ -645,7 +646,7 @@ fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
     loader.load(&k1, &m1, &store).expect("load v1");
     drop(loader);
     // Version 1.1 adds a `desk` column.
-    let text = bondlake::contract::BUILTIN
+    let text = bondlake_core::contract::BUILTIN
         .iter()
         .find(|(n, _)| *n == "investor_holdings")
         .expect("builtin")
@@ -664,7 +665,7 @@ fn a_contract_that_adds_a_column_migrates<W: Fresh>(name: &str) {
     let cols = loader
         .warehouse()
         .query(
-            &bondlake::warehouse::sql::columns_query(dialect),
+            &bondlake_core::warehouse::sql::columns_query(dialect),
             &[name, "investor_holdings"],
         )
         .expect("columns");
@@ -815,7 +816,8 @@ mod postgres {
         let mut loader =
             Loader::new(Postgres::fresh(name, dir.path()), name, &contracts()).expect("schema");
         loader.load(&key, &m, &store).expect("load");
-        let table = bondlake::warehouse::TableDef::from_contract(&holdings(), name).expect("t");
+        let table =
+            bondlake_core::warehouse::TableDef::from_contract(&holdings(), name).expect("t");
         let pg = loader.warehouse();
         // The loaded rows, as a stage of their own.
         pg.execute(
@@ -832,7 +834,7 @@ mod postgres {
         .expect("tamper");
         let err = pg.query(&table.guard_sql(&stage), &[]).expect_err("guard");
         assert!(
-            bondlake::warehouse::sql::is_guard_failure(&err.message),
+            bondlake_core::warehouse::sql::is_guard_failure(&err.message),
             "{err}"
         );
     }
@@ -926,7 +928,7 @@ fn postgres_and_duckdb_agree_on_every_view() {
         pg.load(key, m, &store).expect("pg load");
         duck.load(key, m, &store).expect("duckdb load");
     }
-    for view in bondlake::warehouse::views::VIEWS
+    for view in bondlake_core::warehouse::views::VIEWS
         .iter()
         .filter(|v| v.name != "v_data_quality")
     {
@@ -934,7 +936,7 @@ fn postgres_and_duckdb_agree_on_every_view() {
         let a = pg.warehouse().query_table(&sql).expect("pg view");
         let b = duck.warehouse().query_table(&sql).expect("duckdb view");
         assert!(!a.rows.is_empty(), "{} is empty", view.name);
-        let names = |r: &bondlake::warehouse::ResultSet| {
+        let names = |r: &bondlake_core::warehouse::ResultSet| {
             r.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>()
         };
         assert_eq!((names(&a), &a.rows), (names(&b), &b.rows), "{}", view.name);

@@ -5,10 +5,11 @@
 //! invocation but not in what the others left is deferred, given back to the queue unprocessed
 //! and made visible again at once, instead of being handed off to EMR.
 
-use bondlake::aws::lambda::{Deferral, FunctionError};
-use bondlake::aws::lambda::{Incoming, deadline_instant, for_each_message, parse};
-use bondlake::events::PipelineEvent;
-use bondlake::processor::{Budget, HandleError, Processor};
+use bondlake_core::events::PipelineEvent;
+use bondlake_core::failure::HandleError;
+use bondlake_core::processor::{Budget, Processor};
+use bondlake_lambda::{Deferral, FunctionError};
+use bondlake_lambda::{Incoming, deadline_instant, for_each_message, parse};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub async fn handle(
         .await
         .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))??;
     if let (Some(sqs), false) = (&function.sqs, ran.deferred.is_empty()) {
-        match bondlake::aws::sqs::release(sqs, &ran.deferred).await {
+        match bondlake_aws::sqs::release(sqs, &ran.deferred).await {
             Ok(n) => tracing::info!(released = n, "deferred messages visible again"),
             Err(e) => {
                 tracing::warn!(error = %e, "deferred messages return after the visibility timeout")
@@ -130,10 +131,10 @@ mod tests {
 
     use super::*;
     use aws_lambda_events::event::sqs::SqsEvent;
-    use bondlake::events::{EventKind, JsonLinesSink};
-    use bondlake::processor::Settings;
-    use bondlake::store::{LocalStore, ObjectStore};
-    use bondlake::synth;
+    use bondlake_core::events::{EventKind, JsonLinesSink};
+    use bondlake_core::processor::Settings;
+    use bondlake_core::store::{LocalStore, ObjectStore};
+    use bondlake_testkit::synth;
     use std::io::Write as _;
 
     const EVENTS: &[(&str, &str)] = &[
@@ -241,7 +242,7 @@ mod tests {
         let processed = LocalStore::new(dir.path().join("lake"));
         let events = Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl")));
         // The settings `sam local invoke --env-vars events/env.json` gives the function.
-        let env = bondlake::vars::sam_env_vars(
+        let env = bondlake_core::vars::sam_env_vars(
             include_str!("../../../events/env.json"),
             "CsvProcessorFunction",
         )

@@ -5,22 +5,22 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use bondlake::aws::{S3Options, S3Store};
-use bondlake::processor::{Processor, Settings};
+use bondlake_aws::{S3Options, S3Store};
+use bondlake_core::processor::{Processor, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bondlake::alloc::pin_mmap_threshold();
-    bondlake::aws::lambda::init_logging();
+    bondlake_core::alloc::pin_mmap_threshold();
+    bondlake_lambda::init_logging();
     let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
     let topic = settings
         .events_topic_arn
         .clone()
         .ok_or("PIPELINE_EVENTS_TOPIC_ARN is not set")?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let s3 = bondlake::aws::s3_client(&sdk);
+    let s3 = bondlake_aws::s3_client(&sdk);
     let handle = tokio::runtime::Handle::current();
     let options = S3Options {
         part_bytes: settings.upload_part_bytes,
@@ -29,7 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let raw = S3Store::new(s3.clone(), &settings.raw_bucket, handle.clone(), options);
     let processed = S3Store::new(s3, &settings.processed_bucket, handle.clone(), options);
-    let events = bondlake::aws::pipeline_events(&sdk, &topic, handle);
+    let events = bondlake_aws::pipeline_events(&sdk, &topic, handle);
     let processor = Processor::new(settings, Arc::new(raw), Arc::new(processed), events)?;
     let function = Arc::new(handler::Function {
         processor,

@@ -2,12 +2,12 @@
 //! storage or publish failure fails the whole invocation, so the event source mapping retries the
 //! batch; the keys and bytes are a pure function of the records, which makes the retry harmless.
 
-use bondlake::aws::lambda::{FunctionError, kafka_records};
-use bondlake::events::EventSink;
-use bondlake::kafka::{LandError, Lander, Topics};
-use bondlake::processor::HandleError;
-use bondlake::store::ObjectStore;
-use bondlake::vars::Vars;
+use bondlake_core::events::EventSink;
+use bondlake_core::failure::HandleError;
+use bondlake_core::kafka::{Lander, Topics};
+use bondlake_core::store::ObjectStore;
+use bondlake_core::vars::Vars;
+use bondlake_lambda::{FunctionError, kafka_records};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -74,7 +74,7 @@ pub async fn handle(state: Arc<State>, event: LambdaEvent<Value>) -> Result<Valu
 /// Lands the records; the response lists each topic-partition's outcome.
 pub fn run(
     state: &State,
-    records: &[bondlake::kafka::KafkaRecord],
+    records: &[bondlake_core::kafka::KafkaRecord],
 ) -> Result<Value, FunctionError> {
     let landed = state
         .lander
@@ -86,9 +86,10 @@ pub fn run(
         )
         .map_err(|e| {
             tracing::error!(error = %e, retryable = e.is_retryable(), "batch not landed");
-            FunctionError(match e {
-                LandError::Config(m) => HandleError::Config(m),
-                other => HandleError::Retryable(other.to_string()),
+            FunctionError(if e.is_retryable() {
+                HandleError::Retryable(e.to_string())
+            } else {
+                HandleError::Config(e.to_string())
             })
         })?;
     for l in &landed {
@@ -120,12 +121,12 @@ mod tests {
     //! (the end-to-end run against an S3-protocol server is in `tests/tests/kafka.rs`).
 
     use super::*;
-    use bondlake::events::JsonLinesSink;
-    use bondlake::store::LocalStore;
+    use bondlake_core::events::JsonLinesSink;
+    use bondlake_core::store::LocalStore;
 
     fn state(dir: &std::path::Path) -> State {
         // The settings `sam local invoke --env-vars events/env.json` gives the function.
-        let env = bondlake::vars::sam_env_vars(
+        let env = bondlake_core::vars::sam_env_vars(
             include_str!("../../../events/env.json"),
             "MskLanderFunction",
         )
@@ -139,7 +140,7 @@ mod tests {
         }
     }
 
-    fn records(json: &str) -> Vec<bondlake::kafka::KafkaRecord> {
+    fn records(json: &str) -> Vec<bondlake_core::kafka::KafkaRecord> {
         kafka_records(serde_json::from_str(json).expect("JSON")).expect("an MSK event")
     }
 

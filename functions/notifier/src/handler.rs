@@ -3,12 +3,12 @@
 //! An SQS message whose notice could not be sent goes back to the queue; one already sent, a
 //! duplicate, or one that cannot be read (reported instead) is done.
 
-use bondlake::aws::lambda::FunctionError;
-use bondlake::aws::secrets::{CachedWebhook, SecretError, SecretSource};
-use bondlake::notify::slack::{BlockingSlack, Retry, Slack, WebhookUrl};
-use bondlake::notify::{Digest, Message, Notice, SentLog, SlackOutlet, TextOutlet, deliver};
-use bondlake::processor::HandleError;
-use bondlake::vars::Vars;
+use bondlake_core::failure::HandleError;
+use bondlake_core::notify::{Digest, Message, Notice, SentLog, SlackOutlet, TextOutlet, deliver};
+use bondlake_core::vars::Vars;
+use bondlake_lambda::FunctionError;
+use bondlake_slack::secrets::{CachedWebhook, SecretError, SecretSource};
+use bondlake_slack::{BlockingSlack, Retry, Slack, WebhookUrl};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -233,7 +233,7 @@ pub async fn handle(state: Arc<State>, event: LambdaEvent<Value>) -> Result<Valu
     tracing::info!(request_id = %event.context.request_id, "invocation");
     let (via, delivered) = incoming(&event.payload).map_err(FunctionError)?;
     // Time to mark what was sent and answer: what is not posted by then goes back to the queue.
-    let deadline = bondlake::aws::lambda::deadline_instant(event.context.deadline)
+    let deadline = bondlake_lambda::deadline_instant(event.context.deadline)
         .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
     let slack = state.slack(deadline).await.map_err(FunctionError)?;
     tokio::task::spawn_blocking(move || {
@@ -320,8 +320,8 @@ mod tests {
     //! answer 429 with `Retry-After`, or 500.
 
     use super::*;
-    use bondlake::store::LocalStore;
-    use bondlake::webhook_server::{Answer, WebhookReceiver};
+    use bondlake_core::store::LocalStore;
+    use bondlake_testkit::webhook_server::{Answer, WebhookReceiver};
     use std::sync::Mutex;
     use std::time::Instant;
 
@@ -356,7 +356,7 @@ mod tests {
         let receiver =
             WebhookReceiver::start("127.0.0.1:0", SECRET_PATH, runtime.handle()).expect("server");
         // The settings `sam local invoke --env-vars events/env.json` gives the function.
-        let env = bondlake::vars::sam_env_vars(
+        let env = bondlake_core::vars::sam_env_vars(
             include_str!("../../../events/env.json"),
             "NotifierFunction",
         )

@@ -5,21 +5,21 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use bondlake::aws::secrets::CachedWebhook;
-use bondlake::aws::{S3Options, S3Store, SnsText};
-use bondlake::notify::{SentLog, TextOutlet};
+use bondlake_aws::{S3Options, S3Store, SnsText};
+use bondlake_core::notify::{SentLog, TextOutlet};
+use bondlake_slack::secrets::CachedWebhook;
 use handler::{NoText, Settings, State};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bondlake::aws::lambda::init_logging();
+    bondlake_lambda::init_logging();
     let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let handle = tokio::runtime::Handle::current();
     let log = SentLog::new(Arc::new(S3Store::new(
-        bondlake::aws::s3_client(&sdk),
+        bondlake_aws::s3_client(&sdk),
         &settings.processed_bucket,
         handle.clone(),
         S3Options::default(),

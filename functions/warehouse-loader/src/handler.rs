@@ -2,16 +2,17 @@
 //! by [`load_and_report`] on a blocking thread. A failure worth retrying (throttling, an
 //! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
 
-use bondlake::aws::lambda::FunctionError;
-use bondlake::aws::lambda::{Incoming, for_each_message, parse};
-use bondlake::contract::{self, Contract};
-use bondlake::events::{EventKind, EventSink, PipelineEvent};
-use bondlake::manifest::SourceRef;
-use bondlake::processor::{HandleError, ObjectCreated};
-use bondlake::store::ObjectStore;
-use bondlake::vars::Vars;
-use bondlake::warehouse::redshift::{Redshift, RedshiftTarget};
-use bondlake::warehouse::{Loader, STAGE, Warehouse, load_and_report};
+use bondlake_core::contract::{self, Contract};
+use bondlake_core::events::{EventKind, EventSink, PipelineEvent};
+use bondlake_core::failure::HandleError;
+use bondlake_core::manifest::SourceRef;
+use bondlake_core::processor::ObjectCreated;
+use bondlake_core::store::ObjectStore;
+use bondlake_core::vars::Vars;
+use bondlake_core::warehouse::{Loader, STAGE, Warehouse, load_and_report};
+use bondlake_lambda::FunctionError;
+use bondlake_lambda::{Incoming, for_each_message, parse};
+use bondlake_warehouse_redshift::{Redshift, RedshiftTarget};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -105,15 +106,15 @@ fn processed_manifests(payload: &Value) -> Result<Vec<ObjectCreated>, HandleErro
             .pointer("/Sns/Message")
             .and_then(Value::as_str)
             .ok_or_else(|| HandleError::InvalidInput("SNS record without a Message".into()))?;
-        let event = match bondlake::events::parse(message) {
+        let event = match bondlake_core::events::parse(message) {
             Ok(e) => e,
-            Err(e @ bondlake::events::EventError::UnknownVersion { .. }) => {
+            Err(e @ bondlake_core::events::EventError::UnknownVersion { .. }) => {
                 tracing::warn!(error = %e, "pipeline event skipped");
                 continue;
             }
             Err(e) => return Err(HandleError::InvalidInput(format!("SNS message: {e}"))),
         };
-        if event.kind != bondlake::events::EventKind::Processed {
+        if event.kind != bondlake_core::events::EventKind::Processed {
             continue;
         }
         let location = event.manifest.as_deref().unwrap_or("");
@@ -233,10 +234,10 @@ mod tests {
     //! what it is asked (the Data API itself is tested in `tests/tests/redshift.rs`).
 
     use super::*;
-    use bondlake::events::{EventKind, JsonLinesSink};
-    use bondlake::manifest::SourceRef;
-    use bondlake::store::LocalStore;
-    use bondlake::warehouse::{Dialect, LoadJob, Loaded, Rows, WarehouseError};
+    use bondlake_core::events::{EventKind, JsonLinesSink};
+    use bondlake_core::manifest::SourceRef;
+    use bondlake_core::store::LocalStore;
+    use bondlake_core::warehouse::{Dialect, LoadJob, Loaded, Rows, WarehouseError};
 
     /// Loads everything but manifests whose key contains `throttled`, which fail as retryable.
     #[derive(Default)]
@@ -264,9 +265,9 @@ mod tests {
             let mut row = vec![Some(m.rows_written.to_string())];
             row.extend(m.control_totals.values().map(|v| Some(v.clone())));
             let staged = vec![row];
-            (job.check)(bondlake::warehouse::Checkpoint::Staged, &staged)?;
-            let fresh = (job.check)(bondlake::warehouse::Checkpoint::Fresh, &staged)?;
-            (job.check)(bondlake::warehouse::Checkpoint::Merged, &staged)?;
+            (job.check)(bondlake_core::warehouse::Checkpoint::Staged, &staged)?;
+            let fresh = (job.check)(bondlake_core::warehouse::Checkpoint::Fresh, &staged)?;
+            (job.check)(bondlake_core::warehouse::Checkpoint::Merged, &staged)?;
             self.loaded.push(job.manifest_key.to_string());
             Ok(Loaded::Merged {
                 fresh,
@@ -277,7 +278,7 @@ mod tests {
 
     /// The settings `sam local invoke --env-vars events/env.json` gives the function.
     fn settings() -> Settings {
-        let env = bondlake::vars::sam_env_vars(
+        let env = bondlake_core::vars::sam_env_vars(
             include_str!("../../../events/env.json"),
             "WarehouseLoaderFunction",
         )
@@ -288,10 +289,10 @@ mod tests {
     /// A processed bucket holding one cleaned market file, as `key`'s manifest.
     fn state(dir: &std::path::Path, keys: &[&str]) -> State<Recording> {
         let store = LocalStore::new(dir);
-        let contract = bondlake::load_dataset("market_daily", None).expect("contract");
+        let contract = bondlake_core::load_dataset("market_daily", None).expect("contract");
         let mut bytes = Vec::new();
-        bondlake::synth::generate(
-            &bondlake::synth::Spec {
+        bondlake_testkit::synth::generate(
+            &bondlake_testkit::synth::Spec {
                 dataset: "market_daily".into(),
                 profile: "us".into(),
                 rows: 100,
@@ -308,13 +309,13 @@ mod tests {
             bytes: 1,
             ..Default::default()
         };
-        let out = bondlake::process(
+        let out = bondlake_core::process(
             &contract,
             None,
             source,
             std::io::Cursor::new(bytes),
             &store,
-            &bondlake::Options::default(),
+            &bondlake_core::Options::default(),
         )
         .expect("process");
         let manifest = std::fs::read(dir.join(&out.manifest_key)).expect("manifest");

@@ -6,26 +6,26 @@
 mod handler;
 
 use aws_config::BehaviorVersion;
-use bondlake::aws::{S3Options, S3Store};
-use bondlake::warehouse::Loader;
-use bondlake::warehouse::redshift::{Polling, Redshift};
+use bondlake_aws::{S3Options, S3Store};
+use bondlake_core::warehouse::Loader;
+use bondlake_warehouse_redshift::{Polling, Redshift};
 use handler::{Settings, State};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::{Arc, Mutex};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bondlake::aws::lambda::init_logging();
+    bondlake_lambda::init_logging();
     let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let handle = tokio::runtime::Handle::current();
     let processed = S3Store::new(
-        bondlake::aws::s3_client(&sdk),
+        bondlake_aws::s3_client(&sdk),
         &settings.target.bucket,
         handle.clone(),
         S3Options::default(),
     );
-    let events = bondlake::aws::pipeline_events(&sdk, &settings.events_topic_arn, handle.clone());
+    let events = bondlake_aws::pipeline_events(&sdk, &settings.events_topic_arn, handle.clone());
     let redshift = Redshift::new(
         aws_sdk_redshiftdata::Client::new(&sdk),
         settings.target.clone(),

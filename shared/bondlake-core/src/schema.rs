@@ -1,0 +1,303 @@
+//! The output schema a contract implies, and the builders that fill it.
+//!
+//! Columns come in three runs: the contract's columns in order, the derived columns, then the
+//! lineage columns `_source_key`, `_record_number`, `_ingested_at` and `_source_order`. Types are ones Redshift's
+//! COPY, Spark, DuckDB and pyarrow all read: Decimal128 (precision ≤ 38), Date32, Int32/Int64,
+//! Float64, Utf8 and Timestamp(µs, UTC).
+
+use crate::contract::{Column, ColumnType, Contract, DerivedKind, Source};
+use crate::parse::format_date;
+use crate::value::{DerivedVal, Val};
+use arrow_array::builder::{
+    Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::sync::Arc;
+
+/// Name of the lineage column holding the input object's key.
+pub const SOURCE_KEY: &str = "_source_key";
+/// Name of the lineage column holding the 1-based record number.
+pub const RECORD_NUMBER: &str = "_record_number";
+/// Name of the lineage column holding the ingestion time.
+pub const INGESTED_AT: &str = "_ingested_at";
+/// Name of the lineage column holding the input's place in time ([`crate::manifest::SourceRef::order`]):
+/// where two inputs hold the same key, the loader keeps the newer input's row.
+pub const SOURCE_ORDER: &str = "_source_order";
+
+/// The Arrow type of a contract column.
+pub fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::String | ColumnType::Enum => DataType::Utf8,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
+        ColumnType::Int64 => DataType::Int64,
+    }
+}
+
+/// The Arrow type of a derived column.
+pub fn derived_type(contract: &Contract, kind: &DerivedKind) -> DataType {
+    let source_type = |s: Source| match s {
+        Source::Column(i) => arrow_type(contract.columns[i].ty),
+        Source::Derived(_) => DataType::Int32,
+    };
+    match kind {
+        DerivedKind::Position { .. } | DerivedKind::DaysBetween { .. } => DataType::Int32,
+        DerivedKind::Bucket { .. } => DataType::Utf8,
+        DerivedKind::WowChange { source } | DerivedKind::MovingAverage { source, .. } => {
+            source_type(*source)
+        }
+        DerivedKind::WowPct { .. } | DerivedKind::Zscore { .. } => DataType::Float64,
+    }
+}
+
+/// The schema of a dataset's clean output.
+pub fn output_schema(contract: &Contract) -> SchemaRef {
+    let mut fields: Vec<Field> = contract
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, arrow_type(c.ty), !c.required))
+        .collect();
+    for d in &contract.derived {
+        fields.push(Field::new(&d.name, derived_type(contract, &d.kind), true));
+    }
+    fields.push(Field::new(SOURCE_KEY, DataType::Utf8, false));
+    fields.push(Field::new(RECORD_NUMBER, DataType::Int64, false));
+    fields.push(Field::new(
+        INGESTED_AT,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    ));
+    fields.push(Field::new(SOURCE_ORDER, DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// The columns whose Parquet statistics (min/max per column chunk) are worth their cost: the key
+/// and partition columns, which queries filter on, and every non-text column, whose min/max is
+/// cheap. Free text (names, issuers) would cost a byte comparison a value for nothing.
+pub fn statistics_columns(contract: &Contract, schema: &Schema) -> Vec<String> {
+    let keyed: Vec<&str> = contract
+        .key
+        .iter()
+        .chain(std::iter::once(&contract.partition))
+        .map(|&c| contract.columns[c].name.as_str())
+        .collect();
+    schema
+        .fields()
+        .iter()
+        .filter(|f| keyed.contains(&f.name().as_str()) || f.data_type() != &DataType::Utf8)
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// A partition value: a date, or text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PartKey {
+    /// Days since the epoch.
+    Date(i32),
+    /// Text, as stored.
+    Text(String),
+}
+
+impl PartKey {
+    /// The value as written in a Hive path segment (`2026-11-25`); text is percent-encoded the way
+    /// Hive escapes path characters.
+    pub fn path_value(&self) -> String {
+        match self {
+            PartKey::Date(d) => format_date(*d),
+            PartKey::Text(s) => {
+                let mut out = String::new();
+                for ch in s.chars() {
+                    if ch.is_ascii_alphanumeric() || "-_.".contains(ch) {
+                        out.push(ch);
+                    } else {
+                        let mut b = [0u8; 4];
+                        for x in ch.encode_utf8(&mut b).bytes() {
+                            out.push_str(&format!("%{x:02X}"));
+                        }
+                    }
+                }
+                if out.is_empty() {
+                    "__HIVE_DEFAULT_PARTITION__".into()
+                } else {
+                    out
+                }
+            }
+        }
+    }
+
+    /// The value as plain text (for the manifest).
+    pub fn display(&self) -> String {
+        match self {
+            PartKey::Date(d) => format_date(*d),
+            PartKey::Text(s) => s.clone(),
+        }
+    }
+}
+
+enum ColBuilder {
+    Utf8(StringBuilder),
+    Date(Date32Builder),
+    Dec(Decimal128Builder, u8, i8),
+    I64(Int64Builder),
+    I32(Int32Builder),
+    F64(Float64Builder),
+    Ts(TimestampMicrosecondBuilder),
+}
+
+/// Builds one record batch of the output schema, row by row.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    cols: Vec<ColBuilder>,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    /// Empty builders for `schema`, sized for `capacity` rows.
+    pub fn new(schema: SchemaRef, capacity: usize) -> Self {
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => {
+                    ColBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 12))
+                }
+                DataType::Date32 => ColBuilder::Date(Date32Builder::with_capacity(capacity)),
+                DataType::Decimal128(p, s) => {
+                    ColBuilder::Dec(Decimal128Builder::with_capacity(capacity), *p, *s)
+                }
+                DataType::Int64 => ColBuilder::I64(Int64Builder::with_capacity(capacity)),
+                DataType::Int32 => ColBuilder::I32(Int32Builder::with_capacity(capacity)),
+                DataType::Float64 => ColBuilder::F64(Float64Builder::with_capacity(capacity)),
+                DataType::Timestamp(_, tz) => ColBuilder::Ts(
+                    TimestampMicrosecondBuilder::with_capacity(capacity)
+                        .with_timezone_opt(tz.clone()),
+                ),
+                other => unreachable!("output schemas hold no {other}"),
+            })
+            .collect();
+        BatchBuilder {
+            schema,
+            cols,
+            rows: 0,
+        }
+    }
+
+    /// Rows appended so far.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when no row was appended.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends a contract column's value.
+    #[inline]
+    pub fn push_val(&mut self, i: usize, col: &Column, v: Val<'_>, scratch: &str) {
+        match (&mut self.cols[i], v) {
+            (ColBuilder::Utf8(b), Val::Str(s)) => b.append_value(s),
+            (ColBuilder::Utf8(b), Val::Scratch(a, z)) => {
+                b.append_value(&scratch[a as usize..z as usize])
+            }
+            (ColBuilder::Utf8(b), Val::Enum(e)) => match &col.domain {
+                Some(d) => b.append_value(&d.values[e as usize]),
+                None => b.append_null(),
+            },
+            (ColBuilder::Date(b), Val::Date(d)) => b.append_value(d),
+            (ColBuilder::Dec(b, ..), Val::Num(n)) => b.append_value(n),
+            (ColBuilder::I64(b), Val::Num(n)) => b.append_value(n as i64),
+            (c, _) => c.append_null(),
+        }
+    }
+
+    /// Appends a derived column's value.
+    #[inline]
+    pub fn push_derived(&mut self, i: usize, v: &DerivedVal<'_>) {
+        match (&mut self.cols[i], v) {
+            (ColBuilder::I32(b), DerivedVal::Int(x)) => b.append_option(*x),
+            (ColBuilder::Utf8(b), DerivedVal::Label(x)) => b.append_option(*x),
+            (c, _) => c.append_null(),
+        }
+    }
+
+    /// Appends a decimal (or null) to a Decimal128 or Int64 column.
+    pub fn push_num(&mut self, i: usize, v: Option<i128>) {
+        match &mut self.cols[i] {
+            ColBuilder::Dec(b, ..) => b.append_option(v),
+            ColBuilder::I64(b) => b.append_option(v.map(|x| x as i64)),
+            c => c.append_null(),
+        }
+    }
+
+    /// Appends a float (or null).
+    pub fn push_f64(&mut self, i: usize, v: Option<f64>) {
+        match &mut self.cols[i] {
+            ColBuilder::F64(b) => b.append_option(v),
+            c => c.append_null(),
+        }
+    }
+
+    /// Appends the four lineage values starting at column `i`, and counts the row.
+    #[inline]
+    pub fn push_lineage(
+        &mut self,
+        i: usize,
+        source_key: &str,
+        record_number: u64,
+        ingested_at_us: i64,
+        source_order: Option<&str>,
+    ) {
+        if let ColBuilder::Utf8(b) = &mut self.cols[i] {
+            b.append_value(source_key);
+        }
+        if let ColBuilder::I64(b) = &mut self.cols[i + 1] {
+            b.append_value(record_number as i64);
+        }
+        if let ColBuilder::Ts(b) = &mut self.cols[i + 2] {
+            b.append_value(ingested_at_us);
+        }
+        if let ColBuilder::Utf8(b) = &mut self.cols[i + 3] {
+            b.append_option(source_order);
+        }
+        self.rows += 1;
+    }
+
+    /// Finishes the batch.
+    pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|c| -> Result<ArrayRef, ArrowError> {
+                Ok(match c {
+                    ColBuilder::Utf8(b) => Arc::new(b.finish()),
+                    ColBuilder::Date(b) => Arc::new(b.finish()),
+                    ColBuilder::Dec(b, p, s) => {
+                        Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
+                    }
+                    ColBuilder::I64(b) => Arc::new(b.finish()),
+                    ColBuilder::I32(b) => Arc::new(b.finish()),
+                    ColBuilder::F64(b) => Arc::new(b.finish()),
+                    ColBuilder::Ts(b) => Arc::new(b.finish()),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        RecordBatch::try_new(self.schema, arrays)
+    }
+}
+
+impl ColBuilder {
+    fn append_null(&mut self) {
+        match self {
+            ColBuilder::Utf8(b) => b.append_null(),
+            ColBuilder::Date(b) => b.append_null(),
+            ColBuilder::Dec(b, ..) => b.append_null(),
+            ColBuilder::I64(b) => b.append_null(),
+            ColBuilder::I32(b) => b.append_null(),
+            ColBuilder::F64(b) => b.append_null(),
+            ColBuilder::Ts(b) => b.append_null(),
+        }
+    }
+}
