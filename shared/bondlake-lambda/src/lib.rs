@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use bondlake_core::failure::HandleError;
+use bondlake_core::failure::{Disposition, HandleError};
 use bondlake_core::processor::{ObjectCreated, decode_event_key};
 use serde::Deserialize as _;
 use serde_json::Value;
@@ -91,7 +91,7 @@ pub struct BatchOutcome {
     pub response: SqsBatchResponse,
     /// The failures, in order, for the function to report.
     pub failures: Vec<(String, HandleError)>,
-    /// The messages [`HandleError::Deferred`]: returned unprocessed, to be made visible again at
+    /// The messages whose disposition is [`Disposition::RetryNow`] (deferred): returned unprocessed, to be made visible again at
     /// once ([`bondlake_aws::sqs::release`]) rather than after the queue's visibility timeout.
     pub deferred: Vec<Deferral>,
 }
@@ -124,7 +124,8 @@ pub fn for_each_message(
             })
             .and_then(notification)
             .and_then(|objects| objects.iter().try_for_each(|o| handle(o, receives)));
-        if let Err(HandleError::Deferred(why)) = &result {
+        let disposition = result.as_ref().err().map(HandleError::disposition);
+        if let (Some(Disposition::RetryNow), Err(why)) = (disposition, &result) {
             tracing::info!(message_id = %id, receives, reason = %why, "deferred to a fresh invocation");
             if let (Some(queue_arn), Some(receipt_handle)) = (
                 message.event_source_arn.clone(),
