@@ -20,14 +20,67 @@ pub fn header_key(name: &str) -> String {
         .collect()
 }
 
-/// A contract that cannot be used; the message names the file and the entry at fault.
+/// A contract that cannot be used; each names the file, and the entry at fault.
 #[derive(Debug, thiserror::Error)]
-#[error("contract {file}: {message}")]
-pub struct ContractError {
-    /// The contract file (or a name standing for it).
-    pub file: String,
-    /// What is wrong, naming the entry.
-    pub message: String,
+pub enum ContractError {
+    /// The file could not be read.
+    #[error("contract {file}: cannot read: {source}")]
+    Read {
+        /// The contract file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or not a contract's keys (unknown keys are refused).
+    #[error("contract {file}: {message}")]
+    Syntax {
+        /// The contract file (or a name standing for it).
+        file: String,
+        /// The TOML reader's message, with its line and column.
+        message: String,
+    },
+    /// Well-formed, but a section breaks a rule.
+    #[error("contract {file}: {message}")]
+    Invalid {
+        /// The contract file (or a name standing for it).
+        file: String,
+        /// The section at fault.
+        section: Section,
+        /// What is wrong, naming the entry.
+        message: String,
+    },
+    /// No such dataset among the built-in contracts.
+    #[error("contract {file}: unknown dataset `{dataset}` (known: {known})")]
+    UnknownDataset {
+        /// `<dataset>.toml`.
+        file: String,
+        /// The name asked for.
+        dataset: String,
+        /// The built-in datasets, comma-separated.
+        known: String,
+    },
+}
+
+/// The part of a contract a check belongs to (the order `compile` checks them in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `[[columns]]`.
+    Columns,
+    /// `key`, `partition`, `control_totals`, `reject_threshold`.
+    Layout,
+    /// `[[record_rules]]`.
+    RecordRules,
+    /// `[[derived]]`.
+    Derived,
+    /// `date_formats`, `date_range`.
+    Dates,
+    /// `[profiles.*]`, `default_profile`.
+    Profiles,
+    /// `[wide]`.
+    Wide,
+    /// `[warehouse]`.
+    Warehouse,
 }
 
 #[derive(Debug, Deserialize)]
@@ -646,22 +699,24 @@ impl Contract {
 
     /// Loads and checks a contract file.
     pub fn load(path: &Path) -> Result<Contract, ContractError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ContractError {
+        let text = std::fs::read_to_string(path).map_err(|source| ContractError::Read {
             file: path.display().to_string(),
-            message: format!("cannot read: {e}"),
+            source,
         })?;
         Contract::from_toml(&path.display().to_string(), &text)
     }
 
     /// Parses and checks a contract from its text; `file` names it in errors.
     pub fn from_toml(file: &str, text: &str) -> Result<Contract, ContractError> {
-        let err = |message: String| ContractError {
+        let raw: RawContract = toml::from_str(text).map_err(|e| ContractError::Syntax {
             file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        compile(raw).map_err(|(section, message)| ContractError::Invalid {
+            file: file.to_string(),
+            section,
             message,
-        };
-        let raw: RawContract =
-            toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
-        compile(raw).map_err(err)
+        })
     }
 
     /// Index of the column called `name`.
@@ -705,152 +760,207 @@ impl Contract {
     }
 }
 
-fn compile(raw: RawContract) -> Result<Contract, String> {
+/// Checks a parsed contract section by section; each error names the section and the entry.
+fn compile(raw: RawContract) -> Result<Contract, (Section, String)> {
+    let at = |section: Section| move |message: String| (section, message);
     let mut columns: Vec<Column> = Vec::with_capacity(raw.columns.len());
-    let index_of = |columns: &[Column], name: &str, what: &str| -> Result<usize, String> {
-        columns
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or_else(|| format!("{what} names unknown column `{name}`"))
-    };
     for (n, rc) in raw.columns.iter().enumerate() {
-        let at = format!("column `{}` (columns entry {})", rc.name, n + 1);
-        if columns.iter().any(|c| c.name == rc.name) {
-            return Err(format!("{at}: duplicate column name"));
-        }
-        if rc.name.is_empty()
-            || !rc
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(format!(
-                "{at}: a column name is letters, digits and `_` only"
-            ));
-        }
-        let ty = match rc.ty {
-            RawType::String => ColumnType::String,
-            RawType::Enum => ColumnType::Enum,
-            RawType::Date => ColumnType::Date,
-            RawType::Int64 => ColumnType::Int64,
-            RawType::Decimal => {
-                let (Some(precision), Some(scale)) = (rc.precision, rc.scale) else {
-                    return Err(format!("{at}: a decimal needs `precision` and `scale`"));
-                };
-                if precision == 0 || precision > 38 || scale > precision {
-                    return Err(format!(
-                        "{at}: decimal({precision},{scale}) is not valid (precision 1..=38, scale <= precision)"
-                    ));
-                }
-                ColumnType::Decimal { precision, scale }
-            }
-        };
-        if !matches!(ty, ColumnType::Decimal { .. })
-            && (rc.precision.is_some() || rc.scale.is_some())
-        {
-            return Err(format!(
-                "{at}: `precision` and `scale` apply to decimals only"
-            ));
-        }
-        let bound = |v: &Option<String>, key: &str| -> Result<Option<i128>, String> {
-            let Some(v) = v else { return Ok(None) };
-            let parsed = match ty {
-                ColumnType::Decimal { precision, scale } => {
-                    parse_decimal(v.as_bytes(), precision, scale)
-                }
-                ColumnType::Int64 => parse_int64(v.as_bytes()).map(i128::from),
-                _ => return Err(format!("{at}: `{key}` applies to numbers only")),
+        let column = compile_column(rc, n, &columns).map_err(at(Section::Columns))?;
+        columns.push(column);
+    }
+    let Layout {
+        key,
+        partition,
+        control_totals,
+    } = compile_layout(&raw, &columns).map_err(at(Section::Layout))?;
+    let record_rules = compile_record_rules(&raw.record_rules, &columns, &index_of)
+        .map_err(at(Section::RecordRules))?;
+    let derived = compile_derived(&raw.derived, &columns).map_err(at(Section::Derived))?;
+    let (date_formats, date_range) = compile_dates(&raw).map_err(at(Section::Dates))?;
+    let mut profiles = BTreeMap::new();
+    for (name, rp) in &raw.profiles {
+        let profile = compile_profile(name, rp, &columns, &date_formats, &date_range)
+            .map_err(at(Section::Profiles))?;
+        profiles.insert(name.clone(), profile);
+    }
+    if !profiles.contains_key(&raw.default_profile) {
+        return Err((
+            Section::Profiles,
+            format!(
+                "default_profile `{}` is not among the profiles",
+                raw.default_profile
+            ),
+        ));
+    }
+    check_wide(&raw, &columns).map_err(at(Section::Wide))?;
+    check_warehouse(&raw, &columns).map_err(at(Section::Warehouse))?;
+    Ok(Contract {
+        dataset: raw.dataset,
+        version: raw.version,
+        description: raw.description,
+        shape: raw.shape,
+        columns,
+        key,
+        partition,
+        control_totals,
+        reject_threshold: raw.reject_threshold,
+        nulls: NullTokens::new(&raw.null_tokens),
+        record_rules,
+        derived,
+        profiles,
+        default_profile: raw.default_profile,
+        wide: raw.wide,
+        warehouse: raw.warehouse,
+    })
+}
+
+/// The index of column `name`; `what` says who named it, in the error.
+fn index_of(columns: &[Column], name: &str, what: &str) -> Result<usize, String> {
+    columns
+        .iter()
+        .position(|c| c.name == name)
+        .ok_or_else(|| format!("{what} names unknown column `{name}`"))
+}
+
+/// One column entry (the `n`-th, 0-based), checked against the columns before it.
+fn compile_column(rc: &RawColumn, n: usize, columns: &[Column]) -> Result<Column, String> {
+    let at = format!("column `{}` (columns entry {})", rc.name, n + 1);
+    if columns.iter().any(|c| c.name == rc.name) {
+        return Err(format!("{at}: duplicate column name"));
+    }
+    if rc.name.is_empty()
+        || !rc
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(format!(
+            "{at}: a column name is letters, digits and `_` only"
+        ));
+    }
+    let ty = match rc.ty {
+        RawType::String => ColumnType::String,
+        RawType::Enum => ColumnType::Enum,
+        RawType::Date => ColumnType::Date,
+        RawType::Int64 => ColumnType::Int64,
+        RawType::Decimal => {
+            let (Some(precision), Some(scale)) = (rc.precision, rc.scale) else {
+                return Err(format!("{at}: a decimal needs `precision` and `scale`"));
             };
-            parsed.map(Some).map_err(|r| {
-                format!("{at}: bound {key} = \"{v}\" does not fit the column's type ({r})")
-            })
-        };
-        let lower = match (bound(&rc.ge, "ge")?, bound(&rc.gt, "gt")?) {
-            (Some(_), Some(_)) => return Err(format!("{at}: give `ge` or `gt`, not both")),
-            (Some(v), None) => Some((v, true)),
-            (None, Some(v)) => Some((v, false)),
-            (None, None) => None,
-        };
-        let upper = match (bound(&rc.le, "le")?, bound(&rc.lt, "lt")?) {
-            (Some(_), Some(_)) => return Err(format!("{at}: give `le` or `lt`, not both")),
-            (Some(v), None) => Some((v, true)),
-            (None, Some(v)) => Some((v, false)),
-            (None, None) => None,
-        };
-        let domain = if ty == ColumnType::Enum {
-            if rc.values.is_empty() {
-                return Err(format!("{at}: an enum needs `values`"));
-            }
-            let key = |s: &str| {
-                if rc.case_sensitive {
-                    s.as_bytes().to_vec()
-                } else {
-                    s.to_lowercase().into_bytes()
-                }
-            };
-            let mut lookup = FastMap::default();
-            for (i, v) in rc.values.iter().enumerate() {
-                if lookup.insert(key(v), i as u16).is_some() {
-                    return Err(format!("{at}: value `{v}` listed twice"));
-                }
-            }
-            for (alias, target) in &rc.value_aliases {
-                let Some(i) = rc.values.iter().position(|v| v == target) else {
-                    return Err(format!(
-                        "{at}: alias `{alias}` maps to `{target}`, which is not in `values`"
-                    ));
-                };
-                lookup.insert(key(alias), i as u16);
-            }
-            Some(EnumDomain {
-                values: rc.values.clone(),
-                lookup,
-                case_sensitive: rc.case_sensitive,
-            })
-        } else {
-            if !rc.values.is_empty() || !rc.value_aliases.is_empty() {
+            if precision == 0 || precision > 38 || scale > precision {
                 return Err(format!(
-                    "{at}: `values` and `value_aliases` apply to enums only"
+                    "{at}: decimal({precision},{scale}) is not valid (precision 1..=38, scale <= precision)"
                 ));
             }
-            None
-        };
-        if rc.check.is_some() && ty != ColumnType::String {
-            return Err(format!("{at}: `check` applies to string columns only"));
+            ColumnType::Decimal { precision, scale }
         }
-        let default_from = match &rc.default_from {
-            None => None,
-            Some(d) => Some(DefaultFrom {
-                column: index_of(&columns, &d.column, &format!("{at}: default_from"))?,
-                map: d.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            }),
+    };
+    if !matches!(ty, ColumnType::Decimal { .. }) && (rc.precision.is_some() || rc.scale.is_some()) {
+        return Err(format!(
+            "{at}: `precision` and `scale` apply to decimals only"
+        ));
+    }
+    let bound = |v: &Option<String>, key: &str| -> Result<Option<i128>, String> {
+        let Some(v) = v else { return Ok(None) };
+        let parsed = match ty {
+            ColumnType::Decimal { precision, scale } => {
+                parse_decimal(v.as_bytes(), precision, scale)
+            }
+            ColumnType::Int64 => parse_int64(v.as_bytes()).map(i128::from),
+            _ => return Err(format!("{at}: `{key}` applies to numbers only")),
         };
-        if rc.from_key_segment == Some(0) {
+        parsed.map(Some).map_err(|r| {
+            format!("{at}: bound {key} = \"{v}\" does not fit the column's type ({r})")
+        })
+    };
+    let lower = match (bound(&rc.ge, "ge")?, bound(&rc.gt, "gt")?) {
+        (Some(_), Some(_)) => return Err(format!("{at}: give `ge` or `gt`, not both")),
+        (Some(v), None) => Some((v, true)),
+        (None, Some(v)) => Some((v, false)),
+        (None, None) => None,
+    };
+    let upper = match (bound(&rc.le, "le")?, bound(&rc.lt, "lt")?) {
+        (Some(_), Some(_)) => return Err(format!("{at}: give `le` or `lt`, not both")),
+        (Some(v), None) => Some((v, true)),
+        (None, Some(v)) => Some((v, false)),
+        (None, None) => None,
+    };
+    let domain = if ty == ColumnType::Enum {
+        if rc.values.is_empty() {
+            return Err(format!("{at}: an enum needs `values`"));
+        }
+        let key = |s: &str| {
+            if rc.case_sensitive {
+                s.as_bytes().to_vec()
+            } else {
+                s.to_lowercase().into_bytes()
+            }
+        };
+        let mut lookup = FastMap::default();
+        for (i, v) in rc.values.iter().enumerate() {
+            if lookup.insert(key(v), i as u16).is_some() {
+                return Err(format!("{at}: value `{v}` listed twice"));
+            }
+        }
+        for (alias, target) in &rc.value_aliases {
+            let Some(i) = rc.values.iter().position(|v| v == target) else {
+                return Err(format!(
+                    "{at}: alias `{alias}` maps to `{target}`, which is not in `values`"
+                ));
+            };
+            lookup.insert(key(alias), i as u16);
+        }
+        Some(EnumDomain {
+            values: rc.values.clone(),
+            lookup,
+            case_sensitive: rc.case_sensitive,
+        })
+    } else {
+        if !rc.values.is_empty() || !rc.value_aliases.is_empty() {
             return Err(format!(
-                "{at}: from_key_segment counts from 1 (the file name)"
+                "{at}: `values` and `value_aliases` apply to enums only"
             ));
         }
-        columns.push(Column {
-            name: rc.name.clone(),
-            ty,
-            required: rc.required,
-            aliases: rc.aliases.clone(),
-            bounds: Bounds { lower, upper },
-            domain,
-            check: rc.check,
-            max_length: rc.max_length,
-            from_key_segment: rc.from_key_segment,
-            default_from,
-            sensitive: rc.sensitive,
-        });
+        None
+    };
+    if rc.check.is_some() && ty != ColumnType::String {
+        return Err(format!("{at}: `check` applies to string columns only"));
     }
+    let default_from = match &rc.default_from {
+        None => None,
+        Some(d) => Some(DefaultFrom {
+            column: index_of(columns, &d.column, &format!("{at}: default_from"))?,
+            map: d.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }),
+    };
+    if rc.from_key_segment == Some(0) {
+        return Err(format!(
+            "{at}: from_key_segment counts from 1 (the file name)"
+        ));
+    }
+    Ok(Column {
+        name: rc.name.clone(),
+        ty,
+        required: rc.required,
+        aliases: rc.aliases.clone(),
+        bounds: Bounds { lower, upper },
+        domain,
+        check: rc.check,
+        max_length: rc.max_length,
+        from_key_segment: rc.from_key_segment,
+        default_from,
+        sensitive: rc.sensitive,
+    })
+}
 
+/// The key, the partition column, the control totals and the reject threshold.
+fn compile_layout(raw: &RawContract, columns: &[Column]) -> Result<Layout, String> {
     let key = raw
         .key
         .iter()
-        .map(|k| index_of(&columns, k, "key"))
+        .map(|k| index_of(columns, k, "key"))
         .collect::<Result<Vec<_>, _>>()?;
-    let partition = index_of(&columns, &raw.partition, "partition")?;
+    let partition = index_of(columns, &raw.partition, "partition")?;
     if !matches!(
         columns[partition].ty,
         ColumnType::Date | ColumnType::Enum | ColumnType::String
@@ -870,7 +980,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
         .control_totals
         .iter()
         .map(|c| {
-            let i = index_of(&columns, c, "control_totals")?;
+            let i = index_of(columns, c, "control_totals")?;
             match columns[i].ty {
                 ColumnType::Decimal { .. } | ColumnType::Int64 => Ok(i),
                 _ => Err(format!("control_totals: column `{c}` is not a number")),
@@ -883,10 +993,24 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
             raw.reject_threshold
         ));
     }
+    Ok(Layout {
+        key,
+        partition,
+        control_totals,
+    })
+}
 
-    let record_rules = compile_record_rules(&raw.record_rules, &columns, &index_of)?;
-    let derived = compile_derived(&raw.derived, &columns)?;
+/// Where a file's rows are keyed, partitioned and totalled.
+struct Layout {
+    key: Vec<usize>,
+    partition: usize,
+    control_totals: Vec<usize>,
+}
 
+/// The contract's date formats and the range of dates it accepts.
+fn compile_dates(
+    raw: &RawContract,
+) -> Result<(Vec<DateFormat>, std::ops::RangeInclusive<i32>), String> {
     let date_formats = compile_formats(&raw.date_formats, "date_formats")?;
     let day = |text: &str| {
         let iso = [DateFormat::new("YYYY-MM-DD").map_err(|e| e.to_string())?];
@@ -897,95 +1021,98 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
     if date_range.is_empty() {
         return Err("date_range: the first date is after the second".into());
     }
-    let mut profiles = BTreeMap::new();
-    for (name, rp) in &raw.profiles {
-        let at = format!("profile `{name}`");
-        let encoding = match rp.encoding.to_ascii_lowercase().as_str() {
-            "utf-8" | "utf8" => Encoding::Utf8,
-            "shift_jis" | "shift-jis" | "cp932" | "windows-31j" => Encoding::ShiftJis,
-            other => {
-                return Err(format!(
-                    "{at}: unknown encoding `{other}` (utf-8, shift_jis)"
-                ));
-            }
-        };
-        let mut headers = HashMap::new();
-        for (vendor, column) in &rp.headers {
-            let i = index_of(&columns, column, &format!("{at}: header `{vendor}`"))?;
-            if headers.insert(header_key(vendor), i).is_some() {
-                return Err(format!(
-                    "{at}: two vendor headers read as `{}`",
-                    header_key(vendor)
-                ));
-            }
+    Ok((date_formats, date_range))
+}
+
+/// One vendor profile, `name`, over the contract's columns, date formats and date range.
+fn compile_profile(
+    name: &str,
+    rp: &RawProfile,
+    columns: &[Column],
+    date_formats: &[DateFormat],
+    date_range: &std::ops::RangeInclusive<i32>,
+) -> Result<Profile, String> {
+    let at = format!("profile `{name}`");
+    let encoding = match rp.encoding.to_ascii_lowercase().as_str() {
+        "utf-8" | "utf8" => Encoding::Utf8,
+        "shift_jis" | "shift-jis" | "cp932" | "windows-31j" => Encoding::ShiftJis,
+        other => {
+            return Err(format!(
+                "{at}: unknown encoding `{other}` (utf-8, shift_jis)"
+            ));
         }
-        let constants = rp
-            .constants
-            .iter()
-            .map(|(c, v)| {
-                Ok((
-                    index_of(&columns, c, &format!("{at}: constants"))?,
-                    v.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let from_file_name = rp
-            .from_file_name
-            .iter()
-            .map(|(c, spec)| {
-                let column = index_of(&columns, c, &format!("{at}: from_file_name"))?;
-                if columns[column].ty != ColumnType::Date {
-                    return Err(format!("{at}: from_file_name column `{c}` is not a date"));
-                }
-                Ok(FileNameDate {
-                    column,
-                    prefix: spec.prefix.clone(),
-                    format: DateFormat::new(&spec.format).map_err(|e| format!("{at}: {e}"))?,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let date_formats = match &rp.date_formats {
-            Some(f) => compile_formats(f, &format!("{at}: date_formats"))?,
-            None => date_formats.clone(),
-        };
-        let mut shorten = vec![None; columns.len()];
-        for (c, spec) in &rp.shorten {
-            let i = index_of(&columns, c, &format!("{at}: shorten"))?;
-            if columns[i].ty != ColumnType::String || spec.to == 0 || spec.to >= spec.from {
-                return Err(format!(
-                    "{at}: shorten `{c}` needs a string column and 0 < to < from"
-                ));
-            }
-            shorten[i] = Some(Shorten {
-                from: spec.from,
-                to: spec.to,
-            });
+    };
+    let mut headers = HashMap::new();
+    for (vendor, column) in &rp.headers {
+        let i = index_of(columns, column, &format!("{at}: header `{vendor}`"))?;
+        if headers.insert(header_key(vendor), i).is_some() {
+            return Err(format!(
+                "{at}: two vendor headers read as `{}`",
+                header_key(vendor)
+            ));
         }
-        profiles.insert(
-            name.clone(),
-            Profile {
-                name: name.clone(),
-                encoding,
-                headers,
-                ignore: rp.ignore.iter().map(|h| header_key(h)).collect(),
-                trailing_empty_column: rp.trailing_empty_column,
-                constants,
-                from_file_name,
-                date_formats,
-                date_range: date_range.clone(),
-                shorten,
-            },
-        );
     }
-    if !profiles.contains_key(&raw.default_profile) {
-        return Err(format!(
-            "default_profile `{}` is not among the profiles",
-            raw.default_profile
-        ));
+    let constants = rp
+        .constants
+        .iter()
+        .map(|(c, v)| {
+            Ok((
+                index_of(columns, c, &format!("{at}: constants"))?,
+                v.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let from_file_name = rp
+        .from_file_name
+        .iter()
+        .map(|(c, spec)| {
+            let column = index_of(columns, c, &format!("{at}: from_file_name"))?;
+            if columns[column].ty != ColumnType::Date {
+                return Err(format!("{at}: from_file_name column `{c}` is not a date"));
+            }
+            Ok(FileNameDate {
+                column,
+                prefix: spec.prefix.clone(),
+                format: DateFormat::new(&spec.format).map_err(|e| format!("{at}: {e}"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let date_formats = match &rp.date_formats {
+        Some(f) => compile_formats(f, &format!("{at}: date_formats"))?,
+        None => date_formats.to_vec(),
+    };
+    let mut shorten = vec![None; columns.len()];
+    for (c, spec) in &rp.shorten {
+        let i = index_of(columns, c, &format!("{at}: shorten"))?;
+        if columns[i].ty != ColumnType::String || spec.to == 0 || spec.to >= spec.from {
+            return Err(format!(
+                "{at}: shorten `{c}` needs a string column and 0 < to < from"
+            ));
+        }
+        shorten[i] = Some(Shorten {
+            from: spec.from,
+            to: spec.to,
+        });
     }
+    Ok(Profile {
+        name: name.to_string(),
+        encoding,
+        headers,
+        ignore: rp.ignore.iter().map(|h| header_key(h)).collect(),
+        trailing_empty_column: rp.trailing_empty_column,
+        constants,
+        from_file_name,
+        date_formats,
+        date_range: date_range.clone(),
+        shorten,
+    })
+}
+
+/// The `[wide]` table, present exactly when the shape is wide, naming known columns.
+fn check_wide(raw: &RawContract, columns: &[Column]) -> Result<(), String> {
     match (raw.shape, &raw.wide) {
-        (Shape::Wide, None) => return Err("shape = \"wide\" needs a [wide] table".into()),
-        (Shape::Records, Some(_)) => return Err("[wide] applies to shape = \"wide\" only".into()),
+        (Shape::Wide, None) => Err("shape = \"wide\" needs a [wide] table".into()),
+        (Shape::Records, Some(_)) => Err("[wide] applies to shape = \"wide\" only".into()),
         (Shape::Wide, Some(w)) => {
             for c in [
                 &w.source_column,
@@ -995,7 +1122,7 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
                 &w.value_column,
                 &w.period_column,
             ] {
-                index_of(&columns, c, "[wide]")?;
+                index_of(columns, c, "[wide]")?;
             }
             if crate::parse::weekday_number(&w.week_ends_on).is_none() {
                 return Err(format!(
@@ -1003,30 +1130,18 @@ fn compile(raw: RawContract) -> Result<Contract, String> {
                     w.week_ends_on
                 ));
             }
+            Ok(())
         }
-        (Shape::Records, None) => {}
+        (Shape::Records, None) => Ok(()),
     }
+}
+
+/// The `[warehouse]` table's distribution and sort keys name known columns.
+fn check_warehouse(raw: &RawContract, columns: &[Column]) -> Result<(), String> {
     for c in raw.warehouse.distkey.iter().chain(&raw.warehouse.sortkey) {
-        index_of(&columns, c, "[warehouse]")?;
+        index_of(columns, c, "[warehouse]")?;
     }
-    Ok(Contract {
-        dataset: raw.dataset,
-        version: raw.version,
-        description: raw.description,
-        shape: raw.shape,
-        columns,
-        key,
-        partition,
-        control_totals,
-        reject_threshold: raw.reject_threshold,
-        nulls: NullTokens::new(&raw.null_tokens),
-        record_rules,
-        derived,
-        profiles,
-        default_profile: raw.default_profile,
-        wide: raw.wide,
-        warehouse: raw.warehouse,
-    })
+    Ok(())
 }
 
 fn compile_formats(formats: &[String], what: &str) -> Result<Vec<DateFormat>, String> {
@@ -1219,16 +1334,87 @@ pub fn load_dataset(dataset: &str, dir: Option<&Path>) -> Result<Contract, Contr
     if let Some(dir) = dir {
         return Contract::load(&dir.join(format!("{dataset}.toml")));
     }
-    let (name, text) =
-        BUILTIN
-            .iter()
-            .find(|(n, _)| *n == dataset)
-            .ok_or_else(|| ContractError {
-                file: format!("{dataset}.toml"),
-                message: format!(
-                    "unknown dataset `{dataset}` (known: {})",
-                    BUILTIN.map(|(n, _)| n).join(", ")
-                ),
-            })?;
+    let (name, text) = BUILTIN.iter().find(|(n, _)| *n == dataset).ok_or_else(|| {
+        ContractError::UnknownDataset {
+            file: format!("{dataset}.toml"),
+            dataset: dataset.to_string(),
+            known: BUILTIN.map(|(n, _)| n).join(", "),
+        }
+    })?;
     Contract::from_toml(&format!("contracts/{name}.toml"), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in holdings contract with one line changed.
+    fn holdings_with(from: &str, to: &str) -> String {
+        let text = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == "investor_holdings")
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        assert!(text.contains(from), "the contract has `{from}`");
+        text.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn each_check_reports_its_section_and_keeps_its_message() {
+        let cases = [
+            (
+                "type = \"date\"",
+                "type = \"decimal\"",
+                Section::Columns,
+                "a decimal needs `precision` and `scale`",
+            ),
+            (
+                "partition = \"as_of_date\"",
+                "partition = \"nope\"",
+                Section::Layout,
+                "partition names unknown column `nope`",
+            ),
+            (
+                "reject_threshold = 0.10",
+                "reject_threshold = 2.0",
+                Section::Layout,
+                "reject_threshold 2 is not between 0 and 1",
+            ),
+            (
+                "default_profile = \"standard\"",
+                "default_profile = \"nope\"",
+                Section::Profiles,
+                "default_profile `nope` is not among the profiles",
+            ),
+            (
+                "distkey = \"security_id\"",
+                "distkey = \"nope\"",
+                Section::Warehouse,
+                "[warehouse] names unknown column `nope`",
+            ),
+        ];
+        for (from, to, section, message) in cases {
+            let text = holdings_with(from, to);
+            match Contract::from_toml("h.toml", &text) {
+                Err(ContractError::Invalid {
+                    file,
+                    section: s,
+                    message: m,
+                }) => {
+                    assert_eq!((file.as_str(), s), ("h.toml", section), "{to}");
+                    assert!(m.contains(message), "{to}: {m}");
+                }
+                other => panic!("{to}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Contract::from_toml("h.toml", "dataset = 1"),
+            Err(ContractError::Syntax { .. })
+        ));
+        let unknown = load_dataset("nope", None).map(|_| ()).err();
+        assert_eq!(
+            unknown.map(|e| e.to_string()).unwrap_or_default(),
+            "contract nope.toml: unknown dataset `nope` (known: investor_holdings, market_daily, weekly_series)"
+        );
+    }
 }
