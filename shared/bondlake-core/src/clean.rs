@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 /// What one file's run knows besides its bytes.
 #[derive(Debug, Clone)]
-pub struct FileContext {
+pub(crate) struct FileContext {
     /// The object key (or path) of the input; lineage and key-derived values come from it.
     pub source_key: String,
     /// The `_ingested_at` value for every row of this file, microseconds since the epoch, UTC.
@@ -60,7 +60,7 @@ pub struct Plan {
 }
 
 /// Decodes a header field in the profile's encoding.
-pub fn decode_header(encoding: Encoding, raw: &[Vec<u8>]) -> Result<Vec<String>, FileError> {
+pub(crate) fn decode_header(encoding: Encoding, raw: &[Vec<u8>]) -> Result<Vec<String>, FileError> {
     raw.iter()
         .enumerate()
         .map(|(k, b)| {
@@ -74,7 +74,7 @@ pub fn decode_header(encoding: Encoding, raw: &[Vec<u8>]) -> Result<Vec<String>,
 }
 
 /// The name of an encoding as written in errors.
-pub fn encoding_name(e: Encoding) -> &'static str {
+pub(crate) fn encoding_name(e: Encoding) -> &'static str {
     match e {
         Encoding::Utf8 => "UTF-8",
         Encoding::ShiftJis => "Shift_JIS (CP932)",
@@ -82,7 +82,7 @@ pub fn encoding_name(e: Encoding) -> &'static str {
 }
 
 /// Decodes bytes strictly; `None` when any byte is invalid in the encoding.
-pub fn decode_text(encoding: Encoding, b: &[u8]) -> Option<String> {
+pub(crate) fn decode_text(encoding: Encoding, b: &[u8]) -> Option<String> {
     match encoding {
         Encoding::Utf8 => std::str::from_utf8(b).ok().map(str::to_string),
         Encoding::ShiftJis => encoding_rs::SHIFT_JIS
@@ -92,7 +92,7 @@ pub fn decode_text(encoding: Encoding, b: &[u8]) -> Option<String> {
 }
 
 /// Decodes bytes for display, writing any invalid byte as `\xNN` so nothing is lost.
-pub fn escape_bytes_in(encoding: Encoding, b: &[u8]) -> String {
+pub(crate) fn escape_bytes_in(encoding: Encoding, b: &[u8]) -> String {
     if let Some(s) = decode_text(encoding, b) {
         return s;
     }
@@ -133,7 +133,7 @@ pub fn escape_bytes_in(encoding: Encoding, b: &[u8]) -> String {
 }
 
 /// UTF-8 with invalid bytes written as `\xNN`.
-pub fn escape_bytes(b: &[u8]) -> String {
+pub(crate) fn escape_bytes(b: &[u8]) -> String {
     let mut out = String::new();
     for chunk in b.utf8_chunks() {
         out.push_str(chunk.valid());
@@ -146,7 +146,7 @@ pub fn escape_bytes(b: &[u8]) -> String {
 
 /// Unknown header names a manifest lists before it counts the rest: a header that is really
 /// megabytes of data must not make a manifest of megabytes.
-pub const UNKNOWN_COLUMNS_LISTED: usize = 50;
+pub(crate) const UNKNOWN_COLUMNS_LISTED: usize = 50;
 
 /// Maps the header and the object key onto the contract (records shape).
 pub fn plan(
@@ -235,7 +235,7 @@ fn shorten(raw: &[u8], s: crate::contract::Shorten) -> &[u8] {
 /// whose header map covers every required column, and of those the one leaving the fewest
 /// header names unknown (the first on a tie). One candidate is taken as it is, so its own errors
 /// (a missing column) are the file's. A wide contract reads with its first candidate.
-pub fn choose_profile<'c>(
+pub(crate) fn choose_profile<'c>(
     contract: &'c Contract,
     candidates: &[&'c Profile],
     raw_header: &[Vec<u8>],
@@ -275,7 +275,7 @@ pub fn choose_profile<'c>(
 
 /// The values the object key, the file name and the profile's constants give, checked by the same
 /// rules as record values. A bad one fails the file only when no input column could override it.
-pub fn fixed_values(
+pub(crate) fn fixed_values(
     contract: &Contract,
     profile: &Profile,
     source_key: &str,
@@ -437,7 +437,7 @@ pub struct Rejected {
 }
 
 /// Re-joins a record's fields into one CSV line (quoting as RFC 4180 needs), decoded for display.
-pub fn join_record(encoding: Encoding, rec: &Record<'_>) -> String {
+pub(crate) fn join_record(encoding: Encoding, rec: &Record<'_>) -> String {
     let mut out = String::with_capacity(rec.bytes().len() + rec.len() * 3);
     for (j, f) in rec.fields().enumerate() {
         if j > 0 {
@@ -457,7 +457,7 @@ pub fn join_record(encoding: Encoding, rec: &Record<'_>) -> String {
 
 /// One chunk's results, ready to write: clean batches by partition, and the rejects in record order.
 #[derive(Debug, Default)]
-pub struct ChunkOutput {
+pub(crate) struct ChunkOutput {
     /// Clean rows, one batch per partition value seen in the chunk.
     pub batches: Vec<(PartKey, RecordBatch)>,
     /// Quarantined records.
@@ -492,7 +492,7 @@ pub struct Checked {
 }
 
 /// Cleans the records of one file (records shape).
-pub struct RecordsCleaner<'c> {
+pub(crate) struct RecordsCleaner<'c> {
     contract: &'c Contract,
     profile: &'c Profile,
     plan: Plan,
@@ -534,11 +534,6 @@ impl<'c> RecordsCleaner<'c> {
             key_buf: Vec::with_capacity(128),
             derived: Vec::with_capacity(contract.derived.len()),
         }
-    }
-
-    /// The plan in force.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
     }
 
     /// Cleans one chunk of records.
@@ -844,7 +839,7 @@ impl<'c> RecordsCleaner<'c> {
 /// The one sequential step: `duplicate_key` needs the file's order. Chunks come to it checked
 /// (possibly by several threads) and in order; the first record with a key stays, a later one is
 /// taken out of its batch and quarantined. Rejected records never reach it, so they claim no key.
-pub struct Deduper<'c> {
+pub(crate) struct Deduper<'c> {
     contract: &'c Contract,
     encoding: Encoding,
     seen: crate::keyset::KeySet,
@@ -990,7 +985,7 @@ fn resolve_enum<'r>(col: &Column, s: &str) -> Result<Val<'r>, Reason> {
 
 /// Parses a date or number cell (already trimmed and not null) and checks its bounds.
 #[inline]
-pub fn parse_scalar<'r>(col: &Column, t: &[u8], profile: &Profile) -> Result<Val<'r>, Reason> {
+pub(crate) fn parse_scalar<'r>(col: &Column, t: &[u8], profile: &Profile) -> Result<Val<'r>, Reason> {
     match col.ty {
         ColumnType::Date => {
             parse::parse_date_within(t, &profile.date_formats, &profile.date_range).map(Val::Date)
@@ -1058,7 +1053,7 @@ fn record_rule(rule: &RecordRule, row: &[Val<'_>], columns: &[Column]) -> Option
 /// |mv − par × price / 100| ≤ max(relative × par × price / 100, absolute), in exact integers
 /// (docs/datasets.md, decision 8). `relative_bp` is the relative tolerance × 10⁴; `absolute` is at the mv's scale.
 #[allow(clippy::too_many_arguments)]
-pub fn market_value_within(
+pub(crate) fn market_value_within(
     mv: i128,
     s_mv: u32,
     par: i128,
@@ -1090,7 +1085,7 @@ pub fn market_value_within(
 
 /// Computes the derived columns of one clean row into `out` (records shape: position, bucket,
 /// days_between).
-pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>], out: &mut Vec<DerivedVal<'c>>) {
+pub(crate) fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>], out: &mut Vec<DerivedVal<'c>>) {
     out.clear();
     for d in &contract.derived {
         let int_of = |s: Source, out: &[DerivedVal<'c>]| -> Option<i64> {
@@ -1149,7 +1144,7 @@ pub fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>], out: &mut Vec<Der
 }
 
 /// The partition value of a row.
-pub fn part_key(v: Val<'_>, contract: &Contract, scratch: &str) -> PartKey {
+pub(crate) fn part_key(v: Val<'_>, contract: &Contract, scratch: &str) -> PartKey {
     match v {
         Val::Date(d) => PartKey::Date(d),
         Val::Enum(i) => PartKey::Text(

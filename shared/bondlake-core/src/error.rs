@@ -94,7 +94,7 @@ pub enum FileError {
 
 /// `text` for a message: control characters and quotes escaped, cut to `max` characters with an
 /// ellipsis, so input text can never flood or garble a log line, a manifest or a Slack post.
-pub fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     let escaped: String = text.chars().flat_map(char::escape_debug).collect();
     match escaped.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
@@ -104,7 +104,7 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// Names a header for an error message by its column count and first names, each escaped and cut
 /// short, so a header that is really a data row (or megabytes of NULs) never floods a message.
-pub fn describe_header(names: &[String]) -> String {
+pub(crate) fn describe_header(names: &[String]) -> String {
     const SHOWN: usize = 8;
     const NAME_CHARS: usize = 32;
     let shown: Vec<String> = names

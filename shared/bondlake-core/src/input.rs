@@ -196,7 +196,7 @@ fn read_prefix(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
 
 /// Decompressed output allowed before the ratio is checked: small files (and the first blocks of
 /// any file, before the decoder has read much) are never judged by it.
-pub const RATIO_FLOOR_BYTES: u64 = 64 << 20;
+pub(crate) const RATIO_FLOOR_BYTES: u64 = 64 << 20;
 
 /// Counts the compressed bytes the decoder has read.
 struct Counting<R> {

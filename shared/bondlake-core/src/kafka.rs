@@ -827,7 +827,7 @@ fn sanitize(topic: &str) -> String {
 
 /// The headers as a JSON array of `[name, value]` pairs; a value that is not UTF-8 is written
 /// as `base64:` and its base64.
-pub fn headers_json(headers: &[(String, Vec<u8>)]) -> String {
+pub(crate) fn headers_json(headers: &[(String, Vec<u8>)]) -> String {
     if headers.is_empty() {
         return String::new();
     }

@@ -176,7 +176,7 @@ impl OutputNames {
 
 /// Parquet settings chosen per column: dictionaries where values repeat, chunk statistics on the
 /// `statistics` columns only (see [`crate::schema::statistics_columns`]).
-pub fn writer_properties(
+pub(crate) fn writer_properties(
     schema: &SchemaRef,
     opts: &OutputOptions,
     statistics: &[String],

@@ -27,7 +27,7 @@ pub const INGESTED_AT: &str = "_ingested_at";
 pub const SOURCE_ORDER: &str = "_source_order";
 
 /// The Arrow type of a contract column.
-pub fn arrow_type(ty: ColumnType) -> DataType {
+pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
     match ty {
         ColumnType::String | ColumnType::Enum => DataType::Utf8,
         ColumnType::Date => DataType::Date32,
@@ -37,7 +37,7 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
 }
 
 /// The Arrow type of a derived column.
-pub fn derived_type(contract: &Contract, kind: &DerivedKind) -> DataType {
+pub(crate) fn derived_type(contract: &Contract, kind: &DerivedKind) -> DataType {
     let source_type = |s: Source| match s {
         Source::Column(i) => arrow_type(contract.columns[i].ty),
         Source::Derived(_) => DataType::Int32,
@@ -53,7 +53,7 @@ pub fn derived_type(contract: &Contract, kind: &DerivedKind) -> DataType {
 }
 
 /// The schema of a dataset's clean output.
-pub fn output_schema(contract: &Contract) -> SchemaRef {
+pub(crate) fn output_schema(contract: &Contract) -> SchemaRef {
     let mut fields: Vec<Field> = contract
         .columns
         .iter()
@@ -76,7 +76,7 @@ pub fn output_schema(contract: &Contract) -> SchemaRef {
 /// The columns whose Parquet statistics (min/max per column chunk) are worth their cost: the key
 /// and partition columns, which queries filter on, and every non-text column, whose min/max is
 /// cheap. Free text (names, issuers) would cost a byte comparison a value for nothing.
-pub fn statistics_columns(contract: &Contract, schema: &Schema) -> Vec<String> {
+pub(crate) fn statistics_columns(contract: &Contract, schema: &Schema) -> Vec<String> {
     let keyed: Vec<&str> = contract
         .key
         .iter()
@@ -147,7 +147,7 @@ enum ColBuilder {
 }
 
 /// Builds one record batch of the output schema, row by row.
-pub struct BatchBuilder {
+pub(crate) struct BatchBuilder {
     schema: SchemaRef,
     cols: Vec<ColBuilder>,
     rows: usize,

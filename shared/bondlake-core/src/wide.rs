@@ -43,7 +43,7 @@ struct Indexes {
 }
 
 /// Cleans one wide file.
-pub struct WideCleaner<'c> {
+pub(crate) struct WideCleaner<'c> {
     contract: &'c Contract,
     profile: &'c Profile,
     source_key: String,

@@ -521,7 +521,7 @@ fn text_length(contract: &Contract, name: &str) -> usize {
 }
 
 /// Creates the schema when it does not exist.
-pub fn create_schema_sql(schema: &Ident) -> String {
+pub(crate) fn create_schema_sql(schema: &Ident) -> String {
     format!("CREATE SCHEMA IF NOT EXISTS {schema}")
 }
 
@@ -565,7 +565,7 @@ pub fn ledger_table(schema: &Ident) -> String {
 }
 
 /// Creates the ledger: one row per manifest ever acted on (loaded, or recorded as not loadable).
-pub fn ledger_create_sql(schema: &Ident, dialect: Dialect) -> String {
+pub(crate) fn ledger_create_sql(schema: &Ident, dialect: Dialect) -> String {
     let cols: Vec<String> = LEDGER_COLUMNS
         .iter()
         .map(|(n, t)| format!("\"{n}\" {}", t.render(dialect)))
