@@ -6,7 +6,7 @@
 use bondlake_core::failure::HandleError;
 use bondlake_core::notify::{Digest, Message, Notice, SentLog, SlackOutlet, TextOutlet, deliver};
 use bondlake_core::vars::Vars;
-use bondlake_lambda::FunctionError;
+use bondlake_lambda::{FunctionError, TopicDelivery};
 use bondlake_slack::secrets::{CachedWebhook, SecretError, SecretSource};
 use bondlake_slack::{BlockingSlack, Retry, Slack, WebhookUrl};
 use lambda_runtime::LambdaEvent;
@@ -175,55 +175,20 @@ pub enum Via {
 
 /// The notices an invocation carries.
 pub fn incoming(payload: &Value) -> Result<(Via, Vec<Delivered>), HandleError> {
-    let records = payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| HandleError::InvalidInput("neither an SQS nor an SNS event".into()))?;
-    let mut out = Vec::with_capacity(records.len());
-    let mut via = Via::Sns;
-    for r in records {
-        if r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs") {
-            via = Via::Sqs;
-            let id = r.get("messageId").and_then(Value::as_str).unwrap_or("");
-            let body = r.get("body").and_then(Value::as_str).unwrap_or("");
-            // Without raw delivery the body is SNS's envelope; with it, the message itself.
-            let (message_id, message) = match serde_json::from_str::<Value>(body) {
-                Ok(env) if env.get("Type").and_then(Value::as_str) == Some("Notification") => (
-                    env.get("MessageId")
-                        .and_then(Value::as_str)
-                        .unwrap_or(id)
-                        .to_string(),
-                    env.get("Message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                ),
-                _ => (id.to_string(), body.to_string()),
-            };
-            out.extend(
-                Notice::read_all(&message, &message_id)
-                    .into_iter()
-                    .map(|notice| Delivered {
-                        id: id.to_string(),
-                        notice,
-                    }),
-            );
-        } else if let Some(sns) = r.get("Sns") {
-            let id = sns.get("MessageId").and_then(Value::as_str).unwrap_or("");
-            let message = sns.get("Message").and_then(Value::as_str).unwrap_or("");
-            out.extend(
-                Notice::read_all(message, id)
-                    .into_iter()
-                    .map(|notice| Delivered {
-                        id: id.to_string(),
-                        notice,
-                    }),
-            );
-        } else {
-            return Err(HandleError::InvalidInput(
-                "a record that is neither SQS nor SNS".into(),
-            ));
-        }
+    let (via, messages) = match bondlake_lambda::topic_messages(payload.clone())? {
+        TopicDelivery::Sqs(messages) => (Via::Sqs, messages),
+        TopicDelivery::Sns(messages) => (Via::Sns, messages),
+    };
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        out.extend(
+            Notice::read_all(&m.message, &m.message_id)
+                .into_iter()
+                .map(|notice| Delivered {
+                    id: m.delivery_id.clone(),
+                    notice,
+                }),
+        );
     }
     Ok((via, out))
 }

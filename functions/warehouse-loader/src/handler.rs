@@ -88,24 +88,17 @@ pub fn incoming(payload: Value) -> Result<Incoming, HandleError> {
         .and_then(Value::as_str)
         == Some("aws:sns")
     {
-        return processed_manifests(&payload).map(Incoming::S3);
+        return processed_manifests(payload).map(Incoming::S3);
     }
     parse(payload)
 }
 
 /// The manifests named by the `processed` events of an SNS delivery; other kinds are not the
 /// loader's, and an event of an unknown version is reported and skipped.
-fn processed_manifests(payload: &Value) -> Result<Vec<ObjectCreated>, HandleError> {
-    let records = payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| HandleError::InvalidInput("SNS event without Records".into()))?;
+fn processed_manifests(payload: Value) -> Result<Vec<ObjectCreated>, HandleError> {
     let mut objects = Vec::new();
-    for r in records {
-        let message = r
-            .pointer("/Sns/Message")
-            .and_then(Value::as_str)
-            .ok_or_else(|| HandleError::InvalidInput("SNS record without a Message".into()))?;
+    for m in bondlake_lambda::sns_messages(payload)? {
+        let message = m.message.as_str();
         let event = match bondlake_core::events::parse(message) {
             Ok(e) => e,
             Err(e @ bondlake_core::events::EventError::UnknownVersion { .. }) => {

@@ -985,7 +985,11 @@ fn resolve_enum<'r>(col: &Column, s: &str) -> Result<Val<'r>, Reason> {
 
 /// Parses a date or number cell (already trimmed and not null) and checks its bounds.
 #[inline]
-pub(crate) fn parse_scalar<'r>(col: &Column, t: &[u8], profile: &Profile) -> Result<Val<'r>, Reason> {
+pub(crate) fn parse_scalar<'r>(
+    col: &Column,
+    t: &[u8],
+    profile: &Profile,
+) -> Result<Val<'r>, Reason> {
     match col.ty {
         ColumnType::Date => {
             parse::parse_date_within(t, &profile.date_formats, &profile.date_range).map(Val::Date)
@@ -1085,7 +1089,11 @@ pub(crate) fn market_value_within(
 
 /// Computes the derived columns of one clean row into `out` (records shape: position, bucket,
 /// days_between).
-pub(crate) fn derive_row<'c>(contract: &'c Contract, row: &[Val<'_>], out: &mut Vec<DerivedVal<'c>>) {
+pub(crate) fn derive_row<'c>(
+    contract: &'c Contract,
+    row: &[Val<'_>],
+    out: &mut Vec<DerivedVal<'c>>,
+) {
     out.clear();
     for d in &contract.derived {
         let int_of = |s: Source, out: &[DerivedVal<'c>]| -> Option<i64> {

@@ -2,6 +2,7 @@
 //! direct or through an SQS queue, and the invocation's deadline.
 
 use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use bondlake_core::failure::{Disposition, HandleError};
 use bondlake_core::processor::{ObjectCreated, decode_event_key};
@@ -237,6 +238,100 @@ fn number_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Er
     }
 }
 
+/// One message of an SNS topic as a function receives it: from SNS directly, or as the body of
+/// an SQS message subscribed to the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMessage {
+    /// The delivery to answer for: the SQS message id (a partial batch response names it), or
+    /// SNS's message id.
+    pub delivery_id: String,
+    /// SNS's id of the message (under raw delivery SQS's, the only one there is).
+    pub message_id: String,
+    /// The message as published.
+    pub message: String,
+}
+
+/// How a topic's messages arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicDelivery {
+    /// Through an SQS queue: failures are answered per message.
+    Sqs(Vec<TopicMessage>),
+    /// From an SNS subscription: the invocation succeeds or fails whole.
+    Sns(Vec<TopicMessage>),
+}
+
+/// SNS's JSON envelope around a message in an SQS body (a subscription without raw delivery).
+#[derive(serde::Deserialize)]
+struct SnsEnvelope {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "MessageId")]
+    message_id: Option<String>,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+/// The topic messages an invocation carries, read with `aws_lambda_events`' SQS and SNS types
+/// (told apart by the records' event source, as [`parse`] does).
+pub fn topic_messages(payload: Value) -> Result<TopicDelivery, HandleError> {
+    let source = |pointer: &str| {
+        payload
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if source("/Records/0/eventSource").as_deref() == Some("aws:sqs") {
+        let batch: SqsEvent = serde_json::from_value(payload)
+            .map_err(|e| HandleError::InvalidInput(format!("SQS event: {e}")))?;
+        let messages = batch
+            .records
+            .into_iter()
+            .map(|m| {
+                let id = m.message_id.unwrap_or_default();
+                let body = m.body.unwrap_or_default();
+                match serde_json::from_str::<SnsEnvelope>(&body) {
+                    Ok(env) if env.kind == "Notification" => TopicMessage {
+                        message_id: env.message_id.unwrap_or_else(|| id.clone()),
+                        delivery_id: id,
+                        message: env.message,
+                    },
+                    _ => TopicMessage {
+                        message_id: id.clone(),
+                        delivery_id: id,
+                        message: body,
+                    },
+                }
+            })
+            .collect();
+        return Ok(TopicDelivery::Sqs(messages));
+    }
+    let no_records = payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty);
+    if no_records || source("/Records/0/EventSource").as_deref() == Some("aws:sns") {
+        return sns_messages(payload).map(TopicDelivery::Sns);
+    }
+    Err(HandleError::InvalidInput(
+        "neither an SQS nor an SNS event".into(),
+    ))
+}
+
+/// The messages of a direct SNS delivery.
+pub fn sns_messages(payload: Value) -> Result<Vec<TopicMessage>, HandleError> {
+    let event: SnsEvent = serde_json::from_value(payload)
+        .map_err(|e| HandleError::InvalidInput(format!("SNS event: {e}")))?;
+    Ok(event
+        .records
+        .into_iter()
+        .map(|r| TopicMessage {
+            delivery_id: r.sns.message_id.clone(),
+            message_id: r.sns.message_id,
+            message: r.sns.message,
+        })
+        .collect())
+}
+
 /// The records of a batch the Kafka event source mapping gave up on, from the record its S3
 /// on-failure destination keeps: the invocation's own event is its `payload` (an object, or the
 /// object as a JSON string).
@@ -317,6 +412,60 @@ pub fn kafka_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn topic_messages_are_read_from_sns_and_from_sqs_with_or_without_the_envelope() {
+        let TopicDelivery::Sns(sns) = topic_messages(sample("sns-pipeline-events.json"))
+            .unwrap_or(TopicDelivery::Sqs(Vec::new()))
+        else {
+            panic!("an SNS delivery");
+        };
+        assert_eq!(sns.len(), 3);
+        assert_eq!(sns[0].delivery_id, "7b0c4a5e-0000-4000-8000-000000000001");
+        assert_eq!(sns[0].message_id, sns[0].delivery_id);
+        assert!(sns.iter().all(|m| m.message.contains("event_version")));
+
+        let TopicDelivery::Sqs(sqs) = topic_messages(sample("sqs-notifications.json"))
+            .unwrap_or(TopicDelivery::Sns(Vec::new()))
+        else {
+            panic!("an SQS delivery");
+        };
+        assert_eq!(sqs.len(), 8);
+        // The SQS message is what a partial batch response names; the id inside is SNS's.
+        assert_eq!(sqs[0].delivery_id, "5f1e2d3c-0000-4000-8000-000000000001");
+        assert_eq!(sqs[0].message_id, "7b0c4a5e-0000-4000-8000-000000000001");
+        assert!(
+            !sqs[0].message.starts_with("{\"Type\""),
+            "the envelope is taken off"
+        );
+
+        // Raw delivery: the body is the message itself.
+        let raw = serde_json::json!({"Records": [{
+            "eventSource": "aws:sqs", "messageId": "m-1", "body": "{\"event_version\": 1}"
+        }]});
+        assert_eq!(
+            topic_messages(raw).ok(),
+            Some(TopicDelivery::Sqs(vec![TopicMessage {
+                delivery_id: "m-1".into(),
+                message_id: "m-1".into(),
+                message: "{\"event_version\": 1}".into(),
+            }]))
+        );
+        assert_eq!(
+            topic_messages(serde_json::json!({"Records": []})).ok(),
+            Some(TopicDelivery::Sns(Vec::new()))
+        );
+        let neither = topic_messages(serde_json::json!({"detail": {}})).err();
+        assert_eq!(neither.map(|e| e.error_type()), Some("InvalidInput"));
+    }
 
     #[test]
     fn lambdas_log_level_names_map_to_tracing_levels() {
