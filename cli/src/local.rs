@@ -1,5 +1,7 @@
-//! The local pipeline: `bondlake run` and `bondlake demo`. Folders stand in for the buckets and
-//! the same [`Processor`] as the Lambda handles each new file:
+//! The local pipeline: `bondlake run` and `bondlake demo`. Folders stand in for the buckets, and
+//! each function's own handler is called with the events `template.yaml` wires (see
+//! [`crate::topology`]): csv-processor for each new raw file, warehouse-loader for each manifest,
+//! the notifier for what the stages published.
 //!
 //! - `ROOT/raw/` is the raw bucket (routed by the same table as the template's S3 events);
 //! - `ROOT/` holds what the processed bucket would: `processed/`, `quarantine/`, `manifests/`,
@@ -7,18 +9,58 @@
 //! - `ROOT/events/pipeline-events.jsonl` stands in for the `pipeline-events` topic.
 
 use crate::notify::{Notifier, SlackStandIn};
+use crate::topology;
 use crate::warehouse::AnyWarehouse;
 use bondlake_core::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
-use bondlake_core::processor::{ObjectCreated, Processor, Settings};
+use bondlake_core::failure::HandleError;
+use bondlake_core::processor::{Budget, ObjectCreated, Processor, Settings};
 use bondlake_core::route::Routes;
 use bondlake_core::store::{LocalStore, ObjectStore, file_etag};
-use bondlake_core::warehouse::{Loader, load_and_report};
+use bondlake_core::warehouse::Loader;
 use bondlake_testkit::synth;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The processed bucket's name in local events.
+const PROCESSED_BUCKET: &str = "processed";
+
+/// The local `pipeline-events` topic: each event appended to ROOT/events/pipeline-events.jsonl,
+/// and kept until the runner delivers it onward, as SNS delivers to its subscribers.
+pub struct LocalTopic {
+    file: JsonLinesSink,
+    published: Mutex<Vec<PipelineEvent>>,
+}
+
+impl LocalTopic {
+    fn new(root: &Path) -> Self {
+        LocalTopic {
+            file: JsonLinesSink::new(events_path(root)),
+            published: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What was published since the last call.
+    fn take(&self) -> Vec<PipelineEvent> {
+        self.published
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+}
+
+impl EventSink for LocalTopic {
+    fn publish(&self, event: &PipelineEvent) -> std::io::Result<()> {
+        self.file.publish(event)?;
+        self.published
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .push(event.clone());
+        Ok(())
+    }
+}
 
 /// The raw bucket's name in local events and manifests.
 pub const RAW_BUCKET: &str = "raw";
@@ -63,10 +105,10 @@ pub struct Lake {
     processor: Processor,
     /// The warehouse's URL and the contracts' folder, when the lake loads into one.
     warehouse: Option<(String, Option<PathBuf>)>,
-    /// Open only while a poll loads files: DuckDB lets one process hold its file, and between
-    /// polls `bondlake sql` may want it.
-    loader: Option<Loader<AnyWarehouse>>,
-    events: JsonLinesSink,
+    /// The warehouse-loader's state, open only while a poll loads files: DuckDB lets one process
+    /// hold its file, and between polls `bondlake sql` may want it.
+    loader: Option<warehouse_loader::handler::State<AnyWarehouse>>,
+    topic: Arc<LocalTopic>,
 }
 
 /// The embedded warehouse's URL for a lake.
@@ -96,11 +138,12 @@ impl Lake {
         // Locally nothing bigger takes over, so everything is processed unless asked otherwise.
         settings.handoff_max_bytes = handoff_max_mb.map_or(u64::MAX, |mb| mb << 20);
         let raw = LocalStore::new(root.join("raw"));
+        let topic = Arc::new(LocalTopic::new(root));
         let processor = Processor::new(
             settings,
             Arc::new(raw.clone()),
             Arc::new(LocalStore::new(root)),
-            Arc::new(JsonLinesSink::new(events_path(root))),
+            topic.clone(),
         )
         .map_err(|e| e.to_string())?;
         // Opened once now, so a bad URL or an unreachable server stops the start, not a file.
@@ -114,28 +157,45 @@ impl Lake {
             processor,
             warehouse: warehouse.map(|u| (u.to_string(), contracts.map(Path::to_path_buf))),
             loader: None,
-            events: JsonLinesSink::new(events_path(root)),
+            topic,
         })
     }
 
-    /// The loader, opened on first use.
-    fn loader(&mut self) -> Option<Result<&mut Loader<AnyWarehouse>, String>> {
+    /// The warehouse-loader's state, opened on first use.
+    fn loader_state(
+        &mut self,
+    ) -> Option<Result<&mut warehouse_loader::handler::State<AnyWarehouse>, String>> {
         let (url, contracts) = self.warehouse.as_ref()?;
         if self.loader.is_none() {
-            match crate::warehouse::loader(url, "bondlake", contracts.as_deref()) {
-                Ok(l) => self.loader = Some(l),
+            let loader = match crate::warehouse::loader(url, "bondlake", contracts.as_deref()) {
+                Ok(l) => l,
                 Err(e) => return Some(Err(e)),
-            }
+            };
+            self.loader = Some(warehouse_loader::handler::State {
+                settings: warehouse_loader::handler::Settings::local(PROCESSED_BUCKET),
+                loader: Mutex::new(loader),
+                processed: Arc::new(self.processed.clone()),
+                events: self.topic.clone(),
+            });
         }
         self.loader.as_mut().map(Ok)
     }
 
-    /// Loads the manifest a `processed` event names, as the warehouse-loader Lambda does on the
-    /// manifest's ObjectCreated, and publishes `loaded` or `load_failed`.
+    /// The loader, opened on first use.
+    fn loader(&mut self) -> Option<Result<&mut Loader<AnyWarehouse>, String>> {
+        Some(self.loader_state()?.and_then(|s| {
+            s.loader
+                .get_mut()
+                .map_err(|_| "the loader's lock is poisoned".to_string())
+        }))
+    }
+
+    /// Hands the manifest an event names to the warehouse-loader's handler, as its notification
+    /// on the manifest-events queue, and returns the `loaded` or `load_failed` it published.
     fn load(&mut self, event: &PipelineEvent) -> Option<Result<PipelineEvent, String>> {
-        // As in AWS, where every manifest's notification reaches the loader: a failed manifest
-        // is recorded in the ledger as not loadable.
-        if !matches!(event.kind, EventKind::Processed | EventKind::Failed) {
+        // As in AWS, every manifest's notification reaches the loader: a failed manifest is
+        // recorded in the ledger as not loadable.
+        if !matches!(event.kind(), EventKind::Processed | EventKind::Failed) {
             return None;
         }
         let location = event.manifest.as_deref()?;
@@ -144,17 +204,53 @@ impl Lake {
             .ok()?
             .to_string_lossy()
             .replace('\\', "/");
-        let processed = self.processed.clone();
-        let loaded = match self.loader()? {
-            Ok(loader) => load_and_report(loader, &processed, &key).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+        let manifest = ObjectCreated {
+            bucket: PROCESSED_BUCKET.into(),
+            key,
+            etag: None,
+            event_time: None,
+            sequencer: None,
         };
-        if let Ok(e) = &loaded
-            && let Err(err) = self.events.publish(e)
-        {
-            return Some(Err(format!("{}: {err}", events_path(&self.root).display())));
+        let topic = self.topic.clone();
+        let state = match self.loader_state()? {
+            Ok(state) => state,
+            Err(e) => return Some(Err(e)),
+        };
+        let ran = topology::manifest_events(&manifest)
+            .and_then(|incoming| match incoming {
+                bondlake_lambda::Incoming::Sqs(batch) => {
+                    warehouse_loader::handler::load_batch(state, batch).map_err(|e| e.0)
+                }
+                bondlake_lambda::Incoming::S3(_) => {
+                    Err(HandleError::Config("not an SQS event".into()))
+                }
+            })
+            .map_err(|e| e.to_string());
+        let published = topic.take();
+        Some(match ran {
+            Ok(outcome) => match outcome.failures.into_iter().next() {
+                Some((_, e)) => Err(e.to_string()),
+                None => published
+                    .into_iter()
+                    .last()
+                    .ok_or_else(|| format!("{location}: the loader published nothing")),
+            },
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Hands a raw object to csv-processor's handler, as its notification on the raw-events
+    /// queue, and returns the event the processor published (none when it had nothing to say).
+    fn process(&self, object: &ObjectCreated) -> Result<Option<PipelineEvent>, HandleError> {
+        let incoming = topology::raw_events(object)?;
+        // Locally nothing has a deadline: the whole file is processed here.
+        let ran = csv_processor::handler::run(&self.processor, incoming, Budget::default())
+            .map_err(|e| e.0)?;
+        let published = self.topic.take();
+        match ran.failures.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(published.into_iter().last()),
         }
-        Some(loaded)
     }
 
     /// The warehouse, when the lake loads into one.
@@ -203,7 +299,7 @@ impl Lake {
                 event_time: bondlake_core::store::file_event_time(&meta),
                 sequencer: None,
             };
-            match self.processor.handle(&object, None) {
+            match self.process(&object) {
                 Ok(event) => {
                     seen.done.insert(key.clone(), etag);
                     let load = event.as_ref().and_then(|e| self.load(e));
@@ -624,13 +720,13 @@ impl Table {
             }
             return;
         };
-        let outcome = match (e.kind, e.status) {
+        let outcome = match (e.kind(), e.status) {
             (EventKind::Processed, Some(s)) => format!("{s:?}").to_lowercase(),
             (EventKind::Handoff, _) => {
                 self.handed_off += 1;
                 format!(
                     "handoff ({})",
-                    e.handoff.as_ref().map_or("", |h| h.reason.as_str())
+                    e.handoff().map_or("", |h| h.reason.as_str())
                 )
             }
             (kind, _) => {
@@ -662,9 +758,9 @@ impl Table {
             println!("    {error}");
         }
         match &h.load {
-            Some(Ok(l)) if l.kind == EventKind::Loaded => {
+            Some(Ok(l)) if l.kind() == EventKind::Loaded => {
                 self.loaded += 1;
-                if let Some(info) = &l.load {
+                if let Some(info) = l.load() {
                     let totals: Vec<String> = info
                         .control_totals
                         .iter()

@@ -7,6 +7,7 @@ mod feed;
 mod local;
 mod notify;
 mod s3;
+mod topology;
 mod warehouse;
 
 use bondlake_core::contract::{self, Contract};

@@ -1,10 +1,12 @@
 //! Local notifications: what the notifier Lambda would tell the team, printed on the console and,
 //! when a webhook is configured (`--slack-webhook` or `BONDLAKE_SLACK_WEBHOOK`), posted to Slack.
-//! The same [`deliver`] as the Lambda: duplicates dropped (sent log in ROOT/notifications),
-//! failures alone, routine outcomes as one digest per poll.
+//! The notifier's own handler tells them, from the SQS messages its queue would hold: duplicates
+//! dropped (sent log in ROOT/notifications), failures alone, routine outcomes as one digest per
+//! poll.
 
+use crate::topology;
 use bondlake_core::events::PipelineEvent;
-use bondlake_core::notify::{Console, Digest, Notice, SentLog, SlackOutlet, deliver};
+use bondlake_core::notify::{Console, SentLog, SlackOutlet};
 use bondlake_core::store::LocalStore;
 use bondlake_slack::{BlockingSlack, Retry, Slack, WebhookUrl};
 use std::path::Path;
@@ -12,34 +14,40 @@ use std::sync::Arc;
 
 /// The local notifier of one lake.
 pub struct Notifier {
-    log: SentLog,
+    state: notifier::handler::State,
     slack: Option<BlockingSlack>,
     /// Keeps the runtime the webhook's requests run on.
-    _runtime: Option<tokio::runtime::Runtime>,
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl Notifier {
     /// A notifier for the lake at `root`, posting to `webhook` when given.
     pub fn new(root: &Path, webhook: Option<&str>) -> Result<Notifier, String> {
-        let log = SentLog::new(Arc::new(LocalStore::new(root)));
-        let Some(url) = webhook.filter(|w| !w.trim().is_empty()) else {
-            return Ok(Notifier {
-                log,
-                slack: None,
-                _runtime: None,
-            });
-        };
-        let url = WebhookUrl::parse(url).map_err(|e| format!("BONDLAKE_SLACK_WEBHOOK: {e}"))?;
         let runtime = runtime()?;
-        let slack = Slack::new(url, Retry::default()).map_err(|e| e.to_string())?;
+        let state = notifier::handler::State::new(
+            notifier::handler::Settings::local("processed"),
+            SentLog::new(Arc::new(LocalStore::new(root))),
+            None,
+            Arc::new(Console),
+            runtime.handle().clone(),
+        );
+        let slack = match webhook.filter(|w| !w.trim().is_empty()) {
+            None => None,
+            Some(url) => {
+                let url =
+                    WebhookUrl::parse(url).map_err(|e| format!("BONDLAKE_SLACK_WEBHOOK: {e}"))?;
+                let slack = Slack::new(url, Retry::default()).map_err(|e| e.to_string())?;
+                Some(BlockingSlack {
+                    slack,
+                    handle: runtime.handle().clone(),
+                    deadline: None,
+                })
+            }
+        };
         Ok(Notifier {
-            log,
-            slack: Some(BlockingSlack {
-                slack,
-                handle: runtime.handle().clone(),
-                deadline: None,
-            }),
-            _runtime: Some(runtime),
+            state,
+            slack,
+            _runtime: runtime,
         })
     }
 
@@ -56,12 +64,16 @@ impl Notifier {
         if events.is_empty() {
             return 0;
         }
-        let notices = events
-            .into_iter()
-            .map(|e| Notice::Event(Box::new(e)))
-            .collect();
         let slack = self.slack.as_ref().map(|s| s as &dyn SlackOutlet);
-        match deliver(notices, &self.log, Digest::default(), slack, &Console) {
+        // What the notify queue would hold: each event in SNS's envelope, as one batch.
+        let told = topology::notify_queue(&events)
+            .map_err(|e| e.to_string())
+            .and_then(|delivery| {
+                let (_, delivered) = notifier::handler::notices(delivery);
+                notifier::handler::notify(&self.state, delivered, slack)
+                    .map_err(|e| e.0.to_string())
+            });
+        match told {
             Ok(d) => {
                 for (m, why, _) in &d.failed {
                     eprintln!("bondlake: notification `{}` not sent: {why}", m.title);

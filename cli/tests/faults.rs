@@ -132,7 +132,7 @@ fn event_ids(root: &Path) -> Vec<String> {
 fn processed_keys(root: &Path) -> std::collections::BTreeSet<String> {
     events(root)
         .into_iter()
-        .filter(|e| e.kind.as_str() == "processed")
+        .filter(|e| e.kind().as_str() == "processed")
         .map(|e| e.source.key)
         .collect()
 }

@@ -169,14 +169,14 @@ fn a_multi_partition_batch_lands_one_object_per_partition_and_keeps_kafka_lineag
             "kafka/investor_holdings/2026-11-25/investor-holdings/p1/00000000000000000042.csv.gz",
         ]
     );
-    assert!(landed.iter().all(|l| l.event.kind == EventKind::Landed
+    assert!(landed.iter().all(|l| l.event.kind() == EventKind::Landed
         && l.event.rows_rejected == 0
         && l.quarantine_key.is_none()));
     let processed = lake.process(&landed);
     assert_eq!(
         processed
             .iter()
-            .map(|e| (e.kind, e.rows_read, e.rows_ok, e.rows_rejected))
+            .map(|e| (e.kind(), e.rows_read, e.rows_ok, e.rows_rejected))
             .collect::<Vec<_>>(),
         [
             (EventKind::Processed, 2, 2, 0),
@@ -461,7 +461,7 @@ fn each_offset_lands_once_whatever_the_cut_of_the_retried_batches() {
     lake.land(&slice(&all, 0, 9));
     let second = lake.land(&slice(&all, 5, 14));
     assert_eq!(second.len(), 1);
-    let k = second[0].event.kafka.as_ref().expect("offsets");
+    let k = second[0].event.kafka().expect("offsets");
     assert_eq!((k.first_offset, k.last_offset), (10, 14));
     assert!(
         second[0]
@@ -479,7 +479,7 @@ fn each_offset_lands_once_whatever_the_cut_of_the_retried_batches() {
     let spans: Vec<(i64, i64)> = third
         .iter()
         .map(|l| {
-            let k = l.event.kafka.as_ref().expect("offsets");
+            let k = l.event.kafka().expect("offsets");
             (k.first_offset, k.last_offset)
         })
         .collect();
@@ -547,7 +547,7 @@ fn a_malformed_record_is_quarantined_and_its_batch_lands() {
     let landed = lake.land(&kafka_records(event).expect("an MSK event"));
     let p0 = landed
         .iter()
-        .find(|l| l.event.kafka.as_ref().is_some_and(|k| k.partition == 0))
+        .find(|l| l.event.kafka().is_some_and(|k| k.partition == 0))
         .expect("partition 0");
     assert_eq!((p0.event.rows_ok, p0.event.rows_rejected), (1, 1));
     assert_eq!(p0.event.top_reasons[0].reason, "malformed");

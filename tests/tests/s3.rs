@@ -174,7 +174,7 @@ fn multipart_outputs_are_byte_identical_to_a_local_run() {
         .handle(&created(HOLDINGS_KEY, &etag), None)
         .expect("handled")
         .expect("an event");
-    assert_eq!(event.kind, EventKind::Processed);
+    assert_eq!(event.kind(), EventKind::Processed);
     let objects = lake.snapshot("processed");
     let m = manifest(&objects);
     assert_eq!(m.rows_read, 400_000);
@@ -292,7 +292,7 @@ fn keys_with_spaces_and_unicode_arrive_decoded() {
         .handle(&created(&decoded, &etag), None)
         .expect("handled")
         .expect("event");
-    assert_eq!(event.kind, EventKind::Processed);
+    assert_eq!(event.kind(), EventKind::Processed);
     assert_eq!(event.source.key, key);
     let m = manifest(&lake.snapshot("processed"));
     assert_eq!(m.source.key, key);
@@ -307,7 +307,7 @@ fn an_object_deleted_before_its_event_is_reported_not_retried() {
         .handle(&created("holdings/custodian_a/gone.csv.gz", "0123"), None)
         .expect("not an error")
         .expect("event");
-    assert_eq!(event.kind, EventKind::Failed);
+    assert_eq!(event.kind(), EventKind::Failed);
     assert_eq!(
         event.error.as_deref(),
         Some(
@@ -333,8 +333,8 @@ fn an_object_replaced_since_its_event_is_left_to_the_newer_event() {
 }
 
 fn handoff_of(event: &PipelineEvent, lake: &Lake) -> (String, serde_json::Value) {
-    assert_eq!(event.kind, EventKind::Handoff, "{event:?}");
-    let info = event.handoff.as_ref().expect("handoff info");
+    assert_eq!(event.kind(), EventKind::Handoff, "{event:?}");
+    let info = event.handoff().expect("handoff info");
     let objects = lake.snapshot("processed");
     assert!(
         objects.keys().all(|k| k.starts_with("handoffs/")),
@@ -391,7 +391,7 @@ fn hand_off_when_the_measured_throughput_cannot_finish_in_time() {
         .expect("event");
     let (reason, _) = handoff_of(&event, &lake);
     assert_eq!(reason, "throughput");
-    let detail = &event.handoff.as_ref().expect("info").detail;
+    let detail = &event.handoff().expect("info").detail;
     assert!(detail.contains("(assumed) needs about"), "{detail}");
 }
 

@@ -250,7 +250,7 @@ fn the_same_manifest_twice_changes_nothing<W: Fresh>(name: &str) {
     let before = dump(loader.warehouse(), name);
     // The second delivery, as the Lambda sees it: from the manifest's own key.
     let event = load_and_report(&mut loader, &store, &key).expect("second delivery");
-    assert_eq!(event.load.expect("load info").outcome, "already_loaded");
+    assert_eq!(event.load().expect("load info").outcome, "already_loaded");
     assert_eq!(dump(loader.warehouse(), name), before);
     assert_eq!(
         one(
@@ -518,7 +518,7 @@ fn reconciliation_catches_a_tampered_part<W: Fresh>(name: &str) {
     );
     // As an event: load_failed with both numbers.
     let event = load_and_report(&mut loader, &store, &key).expect("event");
-    assert_eq!(event.kind.as_str(), "load_failed");
+    assert_eq!(event.kind().as_str(), "load_failed");
     assert!(event.error.as_deref().unwrap_or("").contains(&want));
 }
 

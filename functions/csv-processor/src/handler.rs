@@ -9,7 +9,7 @@ use bondlake_core::events::PipelineEvent;
 use bondlake_core::failure::HandleError;
 use bondlake_core::processor::{Budget, Processor};
 use bondlake_lambda::{Deferral, FunctionError};
-use bondlake_lambda::{Incoming, deadline_instant, for_each_message, parse};
+use bondlake_lambda::{Incoming, deadline_instant, for_each_message};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub struct Function {
 /// The Lambda handler.
 pub async fn handle(
     function: Arc<Function>,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<Incoming>,
 ) -> Result<Value, FunctionError> {
     let deadline = deadline_instant(event.context.deadline);
     let now = Instant::now();
@@ -34,7 +34,7 @@ pub async fn handle(
         remaining_ms = deadline.map(|d| d.saturating_duration_since(now).as_millis() as u64),
         "invocation"
     );
-    let incoming = parse(event.payload).map_err(FunctionError)?;
+    let incoming = event.payload;
     let budget = Budget {
         deadline,
         // What this invocation has is what a fresh one would have.
@@ -55,11 +55,12 @@ pub async fn handle(
     Ok(ran.response)
 }
 
-/// An invocation's answer, and the messages it deferred.
+/// An invocation's answer, the messages it deferred, and why each failed message failed.
 #[derive(Debug)]
 pub struct Ran {
     pub response: Value,
     pub deferred: Vec<Deferral>,
+    pub failures: Vec<HandleError>,
 }
 
 /// Runs every object of the invocation in turn (each uses every core).
@@ -86,6 +87,7 @@ pub fn run(
             Ok(Ran {
                 response: json!({ "events": summary(&events) }),
                 deferred: Vec::new(),
+                failures: Vec::new(),
             })
         }
         Incoming::Sqs(batch) => {
@@ -104,6 +106,7 @@ pub fn run(
                 response: serde_json::to_value(outcome.response)
                     .map_err(|e| FunctionError(HandleError::Config(e.to_string())))?,
                 deferred: outcome.deferred,
+                failures: outcome.failures.into_iter().map(|(_, e)| e).collect(),
             })
         }
     }
@@ -114,7 +117,7 @@ fn summary(events: &[PipelineEvent]) -> Vec<Value> {
         .iter()
         .map(|e| {
             json!({
-                "kind": e.kind.as_str(),
+                "kind": e.kind().as_str(),
                 "key": e.source.key,
                 "rows_read": e.rows_read,
                 "rows_rejected": e.rows_rejected,
@@ -134,6 +137,7 @@ mod tests {
     use bondlake_core::events::{EventKind, JsonLinesSink};
     use bondlake_core::processor::Settings;
     use bondlake_core::store::{LocalStore, ObjectStore};
+    use bondlake_lambda::parse;
     use bondlake_testkit::synth;
     use std::io::Write as _;
 
@@ -305,7 +309,7 @@ mod tests {
         let events = lake.events.read_all().expect("events");
         assert_eq!(events.len(), 13);
         for e in &events {
-            assert_eq!(e.kind, EventKind::Processed, "{}", e.source.key);
+            assert_eq!(e.kind(), EventKind::Processed, "{}", e.source.key);
             assert_eq!(e.rows_read, e.rows_ok + e.rows_rejected);
             let manifest = e.manifest.as_deref().expect("manifest");
             assert!(std::path::Path::new(manifest).is_file(), "{manifest}");
@@ -336,7 +340,7 @@ mod tests {
         let events = lake.events.read_all().expect("events");
         let kinds: Vec<_> = events
             .iter()
-            .map(|e| (e.kind, e.source.key.as_str()))
+            .map(|e| (e.kind(), e.source.key.as_str()))
             .collect();
         assert_eq!(
             kinds,
@@ -421,11 +425,8 @@ mod tests {
         assert!(ran.deferred.is_empty());
         let events = lake.events.read_all().expect("events");
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].kind, EventKind::Handoff);
-        assert_eq!(
-            events[0].handoff.as_ref().expect("info").reason,
-            "throughput"
-        );
+        assert_eq!(events[0].kind(), EventKind::Handoff);
+        assert_eq!(events[0].handoff().expect("info").reason, "throughput");
     }
 
     #[test]
@@ -439,7 +440,7 @@ mod tests {
         let ran = run(&lake.processor, holdings_batch(1), budget).expect("ran");
         assert!(ran.deferred.is_empty());
         let events = lake.events.read_all().expect("events");
-        assert_eq!(events[0].kind, EventKind::Handoff, "{events:?}");
+        assert_eq!(events[0].kind(), EventKind::Handoff, "{events:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! bondlake cleaner → Parquet, quarantine and manifest in the processed bucket, and an event on
 //! `pipeline-events`. This file only wires: logs, settings read once, clients built once.
 
-mod handler;
+use csv_processor::handler;
 
 use aws_config::BehaviorVersion;
 use bondlake_aws::{S3Options, S3Store};
@@ -35,8 +35,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         processor,
         sqs: Some(aws_sdk_sqs::Client::new(&sdk)),
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        handler::handle(function.clone(), event)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<bondlake_lambda::Incoming>| {
+            handler::handle(function.clone(), event)
+        },
+    ))
     .await
 }

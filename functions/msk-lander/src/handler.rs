@@ -7,7 +7,7 @@ use bondlake_core::failure::HandleError;
 use bondlake_core::kafka::{Lander, Topics};
 use bondlake_core::store::ObjectStore;
 use bondlake_core::vars::Vars;
-use bondlake_lambda::{FunctionError, kafka_records};
+use bondlake_lambda::{FunctionError, KafkaBatch};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -63,9 +63,12 @@ pub struct State {
 }
 
 /// The Lambda handler.
-pub async fn handle(state: Arc<State>, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
+pub async fn handle(
+    state: Arc<State>,
+    event: LambdaEvent<KafkaBatch>,
+) -> Result<Value, FunctionError> {
     tracing::info!(request_id = %event.context.request_id, "invocation");
-    let records = kafka_records(event.payload).map_err(FunctionError)?;
+    let KafkaBatch(records) = event.payload;
     tokio::task::spawn_blocking(move || run(&state, &records))
         .await
         .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
@@ -93,7 +96,7 @@ pub fn run(
             })
         })?;
     for l in &landed {
-        let k = l.event.kafka.as_ref();
+        let k = l.event.kafka();
         tracing::info!(
             topic = k.map_or("", |k| k.topic.as_str()),
             partition = k.map_or(0, |k| k.partition),
@@ -123,6 +126,7 @@ mod tests {
     use super::*;
     use bondlake_core::events::JsonLinesSink;
     use bondlake_core::store::LocalStore;
+    use bondlake_lambda::kafka_records;
 
     fn state(dir: &std::path::Path) -> State {
         // The settings `sam local invoke --env-vars events/env.json` gives the function.

@@ -2,7 +2,7 @@
 //! in the raw bucket (poison records quarantined in the processed bucket), and a `landed` event
 //! each. This file only wires: logs, settings read once, clients and the topic table built once.
 
-mod handler;
+use msk_lander::handler;
 
 use aws_config::BehaviorVersion;
 use bondlake_aws::{S3Options, S3Store};
@@ -28,8 +28,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         quarantine: Arc::new(store(&settings.processed_bucket)),
         events,
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        handler::handle(state.clone(), event)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<bondlake_lambda::KafkaBatch>| {
+            handler::handle(state.clone(), event)
+        },
+    ))
     .await
 }

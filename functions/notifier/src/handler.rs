@@ -4,7 +4,9 @@
 //! duplicate, or one that cannot be read (reported instead) is done.
 
 use bondlake_core::failure::HandleError;
-use bondlake_core::notify::{Digest, Message, Notice, SentLog, SlackOutlet, TextOutlet, deliver};
+use bondlake_core::notify::{
+    Delivery, Digest, Message, Notice, SentLog, SlackOutlet, TextOutlet, deliver,
+};
 use bondlake_core::vars::Vars;
 use bondlake_lambda::{FunctionError, TopicDelivery};
 use bondlake_slack::secrets::{CachedWebhook, SecretError, SecretSource};
@@ -35,6 +37,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of a local run (`bondlake run`): the sent log in the folder standing in for
+    /// `processed_bucket`, Slack and the console as the outlets the caller passes.
+    pub fn local(processed_bucket: &str) -> Self {
+        Settings {
+            processed_bucket: processed_bucket.to_string(),
+            webhook: None,
+            webhook_cache: Duration::ZERO,
+            email_topic_arn: None,
+            digest: Digest::default(),
+            retry: Retry::default(),
+        }
+    }
+
     /// Reads the settings through `var` (the environment); every error names the variable.
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<Self, HandleError> {
         let vars = Vars::new(var);
@@ -175,7 +190,12 @@ pub enum Via {
 
 /// The notices an invocation carries.
 pub fn incoming(payload: &Value) -> Result<(Via, Vec<Delivered>), HandleError> {
-    let (via, messages) = match bondlake_lambda::topic_messages(payload.clone())? {
+    Ok(notices(bondlake_lambda::topic_messages(payload.clone())?))
+}
+
+/// The notices of the topic's messages, each with the delivery to answer for.
+pub fn notices(delivery: TopicDelivery) -> (Via, Vec<Delivered>) {
+    let (via, messages) = match delivery {
         TopicDelivery::Sqs(messages) => (Via::Sqs, messages),
         TopicDelivery::Sns(messages) => (Via::Sns, messages),
     };
@@ -190,13 +210,16 @@ pub fn incoming(payload: &Value) -> Result<(Via, Vec<Delivered>), HandleError> {
                 }),
         );
     }
-    Ok((via, out))
+    (via, out)
 }
 
 /// The Lambda handler.
-pub async fn handle(state: Arc<State>, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
+pub async fn handle(
+    state: Arc<State>,
+    event: LambdaEvent<TopicDelivery>,
+) -> Result<Value, FunctionError> {
     tracing::info!(request_id = %event.context.request_id, "invocation");
-    let (via, delivered) = incoming(&event.payload).map_err(FunctionError)?;
+    let (via, delivered) = notices(event.payload);
     // Time to mark what was sent and answer: what is not posted by then goes back to the queue.
     let deadline = bondlake_lambda::deadline_instant(event.context.deadline)
         .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
@@ -211,6 +234,31 @@ pub async fn handle(state: Arc<State>, event: LambdaEvent<Value>) -> Result<Valu
     })
     .await
     .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+}
+
+/// Tells the notices (duplicates dropped, failures alone, routine outcomes as digests) and says
+/// what was sent and what was not.
+pub fn notify(
+    state: &State,
+    delivered: Vec<Delivered>,
+    slack: Option<&dyn SlackOutlet>,
+) -> Result<Delivery, FunctionError> {
+    let notices = delivered.into_iter().map(|d| d.notice).collect();
+    let delivery = deliver(
+        notices,
+        &state.log,
+        state.settings.digest,
+        slack,
+        state.text.as_ref(),
+    )
+    .map_err(|e| FunctionError(HandleError::Retryable(format!("sent log: {e}"))))?;
+    tracing::info!(
+        sent = delivery.sent.len(),
+        failed = delivery.failed.len(),
+        duplicates = delivery.duplicates,
+        "notified"
+    );
+    Ok(delivery)
 }
 
 /// Delivers the notices; the SQS response names the messages to retry.
@@ -238,21 +286,7 @@ pub fn run(
             )));
         }
     }
-    let notices = delivered.into_iter().map(|d| d.notice).collect();
-    let delivery = deliver(
-        notices,
-        &state.log,
-        state.settings.digest,
-        slack,
-        state.text.as_ref(),
-    )
-    .map_err(|e| FunctionError(HandleError::Retryable(format!("sent log: {e}"))))?;
-    tracing::info!(
-        sent = delivery.sent.len(),
-        failed = delivery.failed.len(),
-        duplicates = delivery.duplicates,
-        "notified"
-    );
+    let delivery = notify(state, delivered, slack)?;
     let unsent: HashSet<&str> = delivery
         .failed
         .iter()

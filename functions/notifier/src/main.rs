@@ -2,7 +2,7 @@
 //! or an SNS subscription) and CloudWatch alarms → Slack (Block Kit) and plain-text e-mail through
 //! the notifications topic. This file only wires: logs, settings read once, clients built once.
 
-mod handler;
+use notifier::handler;
 
 use aws_config::BehaviorVersion;
 use bondlake_aws::{S3Options, S3Store, SnsText};
@@ -41,8 +41,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )
     });
     let state = Arc::new(State::new(settings, log, webhook, text, handle));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        handler::handle(state.clone(), event)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<bondlake_lambda::TopicDelivery>| {
+            handler::handle(state.clone(), event)
+        },
+    ))
     .await
 }

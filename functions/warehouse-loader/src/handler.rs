@@ -2,8 +2,9 @@
 //! by [`load_and_report`] on a blocking thread. A failure worth retrying (throttling, an
 //! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use bondlake_core::contract::{self, Contract};
-use bondlake_core::events::{EventKind, EventSink, PipelineEvent};
+use bondlake_core::events::{EventSink, Outcome, PipelineEvent};
 use bondlake_core::failure::HandleError;
 use bondlake_core::manifest::SourceRef;
 use bondlake_core::processor::ObjectCreated;
@@ -11,7 +12,7 @@ use bondlake_core::store::ObjectStore;
 use bondlake_core::vars::Vars;
 use bondlake_core::warehouse::{Loader, STAGE, Warehouse, load_and_report};
 use bondlake_lambda::FunctionError;
-use bondlake_lambda::{Incoming, for_each_message, parse};
+use bondlake_lambda::{BatchOutcome, Incoming, for_each_message, parse};
 use bondlake_warehouse_redshift::{Redshift, RedshiftTarget};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
@@ -53,6 +54,25 @@ impl Settings {
         })
     }
 
+    /// The settings of a local run (`bondlake run`), which loads from the folder standing in for
+    /// the processed bucket `bucket` into a warehouse of its own, not Redshift.
+    pub fn local(bucket: &str) -> Self {
+        Settings {
+            target: RedshiftTarget {
+                cluster_id: None,
+                workgroup: None,
+                database: String::new(),
+                db_user: None,
+                secret_arn: None,
+                copy_role: String::new(),
+                bucket: bucket.to_string(),
+            },
+            schema: "bondlake".into(),
+            events_topic_arn: "local".into(),
+            contracts_dir: None,
+        }
+    }
+
     /// Every dataset's contract.
     pub fn contracts(&self) -> Result<Vec<Contract>, HandleError> {
         contract::load_all(self.contracts_dir.as_deref())
@@ -71,13 +91,25 @@ pub struct State<W: Warehouse = Redshift> {
 /// The Lambda handler.
 pub async fn handle<W: Warehouse + Send + 'static>(
     state: Arc<State<W>>,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<Invocation>,
 ) -> Result<Value, FunctionError> {
     tracing::info!(request_id = %event.context.request_id, "invocation");
-    let incoming = incoming(event.payload).map_err(FunctionError)?;
+    let Invocation(incoming) = event.payload;
     tokio::task::spawn_blocking(move || run(&state, incoming))
         .await
         .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+}
+
+/// The invocation, deserialised by the runtime through [`incoming`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(try_from = "Value")]
+pub struct Invocation(pub Incoming);
+
+impl TryFrom<Value> for Invocation {
+    type Error = HandleError;
+    fn try_from(payload: Value) -> Result<Self, HandleError> {
+        incoming(payload).map(Invocation)
+    }
 }
 
 /// What the function was invoked with: S3 notifications of manifests (direct or through SQS), or
@@ -107,7 +139,7 @@ fn processed_manifests(payload: Value) -> Result<Vec<ObjectCreated>, HandleError
             }
             Err(e) => return Err(HandleError::InvalidInput(format!("SNS message: {e}"))),
         };
-        if event.kind != bondlake_core::events::EventKind::Processed {
+        if event.kind() != bondlake_core::events::EventKind::Processed {
             continue;
         }
         let location = event.manifest.as_deref().unwrap_or("");
@@ -140,19 +172,25 @@ pub fn run<W: Warehouse>(state: &State<W>, incoming: Incoming) -> Result<Value, 
             }
             Ok(json!({ "events": events.iter().map(summary).collect::<Vec<_>>() }))
         }
-        Incoming::Sqs(batch) => {
-            // Every failed message back to the queue: a retryable one is tried again, and one
-            // that can never be loaded ends in the dead-letter queue, told to the team now.
-            let outcome = for_each_message(batch, |o, _| load_one(state, o).map(|_| ()));
-            for (message_id, e) in &outcome.failures {
-                if !e.is_retryable() {
-                    report_unusable(state, message_id, e).map_err(FunctionError)?;
-                }
-            }
-            serde_json::to_value(outcome.response)
-                .map_err(|e| FunctionError(HandleError::Config(e.to_string())))
+        Incoming::Sqs(batch) => serde_json::to_value(load_batch(state, batch)?.response)
+            .map_err(|e| FunctionError(HandleError::Config(e.to_string()))),
+    }
+}
+
+/// Loads the manifests an SQS batch names. Every failed message goes back to the queue: a
+/// retryable one is tried again, and one that can never be loaded ends in the dead-letter queue,
+/// told to the team now.
+pub fn load_batch<W: Warehouse>(
+    state: &State<W>,
+    batch: SqsEvent,
+) -> Result<BatchOutcome, FunctionError> {
+    let outcome = for_each_message(batch, |o, _| load_one(state, o).map(|_| ()));
+    for (message_id, e) in &outcome.failures {
+        if !e.is_retryable() {
+            report_unusable(state, message_id, e).map_err(FunctionError)?;
         }
     }
+    Ok(outcome)
 }
 
 /// Publishes `load_failed` for an SQS message the loader cannot act on (not an S3 notification,
@@ -169,7 +207,7 @@ fn report_unusable<W: Warehouse>(
         bytes: 0,
         ..Default::default()
     };
-    let mut event = PipelineEvent::new(EventKind::LoadFailed, STAGE, source);
+    let mut event = PipelineEvent::new(Outcome::LoadFailed, STAGE, source);
     event.error = Some(format!(
         "{error}; the message goes to the dead-letter queue after its retries"
     ));
@@ -204,7 +242,7 @@ fn load_one<W: Warehouse>(
         .map_err(|_| HandleError::Retryable("loader lock poisoned".into()))?;
     let event = load_and_report(&mut loader, state.processed.as_ref(), &object.key)
         .map_err(|e| HandleError::Retryable(e.to_string()))?;
-    tracing::info!(kind = event.kind.as_str(), manifest = %object.key, error = event.error.as_deref().unwrap_or(""), "load");
+    tracing::info!(kind = event.kind().as_str(), manifest = %object.key, error = event.error.as_deref().unwrap_or(""), "load");
     state
         .events
         .publish(&event)
@@ -214,9 +252,9 @@ fn load_one<W: Warehouse>(
 
 fn summary(e: &PipelineEvent) -> Value {
     json!({
-        "kind": e.kind.as_str(),
+        "kind": e.kind().as_str(),
         "manifest": e.manifest,
-        "load": e.load,
+        "load": e.load(),
         "error": e.error,
     })
 }
@@ -387,10 +425,10 @@ mod tests {
             .read_all()
             .expect("events");
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].kind, EventKind::Loaded);
+        assert_eq!(events[0].kind(), EventKind::Loaded);
         assert_eq!(events[0].stage, "warehouse-loader");
-        assert_eq!(events[0].load.as_ref().expect("load").outcome, "loaded");
-        assert_eq!(events[1].kind, EventKind::LoadFailed);
+        assert_eq!(events[0].load().expect("load").outcome, "loaded");
+        assert_eq!(events[1].kind(), EventKind::LoadFailed);
         assert_eq!(
             events[1].source.key,
             "SQS message 20000000-0000-4000-8000-000000000003"
@@ -434,7 +472,7 @@ mod tests {
         let errors: Vec<&str> = events
             .iter()
             .map(|e| {
-                assert_eq!(e.kind, EventKind::LoadFailed);
+                assert_eq!(e.kind(), EventKind::LoadFailed);
                 e.error.as_deref().unwrap_or("")
             })
             .collect();

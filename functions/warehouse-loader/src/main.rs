@@ -3,7 +3,7 @@
 //! or `load_failed` event on `pipeline-events`. This file only wires: logs, settings read once,
 //! clients built once, the warehouse's schema brought up to the contracts at cold start.
 
-mod handler;
+use warehouse_loader::handler;
 
 use aws_config::BehaviorVersion;
 use bondlake_aws::{S3Options, S3Store};
@@ -43,8 +43,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         processed: Arc::new(processed),
         events,
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        handler::handle(state.clone(), event)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<handler::Invocation>| handler::handle(state.clone(), event),
+    ))
     .await
 }

@@ -57,7 +57,7 @@ impl EventSink for SnsSink {
             .publish()
             .topic_arn(&self.topic_arn)
             .message(message)
-            .message_attributes("kind", attribute(event.kind.as_str())?)
+            .message_attributes("kind", attribute(event.kind().as_str())?)
             .message_attributes("stage", attribute(&event.stage)?);
         if let Some(dataset) = &event.dataset {
             request = request.message_attributes("dataset", attribute(dataset)?);
@@ -151,14 +151,19 @@ mod tests {
     use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
     use aws_sdk_sns::types::error::NotFoundException;
     use aws_smithy_mocks::{mock, mock_client};
-    use bondlake_core::events::{EventKind, PipelineEvent};
+    use bondlake_core::events::{HandoffInfo, Outcome, PipelineEvent};
     use bondlake_core::manifest::SourceRef;
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:pipeline-events-dev";
 
     fn event() -> PipelineEvent {
+        let handoff = HandoffInfo {
+            reason: "size".into(),
+            detail: "over the limit".into(),
+            request: "s3://processed/handoffs/b.json".into(),
+        };
         let mut e = PipelineEvent::new(
-            EventKind::Handoff,
+            Outcome::Handoff { handoff },
             "csv-processor",
             SourceRef {
                 bucket: "raw".into(),

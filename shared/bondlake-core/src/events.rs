@@ -127,7 +127,9 @@ pub struct KafkaInfo {
     pub last_offset: i64,
 }
 
-/// One pipeline event (see the module's table).
+/// One pipeline event (see the module's table): the fields every kind carries, and the
+/// [`Outcome`] with the payload of its kind. In JSON the outcome is flat: `kind` beside the
+/// other fields, and the payload (`handoff`, `load`, `kafka`) as a field of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineEvent {
     /// [`EVENT_VERSION`].
@@ -135,8 +137,9 @@ pub struct PipelineEvent {
     /// The same for every delivery of the same outcome (see [`PipelineEvent::id`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub event_id: String,
-    /// The outcome.
-    pub kind: EventKind,
+    /// The outcome, with its kind's payload.
+    #[serde(flatten)]
+    pub outcome: Outcome,
     /// The publisher.
     pub stage: String,
     /// When, RFC 3339 UTC.
@@ -168,30 +171,67 @@ pub struct PipelineEvent {
     /// The manifest's location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
-    /// Hand-off details.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handoff: Option<HandoffInfo>,
     /// Where the rejected records went, when any were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<String>,
-    /// For `landed`: the topic, partition and offsets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kafka: Option<KafkaInfo>,
-    /// For `loaded`: what the load did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<LoadInfo>,
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// What happened to the object, with what only that kind of outcome carries. The JSON's `kind`
+/// is the tag; a kind this build does not know reads as [`Outcome::Other`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Cleaned; a manifest says `ok` or `rejected_over_threshold`.
+    Processed,
+    /// Not cleaned: a failed manifest, or no manifest at all (see `error`).
+    Failed,
+    /// Passed to the EMR launcher.
+    Handoff {
+        /// Why, and where the request is.
+        handoff: HandoffInfo,
+    },
+    /// In the warehouse, reconciled; also a manifest recorded as not loadable.
+    Loaded {
+        /// What the load did.
+        load: LoadInfo,
+    },
+    /// Not loaded: the warehouse refused it or its rows did not reconcile (see `error`).
+    LoadFailed,
+    /// Kafka records written to the raw bucket by msk-lander.
+    Landed {
+        /// The topic, partition and offsets.
+        kafka: KafkaInfo,
+    },
+    /// A kind this build does not know (a newer producer within the same version).
+    #[serde(other)]
+    Other,
+}
+
+impl Outcome {
+    /// The outcome's kind, without its payload.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Outcome::Processed => EventKind::Processed,
+            Outcome::Failed => EventKind::Failed,
+            Outcome::Handoff { .. } => EventKind::Handoff,
+            Outcome::Loaded { .. } => EventKind::Loaded,
+            Outcome::LoadFailed => EventKind::LoadFailed,
+            Outcome::Landed { .. } => EventKind::Landed,
+            Outcome::Other => EventKind::Other,
+        }
+    }
+}
+
 impl PipelineEvent {
     /// An event with no counts, for `stage` and `source`.
-    pub fn new(kind: EventKind, stage: &str, source: SourceRef) -> Self {
+    pub fn new(outcome: Outcome, stage: &str, source: SourceRef) -> Self {
         PipelineEvent {
             event_version: EVENT_VERSION,
             event_id: String::new(),
-            kind,
+            outcome,
             stage: stage.to_string(),
             at: crate::manifest::rfc3339(crate::manifest::now_us()),
             dataset: None,
@@ -206,10 +246,36 @@ impl PipelineEvent {
             output_prefix: None,
             manifest: None,
             quarantine: None,
-            kafka: None,
-            handoff: None,
-            load: None,
             error: None,
+        }
+    }
+
+    /// The outcome's kind.
+    pub fn kind(&self) -> EventKind {
+        self.outcome.kind()
+    }
+
+    /// The hand-off details, for a `handoff`.
+    pub fn handoff(&self) -> Option<&HandoffInfo> {
+        match &self.outcome {
+            Outcome::Handoff { handoff } => Some(handoff),
+            _ => None,
+        }
+    }
+
+    /// What the load did, for a `loaded`.
+    pub fn load(&self) -> Option<&LoadInfo> {
+        match &self.outcome {
+            Outcome::Loaded { load } => Some(load),
+            _ => None,
+        }
+    }
+
+    /// The topic, partition and offsets, for a `landed`.
+    pub fn kafka(&self) -> Option<&KafkaInfo> {
+        match &self.outcome {
+            Outcome::Landed { kafka } => Some(kafka),
+            _ => None,
         }
     }
 
@@ -221,9 +287,9 @@ impl PipelineEvent {
         manifest_key: &str,
         store: &dyn ObjectStore,
     ) -> Self {
-        let kind = match manifest.status {
-            Status::Failed => EventKind::Failed,
-            Status::Ok | Status::RejectedOverThreshold => EventKind::Processed,
+        let outcome = match manifest.status {
+            Status::Failed => Outcome::Failed,
+            Status::Ok | Status::RejectedOverThreshold => Outcome::Processed,
         };
         let top = ReasonCount::top(
             manifest
@@ -242,7 +308,7 @@ impl PipelineEvent {
             manifest: Some(store.locate(manifest_key)),
             quarantine: manifest.quarantine.as_ref().map(|q| store.locate(&q.key)),
             error: manifest.error.clone(),
-            ..PipelineEvent::new(kind, stage, manifest.source.clone())
+            ..PipelineEvent::new(outcome, stage, manifest.source.clone())
         }
     }
 
@@ -258,16 +324,15 @@ impl PipelineEvent {
         let s = &self.source;
         for part in [
             self.stage.as_str(),
-            self.kind.as_str(),
+            self.kind().as_str(),
             &s.bucket,
             &s.key,
             &s.etag,
             &self.status.map(|s| format!("{s:?}")).unwrap_or_default(),
-            self.load.as_ref().map_or("", |l| l.outcome.as_str()),
-            self.handoff.as_ref().map_or("", |h| h.reason.as_str()),
+            self.load().map_or("", |l| l.outcome.as_str()),
+            self.handoff().map_or("", |h| h.reason.as_str()),
             &self
-                .kafka
-                .as_ref()
+                .kafka()
                 .map(|k| {
                     format!(
                         "{}/{}/{}-{}",

@@ -14,7 +14,7 @@
 //! moves; any storage or publish error fails the batch, which the event source mapping retries.
 
 use crate::contract::{self, Contract, Shape};
-use crate::events::{EventKind, EventSink, KafkaInfo, PipelineEvent, ReasonCount};
+use crate::events::{EventSink, KafkaInfo, Outcome, PipelineEvent, ReasonCount};
 use crate::manifest::SourceRef;
 use crate::store::{ObjectStore, Precondition};
 use base64::Engine;
@@ -619,13 +619,18 @@ impl Lander {
             rows_ok: landed,
             rows_rejected: rejected,
             top_reasons: ReasonCount::top(reasons),
-            kafka: Some(KafkaInfo {
-                topic: topic.to_string(),
-                partition,
-                first_offset: first,
-                last_offset: last,
-            }),
-            ..PipelineEvent::new(EventKind::Landed, STAGE, source)
+            ..PipelineEvent::new(
+                Outcome::Landed {
+                    kafka: KafkaInfo {
+                        topic: topic.to_string(),
+                        partition,
+                        first_offset: first,
+                        last_offset: last,
+                    },
+                },
+                STAGE,
+                source,
+            )
         };
         Ok(Span {
             key,

@@ -8,7 +8,7 @@
 
 use crate::contract::{self, Contract};
 use crate::error::Error;
-use crate::events::{EventKind, EventSink, HandoffInfo, PipelineEvent};
+use crate::events::{EventSink, HandoffInfo, Outcome, PipelineEvent};
 use crate::failure::HandleError;
 use crate::manifest::{SourceRef, now_us, rfc3339};
 use crate::output::OutputNames;
@@ -502,15 +502,15 @@ impl Processor {
         w.write_all(&json).map_err(storage)?;
         w.commit().map_err(storage)?;
         tracing::info!(key = %source.key, reason, detail = %detail, "handed off");
-        let mut event = PipelineEvent::new(EventKind::Handoff, STAGE, source);
-        event.dataset = Some(contract.dataset.clone());
-        event.profile = Some(route.profile.clone());
-        event.output_prefix = Some(self.processed.locate(&names.dataset_prefix()));
-        event.handoff = Some(HandoffInfo {
+        let handoff = HandoffInfo {
             reason: reason.to_string(),
             detail,
             request: self.processed.locate(&key),
-        });
+        };
+        let mut event = PipelineEvent::new(Outcome::Handoff { handoff }, STAGE, source);
+        event.dataset = Some(contract.dataset.clone());
+        event.profile = Some(route.profile.clone());
+        event.output_prefix = Some(self.processed.locate(&names.dataset_prefix()));
         self.publish(event, started)
     }
 
@@ -523,7 +523,7 @@ impl Processor {
         started: Instant,
     ) -> Result<Option<PipelineEvent>, HandleError> {
         let source = self.source(object, object.etag.as_deref().unwrap_or(""), 0);
-        let mut event = PipelineEvent::new(EventKind::Failed, STAGE, source);
+        let mut event = PipelineEvent::new(Outcome::Failed, STAGE, source);
         event.dataset = route.map(|r| r.dataset.clone());
         event.profile = route.map(|r| r.profile.clone());
         event.error = Some(error);
@@ -539,7 +539,7 @@ impl Processor {
         self.events.publish(&event).map_err(|e| {
             HandleError::Retryable(format!(
                 "publishing the {} event for {}: {e}",
-                event.kind.as_str(),
+                event.kind().as_str(),
                 event.source.key
             ))
         })?;

@@ -10,13 +10,23 @@ use serde::Deserialize as _;
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// What the function was invoked with.
-#[derive(Debug)]
+/// What the function was invoked with: the runtime deserialises the invocation into it, through
+/// [`parse`], so a handler receives typed input (`aws_lambda_events`' SQS event, or the objects of
+/// its S3 event) and never digs in JSON.
+#[derive(Debug, serde::Deserialize)]
+#[serde(try_from = "Value")]
 pub enum Incoming {
     /// Messages from the raw-events queue, each an S3 notification.
     Sqs(SqsEvent),
     /// An S3 notification delivered directly.
     S3(Vec<ObjectCreated>),
+}
+
+impl TryFrom<Value> for Incoming {
+    type Error = HandleError;
+    fn try_from(payload: Value) -> Result<Self, HandleError> {
+        parse(payload)
+    }
 }
 
 /// Tells SQS batches from S3 notifications by the records' `eventSource`.
@@ -251,13 +261,22 @@ pub struct TopicMessage {
     pub message: String,
 }
 
-/// How a topic's messages arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a topic's messages arrived (the runtime deserialises an invocation into it, through
+/// [`topic_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "Value")]
 pub enum TopicDelivery {
     /// Through an SQS queue: failures are answered per message.
     Sqs(Vec<TopicMessage>),
     /// From an SNS subscription: the invocation succeeds or fails whole.
     Sns(Vec<TopicMessage>),
+}
+
+impl TryFrom<Value> for TopicDelivery {
+    type Error = HandleError;
+    fn try_from(payload: Value) -> Result<Self, HandleError> {
+        topic_messages(payload)
+    }
 }
 
 /// SNS's JSON envelope around a message in an SQS body (a subscription without raw delivery).
@@ -352,6 +371,19 @@ pub fn kafka_failure_records(
         }
     };
     kafka_records(payload)
+}
+
+/// An MSK event's records, as the runtime deserialises the invocation (through
+/// [`kafka_records`]).
+#[derive(Debug, serde::Deserialize)]
+#[serde(try_from = "Value")]
+pub struct KafkaBatch(pub Vec<bondlake_core::kafka::KafkaRecord>);
+
+impl TryFrom<Value> for KafkaBatch {
+    type Error = HandleError;
+    fn try_from(payload: Value) -> Result<Self, HandleError> {
+        kafka_records(payload).map(KafkaBatch)
+    }
 }
 
 /// The records of an MSK event, in the lander's terms (values stay base64 until the lander

@@ -162,11 +162,11 @@ impl Notice {
     /// Whether it needs a person: it then goes out alone, never inside a digest.
     pub fn needs_attention(&self) -> bool {
         match self {
-            Notice::Event(e) => match e.kind {
+            Notice::Event(e) => match e.kind() {
                 EventKind::Failed | EventKind::LoadFailed | EventKind::Other => true,
                 EventKind::Processed => e.status == Some(Status::RejectedOverThreshold),
                 EventKind::Landed => e.rows_rejected > 0,
-                EventKind::Loaded => e.load.as_ref().is_some_and(|l| l.outcome == "not_loaded"),
+                EventKind::Loaded => e.load().is_some_and(|l| l.outcome == "not_loaded"),
                 // No EMR launcher yet: a handed-off file is not processed (its own notice).
                 EventKind::Handoff => true,
             },
@@ -394,13 +394,13 @@ pub fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{EventKind, PipelineEvent};
+    use crate::events::{EventKind, Outcome, PipelineEvent};
     use crate::manifest::SourceRef;
     use crate::store::LocalStore;
 
-    fn event(kind: EventKind, key: &str) -> PipelineEvent {
+    fn event(outcome: Outcome, key: &str) -> PipelineEvent {
         let mut e = PipelineEvent::new(
-            kind,
+            outcome,
             "csv-processor",
             SourceRef {
                 bucket: "raw".into(),
@@ -418,14 +418,14 @@ mod tests {
     fn failures_go_alone_and_routine_outcomes_become_one_digest() {
         let mut notices: Vec<Notice> = (0..4)
             .map(|i| {
-                let mut e = event(EventKind::Processed, &format!("holdings/v/{i}.csv"));
+                let mut e = event(Outcome::Processed, &format!("holdings/v/{i}.csv"));
                 e.status = Some(Status::Ok);
                 Notice::Event(Box::new(e))
             })
             .collect();
         notices.insert(
             2,
-            Notice::Event(Box::new(event(EventKind::Failed, "holdings/v/bad.csv"))),
+            Notice::Event(Box::new(event(Outcome::Failed, "holdings/v/bad.csv"))),
         );
         let messages = plan(&notices, Digest { after: 3 });
         assert_eq!(messages.len(), 2);
@@ -439,14 +439,14 @@ mod tests {
         let few = plan(&notices[..2], Digest { after: 3 });
         assert_eq!(few.len(), 2, "two routine files go one by one");
         // One file's processing and loading: one message.
-        let mut loaded = event(EventKind::Loaded, "holdings/v/0.csv");
-        loaded.load = Some(crate::events::LoadInfo {
+        let load = crate::events::LoadInfo {
             table: "bondlake.investor_holdings".into(),
             outcome: "loaded".into(),
             rows: 0,
             superseded: 0,
             control_totals: Default::default(),
-        });
+        };
+        let loaded = event(Outcome::Loaded { load }, "holdings/v/0.csv");
         let one_file = [notices[0].clone(), Notice::Event(Box::new(loaded))];
         let messages = plan(&one_file, Digest { after: 3 });
         assert_eq!(messages.len(), 1);
@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn an_unknown_version_is_reported_and_unknown_fields_are_ignored() {
-        let mut v = serde_json::to_value(event(EventKind::Processed, "k")).expect("json");
+        let mut v = serde_json::to_value(event(Outcome::Processed, "k")).expect("json");
         v["brand_new_field"] = serde_json::json!({"x": 1});
         let n = Notice::read(&v.to_string(), "m-1");
         assert!(matches!(n, Notice::Event(_)), "{n:?}");
@@ -474,7 +474,7 @@ mod tests {
         v["event_version"] = 1.into();
         v["kind"] = "reticulated".into();
         match Notice::read(&v.to_string(), "m-3") {
-            Notice::Event(e) => assert_eq!(e.kind, EventKind::Other),
+            Notice::Event(e) => assert_eq!(e.kind(), EventKind::Other),
             other => panic!("{other:?}"),
         }
     }
@@ -483,7 +483,7 @@ mod tests {
     fn the_sent_log_drops_what_was_posted_before() {
         let dir = tempfile::tempdir().expect("tmp");
         let log = SentLog::new(Arc::new(LocalStore::new(dir.path())));
-        let a = Notice::Event(Box::new(event(EventKind::Failed, "a")));
+        let a = Notice::Event(Box::new(event(Outcome::Failed, "a")));
         let fresh = log.fresh(vec![a.clone(), a.clone()]).expect("fresh");
         assert_eq!(fresh.len(), 1, "the same event twice in one batch");
         log.insert(&a.id()).expect("marked");

@@ -86,7 +86,7 @@ fn facts(e: &PipelineEvent) -> Facts {
         ),
         ("File", file.to_string()),
     ];
-    let rows = if e.kind == EventKind::Landed {
+    let rows = if e.kind() == EventKind::Landed {
         format!(
             "{} landed, {} quarantined of {} records",
             count(e.rows_ok),
@@ -112,7 +112,7 @@ fn facts(e: &PipelineEvent) -> Facts {
             .collect();
         notes.push(format!("Top reasons: {}", reasons.join(", ")));
     }
-    if let Some(k) = &e.kafka {
+    if let Some(k) = e.kafka() {
         notes.push(format!(
             "Kafka: {} partition {}, offsets {} to {}",
             k.topic, k.partition, k.first_offset, k.last_offset
@@ -121,7 +121,7 @@ fn facts(e: &PipelineEvent) -> Facts {
     if let Some(q) = &e.quarantine {
         notes.push(format!("Quarantine: {q}"));
     }
-    if let Some(l) = &e.load {
+    if let Some(l) = e.load() {
         let totals: Vec<String> = l
             .control_totals
             .iter()
@@ -147,7 +147,7 @@ fn facts(e: &PipelineEvent) -> Facts {
             }
         ));
     }
-    if let Some(h) = &e.handoff {
+    if let Some(h) = e.handoff() {
         notes.push(format!("Handed off ({}): {}", h.reason, h.detail));
     }
     if let Some(m) = &e.manifest {
@@ -156,7 +156,7 @@ fn facts(e: &PipelineEvent) -> Facts {
     if let Some(err) = &e.error {
         notes.push(format!("Error: {err}"));
     }
-    let (icon, verb, next) = match (e.kind, e.status) {
+    let (icon, verb, next) = match (e.kind(), e.status) {
         (EventKind::Failed, _) if e.dataset.is_none() => (
             ":x:",
             "not processed".to_string(),
@@ -178,7 +178,7 @@ fn facts(e: &PipelineEvent) -> Facts {
             "too big for Lambda: not processed".to_string(),
             Some(handoff_next(e)),
         ),
-        (EventKind::Loaded, _) => match e.load.as_ref().map(|l| l.outcome.as_str()) {
+        (EventKind::Loaded, _) => match e.load().map(|l| l.outcome.as_str()) {
             Some("not_loaded") => (
                 ":warning:",
                 "not loaded".to_string(),
@@ -217,8 +217,7 @@ fn facts(e: &PipelineEvent) -> Facts {
 /// there is time for it, which writes the manifest the loader then loads.
 fn handoff_next(e: &PipelineEvent) -> String {
     let processed = e
-        .handoff
-        .as_ref()
+        .handoff()
         .and_then(|h| h.request.strip_prefix("s3://"))
         .and_then(|r| r.split_once('/'))
         .map_or("PROCESSED_BUCKET", |(bucket, _)| bucket);
@@ -273,11 +272,10 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
             others.push(render_notice(n).title);
             continue;
         };
-        let (icon, part) = match e.kind {
+        let (icon, part) = match e.kind() {
             EventKind::Loaded => {
                 let (outcome, rows) = e
-                    .load
-                    .as_ref()
+                    .load()
                     .map_or(("loaded", 0), |l| (l.outcome.as_str(), l.rows));
                 loaded_rows += rows;
                 (
@@ -293,7 +291,7 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
                 ":hourglass_flowing_sand:",
                 format!(
                     "handed off to EMR ({})",
-                    e.handoff.as_ref().map_or("", |h| h.reason.as_str())
+                    e.handoff().map_or("", |h| h.reason.as_str())
                 ),
             ),
             _ => {
@@ -494,7 +492,7 @@ fn short_file(key: &str) -> String {
 
 /// A notice's file as its title names it: a landed span by its offsets, a file by its name.
 fn file_label(e: &PipelineEvent) -> String {
-    match &e.kafka {
+    match e.kafka() {
         Some(k) => format!(
             "{} p{} offsets {}-{}",
             k.topic, k.partition, k.first_offset, k.last_offset
@@ -550,10 +548,16 @@ mod tests {
 
     #[test]
     fn a_hand_off_is_told_alone_as_not_processed_with_the_command_that_processes_it() {
-        use crate::events::HandoffInfo;
+        use crate::events::{HandoffInfo, Outcome};
         use crate::manifest::SourceRef;
+        let handoff = HandoffInfo {
+            reason: "size".into(),
+            detail: "5368709120 bytes is over the limit".into(),
+            request: "s3://bondlake-dev-processed-1/handoffs/investor_holdings/big-0123.json"
+                .into(),
+        };
         let mut e = PipelineEvent::new(
-            EventKind::Handoff,
+            Outcome::Handoff { handoff },
             "csv-processor",
             SourceRef {
                 bucket: "bondlake-dev-raw-1".into(),
@@ -565,12 +569,6 @@ mod tests {
         );
         e.dataset = Some("investor_holdings".into());
         e.profile = Some("standard".into());
-        e.handoff = Some(HandoffInfo {
-            reason: "size".into(),
-            detail: "5368709120 bytes is over the limit".into(),
-            request: "s3://bondlake-dev-processed-1/handoffs/investor_holdings/big-0123.json"
-                .into(),
-        });
         let notice = Notice::Event(Box::new(e));
         assert!(notice.needs_attention(), "never inside a digest");
         let m = render_notice(&notice);

@@ -19,7 +19,7 @@ pub use result::{CellKind, ResultColumn, ResultSet};
 pub use sql::{Dialect, Ident, TableDef, ident};
 
 use crate::contract::Contract;
-use crate::events::{EventKind, LoadInfo, PipelineEvent};
+use crate::events::{LoadInfo, Outcome, PipelineEvent};
 use crate::manifest::{Manifest, Status};
 use crate::parse::parse_decimal;
 use crate::store::ObjectStore;
@@ -515,7 +515,7 @@ pub fn load_and_report<W: Warehouse>(
             return Ok(PipelineEvent {
                 manifest: Some(store.locate(manifest_key)),
                 error: Some(e.message),
-                ..PipelineEvent::new(EventKind::LoadFailed, STAGE, source)
+                ..PipelineEvent::new(Outcome::LoadFailed, STAGE, source)
             });
         }
     };
@@ -538,20 +538,23 @@ pub fn load_and_report<W: Warehouse>(
             totals,
             ..
         }) => {
-            event.kind = EventKind::Loaded;
-            event.load = Some(info("loaded", rows, superseded, totals));
+            event.outcome = Outcome::Loaded {
+                load: info("loaded", rows, superseded, totals),
+            };
         }
         Ok(LoadOutcome::AlreadyLoaded) => {
-            event.kind = EventKind::Loaded;
-            event.load = Some(info("already_loaded", 0, 0, BTreeMap::new()));
+            event.outcome = Outcome::Loaded {
+                load: info("already_loaded", 0, 0, BTreeMap::new()),
+            };
         }
         Ok(LoadOutcome::NotLoaded(_)) => {
-            event.kind = EventKind::Loaded;
-            event.load = Some(info("not_loaded", 0, 0, BTreeMap::new()));
+            event.outcome = Outcome::Loaded {
+                load: info("not_loaded", 0, 0, BTreeMap::new()),
+            };
         }
         Err(e) if e.is_retryable() => return Err(e),
         Err(e) => {
-            event.kind = EventKind::LoadFailed;
+            event.outcome = Outcome::LoadFailed;
             event.error = Some(e.message);
         }
     }
