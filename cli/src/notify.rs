@@ -25,7 +25,7 @@ impl Notifier {
     pub fn new(root: &Path, webhook: Option<&str>) -> Result<Notifier, String> {
         let runtime = runtime()?;
         let state = notifier::handler::State::new(
-            notifier::handler::Settings::local("processed"),
+            notifier::handler::Settings::local(crate::local::PROCESSED_BUCKET),
             SentLog::new(Arc::new(LocalStore::new(root))),
             None,
             Arc::new(Console),

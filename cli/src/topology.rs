@@ -102,8 +102,8 @@ pub fn raw_events(object: &ObjectCreated) -> Result<Incoming, HandleError> {
 
 /// What warehouse-loader receives for a new manifest: its notification on the `manifest-events`
 /// queue.
-pub fn manifest_events(manifest: &ObjectCreated) -> Result<Incoming, HandleError> {
-    sqs_batch("manifest-events", [s3_notification(manifest).to_string()]).map(Incoming::Sqs)
+pub fn manifest_events(manifest: &ObjectCreated) -> Result<SqsEvent, HandleError> {
+    sqs_batch("manifest-events", [s3_notification(manifest).to_string()])
 }
 
 /// What the notifier receives for events published to `pipeline-events`: each in SNS's envelope,

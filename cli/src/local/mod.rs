@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The processed bucket's name in local events.
-const PROCESSED_BUCKET: &str = "processed";
+pub const PROCESSED_BUCKET: &str = "processed";
 
 /// The local `pipeline-events` topic: each event appended to ROOT/events/pipeline-events.jsonl,
 /// and kept until the runner delivers it onward, as SNS delivers to its subscribers.
@@ -132,7 +132,7 @@ impl Lake {
         handoff_max_mb: Option<u64>,
         warehouse: Option<&str>,
     ) -> Result<Lake, String> {
-        let mut settings = Settings::new(RAW_BUCKET, "processed");
+        let mut settings = Settings::new(RAW_BUCKET, PROCESSED_BUCKET);
         if let Some(path) = routes {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -222,14 +222,7 @@ impl Lake {
             Err(e) => return Some(Err(e)),
         };
         let ran = topology::manifest_events(&manifest)
-            .and_then(|incoming| match incoming {
-                bondlake_lambda::Incoming::Sqs(batch) => {
-                    warehouse_loader::handler::load_batch(state, batch).map_err(|e| e.0)
-                }
-                bondlake_lambda::Incoming::S3(_) => {
-                    Err(HandleError::Config("not an SQS event".into()))
-                }
-            })
+            .and_then(|batch| warehouse_loader::handler::load_batch(state, batch).map_err(|e| e.0))
             .map_err(|e| e.to_string());
         let published = topic.take();
         Some(match ran {
