@@ -1,0 +1,424 @@
+//! Records, chunk by chunk: each checked column by column in contract order, then by the
+//! record-level rules, into Arrow builders or the quarantine.
+
+use super::*;
+
+/// A vendor's longer code cut to the common form: a value of exactly `from` ASCII characters keeps
+/// its first `to`; any other value is left as it is (and checked as usual).
+fn shorten(raw: &[u8], s: crate::contract::Shorten) -> &[u8] {
+    let t = trim(raw);
+    if t.len() == s.from && t.is_ascii() {
+        &t[..s.to]
+    } else {
+        raw
+    }
+}
+
+/// Cleans the records of one file (records shape).
+pub(crate) struct RecordsCleaner<'c> {
+    contract: &'c Contract,
+    profile: &'c Profile,
+    plan: Plan,
+    limits: Limits,
+    schema: SchemaRef,
+    ctx: FileContext,
+    stats: Stats,
+    keys: Vec<KeyEntry>,
+    builders: Vec<(PartKey, BatchBuilder)>,
+    scratch: String,
+    batch_rows: usize,
+    key_buf: Vec<u8>,
+    derived: Vec<DerivedVal<'c>>,
+}
+
+impl<'c> RecordsCleaner<'c> {
+    /// A cleaner for one file, with its plan.
+    pub fn new(
+        contract: &'c Contract,
+        profile: &'c Profile,
+        plan: Plan,
+        limits: Limits,
+        ctx: FileContext,
+        batch_rows: usize,
+    ) -> Self {
+        let schema = crate::schema::output_schema(contract);
+        RecordsCleaner {
+            contract,
+            profile,
+            plan,
+            limits,
+            schema,
+            ctx,
+            stats: Stats::default(),
+            keys: Vec::new(),
+            builders: Vec::new(),
+            scratch: String::new(),
+            batch_rows,
+            key_buf: Vec::with_capacity(128),
+            derived: Vec::with_capacity(contract.derived.len()),
+        }
+    }
+
+    /// Cleans one chunk of records.
+    /// Checks one chunk by every rule but `duplicate_key` (see [`Deduper`]).
+    pub fn process(&mut self, chunk: &Chunk) -> Result<Checked, crate::error::Error> {
+        let mut out = Checked::default();
+        self.stats = Stats::for_contract(self.contract);
+        self.keys.clear();
+        let n_cols = self.contract.columns.len();
+        let mut row: Vec<Val<'_>> = Vec::with_capacity(n_cols);
+        // Valid UTF-8 as a whole (the usual case): fields are then sliced from it, not re-validated.
+        let text = ChunkText {
+            text: (self.profile.encoding == Encoding::Utf8)
+                .then(|| std::str::from_utf8(chunk.data()).ok())
+                .flatten(),
+            base: chunk.data().as_ptr() as usize,
+        };
+        for i in 0..chunk.len() {
+            let rec = chunk.record(i);
+            let number = chunk.first_record + i as u64;
+            self.stats.rows_read += 1;
+            self.scratch.clear();
+            row.clear();
+            match self.check_record(&rec, &mut row, text) {
+                Ok(hash) => self.accept(&row, number, hash),
+                Err((reason, field)) => {
+                    let (column, value) = match field {
+                        Some(Culprit::Field(j)) => (
+                            self.plan.header.get(j).cloned().unwrap_or_default(),
+                            escape_bytes_in(self.profile.encoding, rec.field(j)),
+                        ),
+                        Some(Culprit::Column(c, j)) => (
+                            self.contract.columns[c].name.clone(),
+                            j.map(|j| escape_bytes_in(self.profile.encoding, rec.field(j)))
+                                .unwrap_or_default(),
+                        ),
+                        None => (String::new(), String::new()),
+                    };
+                    let rejected = Rejected {
+                        record_number: number,
+                        column,
+                        reason,
+                        value,
+                        record: join_record(self.profile.encoding, &rec),
+                    };
+                    self.stats.reject(&rejected);
+                    out.rejects.push(rejected);
+                }
+            }
+        }
+        out.batches = self.flush()?;
+        out.keys = std::mem::take(&mut self.keys);
+        out.stats = std::mem::take(&mut self.stats);
+        Ok(out)
+    }
+
+    /// Finishes the open builders into batches.
+    fn flush(&mut self) -> Result<Vec<(PartKey, RecordBatch)>, crate::error::Error> {
+        let mut batches = Vec::with_capacity(self.builders.len());
+        for (key, b) in self.builders.drain(..) {
+            if !b.is_empty() {
+                batches.push((key, b.finish()?));
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Checks one record into `row`; on failure, the reason and where it lies.
+    fn check_record<'r>(
+        &mut self,
+        rec: &Record<'r>,
+        row: &mut Vec<Val<'r>>,
+        text: ChunkText<'r>,
+    ) -> Result<u64, (Reason, Option<Culprit>)> {
+        if rec.len() != self.plan.n_fields {
+            return Err((Reason::Ragged, None));
+        }
+        let needs_decoding = !rec.bytes().is_ascii();
+        // A NUL is no character of any text a vendor sends (it is binary noise, or UTF-16 read
+        // as bytes), and PostgreSQL cannot store one: `encoding`, here and in every path.
+        let has_nul = rec.bytes().contains(&0);
+        for j in 0..rec.len() {
+            let f = rec.field(j);
+            if f.len() > self.limits.max_field_bytes {
+                return Err((Reason::FieldTooLong, Some(Culprit::Field(j))));
+            }
+            if (needs_decoding && !f.is_ascii() && decode_text(self.profile.encoding, f).is_none())
+                || (has_nul && f.contains(&0))
+            {
+                return Err((Reason::Encoding, Some(Culprit::Field(j))));
+            }
+        }
+        for (c, col) in self.contract.columns.iter().enumerate() {
+            let input = self.plan.inputs[c];
+            let mut v = match input {
+                Some(j) => {
+                    let mut raw = rec.field(j);
+                    if let Some(s) = self.profile.shorten[c] {
+                        raw = shorten(raw, s);
+                    }
+                    self.parse_cell(col, raw, needs_decoding, text)
+                        .map_err(|r| (r, Some(Culprit::Column(c, Some(j)))))?
+                }
+                None => Val::Null,
+            };
+            if v == Val::Null
+                && let Some(f) = &self.plan.fixed[c]
+            {
+                v = match f {
+                    Fixed::Enum(i) => Val::Enum(*i),
+                    Fixed::Date(d) => Val::Date(*d),
+                    Fixed::Str(s) => {
+                        let start = self.scratch.len() as u32;
+                        self.scratch.push_str(s);
+                        Val::Scratch(start, self.scratch.len() as u32)
+                    }
+                };
+            }
+            if v == Val::Null
+                && let Some(d) = &col.default_from
+                && let Val::Enum(i) = row[d.column]
+                && let Some(domain) = &self.contract.columns[d.column].domain
+                && let Some(default) = d.map.get(&domain.values[i as usize])
+            {
+                v = col
+                    .domain
+                    .as_ref()
+                    .and_then(|dm| dm.resolve(default))
+                    .map_or(Val::Str(""), Val::Enum);
+            }
+            if v == Val::Null && col.required {
+                return Err((Reason::Required, Some(Culprit::Column(c, input))));
+            }
+            row.push(v);
+        }
+        for rule in &self.contract.record_rules {
+            if let Some(reason) = record_rule(rule, row, &self.contract.columns) {
+                return Err((reason, None));
+            }
+        }
+        self.key_buf.clear();
+        for &k in &self.contract.key {
+            let bytes: &[u8] = match row[k] {
+                Val::Null => &[],
+                Val::Str(s) => s.as_bytes(),
+                Val::Scratch(a, b) => &self.scratch.as_bytes()[a as usize..b as usize],
+                Val::Enum(i) => &i.to_le_bytes(),
+                Val::Date(d) => &d.to_le_bytes(),
+                Val::Num(n) => &n.to_le_bytes(),
+            };
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            self.key_buf
+                .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.key_buf.extend_from_slice(bytes);
+        }
+        Ok(twox_hash::XxHash3_64::oneshot(&self.key_buf))
+    }
+
+    /// Parses one cell by its column's type and rules.
+    #[inline]
+    fn parse_cell<'r>(
+        &mut self,
+        col: &Column,
+        raw: &'r [u8],
+        may_need_decoding: bool,
+        text: ChunkText<'r>,
+    ) -> Result<Val<'r>, Reason> {
+        let t = trim(raw);
+        if t.first() == Some(&b'"')
+            && let Some(u) = unquote_padded(t)
+        {
+            return self.parse_owned(col, trim(&u), may_need_decoding);
+        }
+        if self.contract.nulls.is_null(t) {
+            return Ok(Val::Null);
+        }
+        match col.ty {
+            ColumnType::String | ColumnType::Enum => {
+                if may_need_decoding && self.profile.encoding == Encoding::ShiftJis && !t.is_ascii()
+                {
+                    return self.parse_owned(col, t, true);
+                }
+                let s = match text.slice(t) {
+                    Some(s) => s,
+                    None => std::str::from_utf8(t).map_err(|_| Reason::Encoding)?,
+                };
+                if col.ty == ColumnType::Enum {
+                    return resolve_enum(col, s);
+                }
+                self.check_text(col, s)?;
+                Ok(Val::Str(s))
+            }
+            _ => parse_scalar(col, t, self.profile),
+        }
+    }
+
+    /// The slow path for text that had to be decoded or unquoted: it goes to the scratch buffer.
+    fn parse_owned<'r>(
+        &mut self,
+        col: &Column,
+        t: &[u8],
+        may_need_decoding: bool,
+    ) -> Result<Val<'r>, Reason> {
+        if self.contract.nulls.is_null(t) {
+            return Ok(Val::Null);
+        }
+        match col.ty {
+            ColumnType::String | ColumnType::Enum => {
+                let s = if may_need_decoding {
+                    decode_text(self.profile.encoding, t).ok_or(Reason::Encoding)?
+                } else {
+                    String::from_utf8(t.to_vec()).map_err(|_| Reason::Encoding)?
+                };
+                let s = s.trim_matches([' ', '\t', '\u{a0}']);
+                if self.contract.nulls.is_null(s.as_bytes()) {
+                    return Ok(Val::Null);
+                }
+                self.check_text(col, s)?;
+                if col.ty == ColumnType::Enum {
+                    return resolve_enum(col, s).map(|v| match v {
+                        Val::Enum(i) => Val::Enum(i),
+                        _ => Val::Null,
+                    });
+                }
+                let start = self.scratch.len() as u32;
+                self.scratch.push_str(s);
+                Ok(Val::Scratch(start, self.scratch.len() as u32))
+            }
+            _ => parse_scalar(col, t, self.profile).map(|v| match v {
+                Val::Date(d) => Val::Date(d),
+                Val::Num(n) => Val::Num(n),
+                _ => Val::Null,
+            }),
+        }
+    }
+
+    fn check_text(&self, col: &Column, s: &str) -> Result<(), Reason> {
+        // A CUSIP or ISIN of the wrong length is `check_digit` (the specification's table), so
+        // the check comes before the length bound.
+        match col.check {
+            Some(Check::Cusip) if !cusip_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
+            Some(Check::Isin) if !isin_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
+            _ => {}
+        }
+        // The warehouse's VARCHAR is sized from max_length, a bound of the column: a longer
+        // value is quarantined here (`out_of_range`) rather than failing the whole load later.
+        // `field_too_long` is the field-size limit's alone.
+        // An enum is stored as its canonical value, so its (longer) aliases are not bounded.
+        if let Some(n) = col.max_length
+            && col.ty != ColumnType::Enum
+            && s.len() > n
+            && s.chars().count() > n
+        {
+            return Err(Reason::OutOfRange);
+        }
+        Ok(())
+    }
+
+    /// Appends a clean row to its partition's builder.
+    fn accept(&mut self, row: &[Val<'_>], number: u64, hash: u64) {
+        self.stats.rows_ok += 1;
+        for (t, &c) in self.contract.control_totals.iter().enumerate() {
+            if let Val::Num(n) = row[c] {
+                self.stats.totals[t] += n;
+            }
+        }
+        let key = part_key(row[self.contract.partition], self.contract, &self.scratch);
+        let idx = match self.builders.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.builders.push((
+                    key,
+                    BatchBuilder::new(self.schema.clone(), self.batch_rows.min(1 << 16)),
+                ));
+                self.builders.len() - 1
+            }
+        };
+        derive_row(self.contract, row, &mut self.derived);
+        let b = &mut self.builders[idx].1;
+        self.keys.push(KeyEntry {
+            hash,
+            record: number,
+            batch: idx as u32,
+            row: b.len() as u32,
+        });
+        for (c, col) in self.contract.columns.iter().enumerate() {
+            b.push_val(c, col, row[c], &self.scratch);
+        }
+        let base = self.contract.columns.len();
+        for (k, d) in self.derived.iter().enumerate() {
+            b.push_derived(base + k, d);
+        }
+        b.push_lineage(
+            base + self.derived.len(),
+            &self.ctx.source_key,
+            number,
+            self.ctx.ingested_at_us,
+            self.ctx.source_order.as_deref(),
+        );
+    }
+}
+
+/// A chunk's text when it is valid UTF-8 as a whole, and where its bytes start in memory.
+#[derive(Clone, Copy)]
+struct ChunkText<'r> {
+    text: Option<&'r str>,
+    base: usize,
+}
+
+impl<'r> ChunkText<'r> {
+    /// The field `t` (a slice of the chunk) as text, without validating it again; `None` when the
+    /// chunk was not valid UTF-8 or `t` does not fall on character boundaries.
+    #[inline]
+    fn slice(self, t: &'r [u8]) -> Option<&'r str> {
+        let text = self.text?;
+        let start = (t.as_ptr() as usize).checked_sub(self.base)?;
+        text.get(start..start + t.len())
+    }
+}
+
+/// Where a reject lies: a header field, or a contract column (and its field, when it has one).
+#[derive(Debug, Clone, Copy)]
+enum Culprit {
+    Field(usize),
+    Column(usize, Option<usize>),
+}
+
+fn resolve_enum<'r>(col: &Column, s: &str) -> Result<Val<'r>, Reason> {
+    col.domain
+        .as_ref()
+        .and_then(|d| d.resolve(s))
+        .map(Val::Enum)
+        .ok_or(Reason::InvalidEnum)
+}
+
+/// Parses a date or number cell (already trimmed and not null) and checks its bounds.
+#[inline]
+pub(crate) fn parse_scalar<'r>(
+    col: &Column,
+    t: &[u8],
+    profile: &Profile,
+) -> Result<Val<'r>, Reason> {
+    match col.ty {
+        ColumnType::Date => {
+            parse::parse_date_within(t, &profile.date_formats, &profile.date_range).map(Val::Date)
+        }
+        ColumnType::Decimal { precision, scale } => {
+            let v = parse_decimal(t, precision, scale)?;
+            if col.bounds.contains(v) {
+                Ok(Val::Num(v))
+            } else {
+                Err(Reason::OutOfRange)
+            }
+        }
+        ColumnType::Int64 => {
+            let v = i128::from(parse_int64(t)?);
+            if col.bounds.contains(v) {
+                Ok(Val::Num(v))
+            } else {
+                Err(Reason::OutOfRange)
+            }
+        }
+        ColumnType::String | ColumnType::Enum => Err(Reason::InvalidNumber),
+    }
+}
