@@ -20,8 +20,9 @@ use std::sync::Mutex;
 pub const EVENT_VERSION: u32 = 1;
 
 /// What happened to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum EventKind {
     /// Cleaned; a manifest says `ok` or `rejected_over_threshold`.
     Processed,
@@ -43,15 +44,7 @@ pub enum EventKind {
 impl EventKind {
     /// The name used in the JSON and in message attributes.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Processed => "processed",
-            EventKind::Failed => "failed",
-            EventKind::Handoff => "handoff",
-            EventKind::Loaded => "loaded",
-            EventKind::LoadFailed => "load_failed",
-            EventKind::Landed => "landed",
-            EventKind::Other => "other",
-        }
+        self.into()
     }
 }
 
@@ -456,6 +449,31 @@ impl EventSink for StdoutSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Message attributes carry `as_str`, the JSON carries serde's name: one spelling.
+    #[test]
+    fn kind_names_are_the_json_names() {
+        use EventKind::*;
+        let kinds = [
+            Processed, Failed, Handoff, Loaded, LoadFailed, Landed, Other,
+        ];
+        let names = kinds.map(EventKind::as_str);
+        assert_eq!(
+            names,
+            [
+                "processed",
+                "failed",
+                "handoff",
+                "loaded",
+                "load_failed",
+                "landed",
+                "other"
+            ]
+        );
+        for kind in kinds {
+            assert_eq!(serde_json::to_value(kind).expect("serialises"), kind.as_str());
+        }
+    }
 
     #[test]
     fn top_reasons_are_five_at_most_most_frequent_first_ties_by_name() {

@@ -490,6 +490,9 @@ pub fn parse_date_within(
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date, or `None` when there is no such day.
+///
+/// Kept by hand rather than through jiff (which formats the instants): it runs once per date cell
+/// on the hot path, as a few integer operations with no validation layers or error values.
 pub fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i32> {
     if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
         return None;
