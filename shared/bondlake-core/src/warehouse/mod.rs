@@ -289,12 +289,10 @@ impl<W: Warehouse> Loader<W> {
             tables.insert(contract.dataset.clone(), table);
         }
         warehouse.execute(&sql::ledger_create_sql(&schema, d), &[])?;
-        // The views read holdings and market data; a warehouse for fewer datasets goes without.
-        if ["investor_holdings", "market_daily"]
-            .iter()
-            .all(|d| tables.contains_key(*d))
-        {
-            for view in &views::VIEWS {
+        // A view is created where the warehouse loads every table it reads: the views name
+        // datasets, the loader does not.
+        for view in &views::VIEWS {
+            if view.reads().iter().all(|t| tables.contains_key(*t)) {
                 warehouse.execute(&view.create_sql(&schema), &[])?;
             }
         }

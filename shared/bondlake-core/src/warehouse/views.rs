@@ -15,6 +15,21 @@ pub struct View {
 }
 
 impl View {
+    /// The tables the view reads (`{s}."<table>"` in its query), the ledger aside: it is created
+    /// only in a warehouse that loads every one of them.
+    pub fn reads(&self) -> Vec<&'static str> {
+        let mut tables: Vec<&'static str> = self
+            .body
+            .split("{s}.\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|table| *table != "{ledger}")
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
+        tables
+    }
+
     /// `CREATE OR REPLACE VIEW` for this view in `schema`.
     pub fn create_sql(&self, schema: &Ident) -> String {
         format!(
@@ -73,3 +88,22 @@ GROUP BY "trade_date", "exchange""#,
 FROM {s}."{ledger}""#,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_view_reads_the_tables_its_query_names() {
+        let reads: Vec<(&str, Vec<&str>)> = VIEWS.iter().map(|v| (v.name, v.reads())).collect();
+        assert_eq!(
+            reads,
+            [
+                ("v_portfolio_exposure", vec!["investor_holdings"]),
+                ("v_top_issuers", vec!["investor_holdings"]),
+                ("v_market_summary", vec!["market_daily"]),
+                ("v_data_quality", vec![]),
+            ]
+        );
+    }
+}
