@@ -110,6 +110,10 @@ struct GenArgs {
     /// Write the records that must be rejected, with their reason codes, as JSON here.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Folder of contract files (default: the contracts built into this binary). A dataset
+    /// without a tailored generator gets a file drawn from its contract.
+    #[arg(long)]
+    contracts: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -224,7 +228,7 @@ fn load(dataset: &str, dir: Option<&Path>) -> Result<Contract, String> {
 }
 
 fn generate(a: GenArgs) -> Result<ExitCode, String> {
-    let c = load(&a.dataset, None)?;
+    let c = load(&a.dataset, a.contracts.as_deref())?;
     let profile = c.profile(a.profile.as_deref())?.name.clone();
     if !(0.0..=1.0).contains(&a.dirty) {
         return Err(format!("--dirty {} is not between 0 and 1", a.dirty));
@@ -245,7 +249,7 @@ fn generate(a: GenArgs) -> Result<ExitCode, String> {
         .out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    let generated = synth::generate_file(&spec, gz, &mut file).map_err(|e| e.to_string())?;
+    let generated = synth::generate_for(&c, &spec, gz, &mut file).map_err(|e| e.to_string())?;
     file.flush().map_err(|e| e.to_string())?;
     if let Some(truth) = &a.truth {
         let json = serde_json::to_string_pretty(&generated.truth).map_err(|e| e.to_string())?;

@@ -65,9 +65,19 @@ pub fn run_with(
     body: impl Read + Send + 'static,
     opts: &Options,
 ) -> Run {
+    run_contract(&contract(dataset), profile, key, body, opts)
+}
+
+/// [`run_with`] for a contract given, not one built in.
+pub fn run_contract(
+    c: &Contract,
+    profile: Option<&str>,
+    key: &str,
+    body: impl Read + Send + 'static,
+    opts: &Options,
+) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path());
-    let c = contract(dataset);
     let source = SourceRef {
         bucket: "test".into(),
         key: key.into(),
@@ -75,7 +85,7 @@ pub fn run_with(
         bytes: 0,
         ..Default::default()
     };
-    let outcome = bondlake_core::process(&c, profile, source, body, &store, opts)
+    let outcome = bondlake_core::process(c, profile, source, body, &store, opts)
         .expect("process returns a manifest");
     let manifest: Manifest = serde_json::from_slice(
         &std::fs::read(dir.path().join(&outcome.manifest_key)).expect("manifest written"),

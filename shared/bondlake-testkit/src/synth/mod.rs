@@ -15,6 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
+mod from_contract;
+pub use from_contract::generate_from_contract;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -68,10 +71,12 @@ pub fn suggested_key(dataset: &str, profile: &str) -> String {
         ("market_daily", "us_flat") => "market/NASDAQ/2026-11-25.csv.gz".into(),
         ("market_daily", _) => "market/NYSE/nyse_eod_20261125.csv.gz".into(),
         ("weekly_series", _) => "weekly/FT/FT-RATES/2026-11-27.csv.gz".into(),
-        _ => "holdings/custodian_a/holdings_20261125.csv.gz".into(),
+        ("investor_holdings", _) => "holdings/custodian_a/holdings_20261125.csv.gz".into(),
+        (other, _) => format!("{other}/{other}_20261125.csv.gz"),
     }
 }
 
+#[derive(Clone)]
 enum Field {
     /// Quoted when needed.
     Text(Vec<u8>),
@@ -147,17 +152,59 @@ pub const DAY: [(&str, &str, &str, u64); 9] = [
 /// Writes a generated file to `out`, gzip-compressed when `gzip` is set (as vendors send
 /// `.csv.gz` files).
 pub fn generate_file(spec: &Spec, gzip: bool, out: &mut dyn Write) -> io::Result<Generated> {
+    gzipped(gzip, out, |w| generate(spec, w))
+}
+
+/// Whether a tailored generator knows the dataset's vendor files; any other dataset's files are
+/// drawn from its contract ([`generate_from_contract`]).
+pub fn tailored(dataset: &str) -> bool {
+    matches!(
+        dataset,
+        "investor_holdings" | "market_daily" | "weekly_series"
+    )
+}
+
+/// A file for `contract`, gzip-compressed when `gzip` is set: the tailored generator's when
+/// there is one for the dataset, else one drawn from the contract.
+pub fn generate_for(
+    contract: &bondlake_core::Contract,
+    spec: &Spec,
+    gzip: bool,
+    out: &mut dyn Write,
+) -> io::Result<Generated> {
+    if tailored(&spec.dataset) {
+        generate_file(spec, gzip, out)
+    } else {
+        gzipped(gzip, out, |w| generate_from_contract(contract, spec, w))
+    }
+}
+
+fn gzipped(
+    gzip: bool,
+    out: &mut dyn Write,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<Generated>,
+) -> io::Result<Generated> {
     if !gzip {
-        return generate(spec, out);
+        return write(out);
     }
     let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-    let generated = generate(spec, &mut enc)?;
+    let generated = write(&mut enc)?;
     enc.finish()?;
     Ok(generated)
 }
 
-/// Writes a generated file (uncompressed text in the profile's encoding) to `out`.
+/// Writes a generated file (uncompressed text in the profile's encoding) to `out`, for a dataset
+/// with a tailored generator ([`tailored`]).
 pub fn generate(spec: &Spec, out: &mut dyn Write) -> io::Result<Generated> {
+    if !tailored(&spec.dataset) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "no tailored generator for {}: its files are drawn from its contract (generate_for)",
+                spec.dataset
+            ),
+        ));
+    }
     let mut g = Gen::new(spec);
     let header = g.header();
     let crlf = spec.dirty > 0.0;
