@@ -376,6 +376,35 @@ def structure(cfn):
     return by_type
 
 
+def build_methods(path, makefile="Makefile", cargo_toml="Cargo.toml"):
+    """Each function is built by the Makefile's target for it, with Cargo.toml's lambda profile
+    (SAM's rust-cargolambda method would always ship the tests' `--release` build)."""
+    with open(path) as f:
+        template = yaml_parse(f.read())
+    with open(makefile) as f:
+        make = f.read()
+    with open(cargo_toml) as f:
+        cargo = f.read()
+    if not re.search(r"^\[profile\.lambda\]\ninherits = \"release\"\nlto = \"fat\"\ncodegen-units = 1\n(.*\n)*?strip = true", cargo, re.M):
+        sys.exit("Cargo.toml: [profile.lambda] must inherit release with fat LTO, one codegen unit, stripped")
+    if "--profile $(PROFILE)" not in make or not re.search(r"^PROFILE \?= lambda$", make, re.M):
+        sys.exit("Makefile: cargo lambda build must use the lambda profile")
+    built = 0
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        meta = res.get("Metadata", {})
+        if meta.get("BuildMethod") != "makefile":
+            sys.exit(f"template: {name} must use BuildMethod: makefile (the lambda profile), not {meta.get('BuildMethod')}")
+        target = re.search(rf"^build-{name}:\n\t\$\(call lambda_bootstrap,([a-z-]+)\)$", make, re.M)
+        if not target:
+            sys.exit(f"Makefile: no build-{name} target calling lambda_bootstrap")
+        if not os.path.exists(os.path.join("functions", target.group(1), "Cargo.toml")):
+            sys.exit(f"Makefile: build-{name} builds {target.group(1)}, which is not in functions/")
+        built += 1
+    return built
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("template", nargs="?", default="template.yaml")
@@ -383,6 +412,7 @@ def main():
     ap.add_argument("--write-grants", help="write the template's S3 grants to this file")
     args = ap.parse_args()
 
+    built = build_methods(args.template)
     cfn = translate(args.template)
     by_type = structure(copy.deepcopy(cfn))
 
@@ -405,7 +435,8 @@ def main():
 
     print(f"SAM translator: {len(cfn['Resources'])} CloudFormation resources "
           f"({', '.join(sorted(t.split('::')[-1] for t in by_type))}); checks passed; "
-          f"{len(roles)} roles' policies clean under parliament")
+          f"{len(roles)} roles' policies clean under parliament; "
+          f"{built} functions built by the Makefile with the lambda profile")
 
 
 if __name__ == "__main__":
