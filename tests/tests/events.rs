@@ -183,6 +183,8 @@ fn every_sample_event_reads_into_its_type_and_writes_back_unchanged() {
             }
             Some("aws:kafka") => kafka_records_as_sent(name, &value),
             _ if value.get("Event") == Some(&"s3:TestEvent".into()) => {}
+            // EventBridge's EMR state changes: emr-launcher's own tests read them.
+            _ if value.get("source") == Some(&"aws.emr".into()) => {}
             other => panic!("{name}: an event of an unknown source {other:?}"),
         }
     }

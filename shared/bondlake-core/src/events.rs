@@ -36,6 +36,13 @@ pub enum EventKind {
     LoadFailed,
     /// Kafka records written to the raw bucket by msk-lander (see `kafka`).
     Landed,
+    /// A hand-off submitted to EMR, or started there (see `launch`).
+    Launched,
+    /// A hand-off's EMR run failed or was cancelled (see `launch` and `error`).
+    LaunchFailed,
+    /// A hand-off claimed long ago with no manifest yet (see `launch`): EMR's own state-change
+    /// events are best effort, so a sweep looks.
+    LaunchStuck,
     /// A kind this build does not know (a newer producer within the same version).
     #[serde(other)]
     Other,
@@ -83,6 +90,31 @@ pub struct HandoffInfo {
     pub detail: String,
     /// Location of the hand-off request the EMR launcher reads.
     pub request: String,
+}
+
+/// What the EMR launcher did with a hand-off, or what EMR reported of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchInfo {
+    /// `transient_cluster`, `steps` (a running cluster) or `local`.
+    pub backend: String,
+    /// The `handoff` event this run is for.
+    pub handoff_event_id: String,
+    /// 1 for the first attempt; a new one only after the previous ended failed or cancelled.
+    pub attempt: u32,
+    /// The cluster's and step's name, `bondlake-<handoff_event_id>-a<attempt>`: how a state
+    /// change maps back to its hand-off.
+    pub name: String,
+    /// The cluster id (and step id, `j-…/s-…`), or the local run's; empty until known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// `SUBMITTED`, or the state EMR reported (`RUNNING`, `COMPLETED`, `FAILED`, `CANCELLED`,
+    /// `TERMINATED_WITH_ERRORS`).
+    pub state: String,
+    /// Location of the hand-off request.
+    pub request: String,
+    /// Where the step's logs are, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
 }
 
 /// What a load did.
@@ -198,6 +230,21 @@ pub enum Outcome {
         /// The topic, partition and offsets.
         kafka: KafkaInfo,
     },
+    /// A hand-off submitted to EMR, or started there.
+    Launched {
+        /// The run.
+        launch: LaunchInfo,
+    },
+    /// A hand-off's EMR run failed or was cancelled (see `error`).
+    LaunchFailed {
+        /// The run.
+        launch: LaunchInfo,
+    },
+    /// A hand-off claimed long ago with no manifest yet.
+    LaunchStuck {
+        /// The run.
+        launch: LaunchInfo,
+    },
     /// A kind this build does not know (a newer producer within the same version).
     #[serde(other)]
     Other,
@@ -213,6 +260,9 @@ impl Outcome {
             Outcome::Loaded { .. } => EventKind::Loaded,
             Outcome::LoadFailed => EventKind::LoadFailed,
             Outcome::Landed { .. } => EventKind::Landed,
+            Outcome::Launched { .. } => EventKind::Launched,
+            Outcome::LaunchFailed { .. } => EventKind::LaunchFailed,
+            Outcome::LaunchStuck { .. } => EventKind::LaunchStuck,
             Outcome::Other => EventKind::Other,
         }
     }
@@ -272,6 +322,16 @@ impl PipelineEvent {
         }
     }
 
+    /// The EMR run, for `launched`, `launch_failed` and `launch_stuck`.
+    pub fn launch(&self) -> Option<&LaunchInfo> {
+        match &self.outcome {
+            Outcome::Launched { launch }
+            | Outcome::LaunchFailed { launch }
+            | Outcome::LaunchStuck { launch } => Some(launch),
+            _ => None,
+        }
+    }
+
     /// The event for the manifest written at `manifest_key` in `store`: `processed`, or `failed`
     /// when its status is.
     pub fn from_manifest(
@@ -324,6 +384,10 @@ impl PipelineEvent {
             &self.status.map(|s| format!("{s:?}")).unwrap_or_default(),
             self.load().map_or("", |l| l.outcome.as_str()),
             self.handoff().map_or("", |h| h.reason.as_str()),
+            &self
+                .launch()
+                .map(|l| format!("{}/{}/{}", l.handoff_event_id, l.attempt, l.state))
+                .unwrap_or_default(),
             &self
                 .kafka()
                 .map(|k| {
@@ -455,7 +519,16 @@ mod tests {
     fn kind_names_are_the_json_names() {
         use EventKind::*;
         let kinds = [
-            Processed, Failed, Handoff, Loaded, LoadFailed, Landed, Other,
+            Processed,
+            Failed,
+            Handoff,
+            Loaded,
+            LoadFailed,
+            Landed,
+            Launched,
+            LaunchFailed,
+            LaunchStuck,
+            Other,
         ];
         let names = kinds.map(EventKind::as_str);
         assert_eq!(
@@ -467,11 +540,17 @@ mod tests {
                 "loaded",
                 "load_failed",
                 "landed",
+                "launched",
+                "launch_failed",
+                "launch_stuck",
                 "other"
             ]
         );
         for kind in kinds {
-            assert_eq!(serde_json::to_value(kind).expect("serialises"), kind.as_str());
+            assert_eq!(
+                serde_json::to_value(kind).expect("serialises"),
+                kind.as_str()
+            );
         }
     }
 

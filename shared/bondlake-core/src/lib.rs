@@ -26,6 +26,7 @@ pub mod failure;
 pub mod input;
 pub mod kafka;
 pub mod keyset;
+pub mod launch;
 pub mod manifest;
 pub mod notify;
 pub mod output;

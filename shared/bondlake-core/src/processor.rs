@@ -17,7 +17,7 @@ use crate::route::{Route, Routes};
 use crate::store::{ObjectStore, Superseded};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -514,6 +514,92 @@ impl Processor {
         self.publish(event, started)
     }
 
+    /// Processes a handed-off object to the end, with no deadline: the EMR step's work (and the
+    /// local backend's). The outputs, manifest and event are the ones a Lambda run of the same
+    /// object would have written: the same engine, contract, profile and keys. `Ok(None)` when
+    /// the object was replaced since the hand-off (its own event brings the new version).
+    pub fn run_handoff(
+        &self,
+        request: &HandoffRequest,
+    ) -> Result<Option<PipelineEvent>, HandleError> {
+        let started = Instant::now();
+        if request.handoff_version != HANDOFF_VERSION {
+            return Err(HandleError::Config(format!(
+                "hand-off request version {} (this build reads {HANDOFF_VERSION})",
+                request.handoff_version
+            )));
+        }
+        let loaded;
+        let contract = match self.contracts.get(&request.dataset) {
+            Some(c) => c,
+            None => {
+                loaded = contract::load_dataset(
+                    &request.dataset,
+                    self.settings.contracts_dir.as_deref(),
+                )
+                .map_err(|e| HandleError::Config(e.to_string()))?;
+                &loaded
+            }
+        };
+        if contract.version != request.contract_version {
+            return Err(HandleError::Config(format!(
+                "{}: handed off under contract {} {}, but this build has {}: run the step with the contracts the Lambda had (CONTRACTS_DIR), or replay the object",
+                request.source.key, request.dataset, request.contract_version, contract.version
+            )));
+        }
+        let source = request.source.clone();
+        let names = OutputNames::for_source(contract, &source);
+        if names.manifest_key() != request.manifest_key {
+            return Err(HandleError::Config(format!(
+                "{}: the request's manifest key {} is not this build's {}",
+                source.key,
+                request.manifest_key,
+                names.manifest_key()
+            )));
+        }
+        let where_ = self.raw.locate(&source.key);
+        let body = match self.raw.get(&source.key, Some(&source.etag)) {
+            Ok(b) => b,
+            Err(e) if Superseded::is(&e) => {
+                tracing::info!(key = %source.key, "replaced since the hand-off; skipped");
+                return Ok(None);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(HandleError::Config(format!(
+                    "{where_}: the object no longer exists (deleted after its hand-off)"
+                )));
+            }
+            Err(e) => return Err(HandleError::storage(&where_, &e)),
+        };
+        let opts = Options {
+            deadline: None,
+            ..self.settings.options.clone()
+        };
+        let outcome = pipeline::process(
+            contract,
+            Some(&request.profile),
+            source,
+            body.body,
+            self.processed.as_ref(),
+            &opts,
+        )
+        .map_err(|e| {
+            if e.is_retryable() {
+                HandleError::Retryable(format!("{where_}: {e}"))
+            } else {
+                HandleError::Config(format!("{where_}: {e}"))
+            }
+        })?;
+        let mut event = PipelineEvent::from_manifest(
+            STAGE,
+            &outcome.manifest,
+            &outcome.manifest_key,
+            self.processed.as_ref(),
+        );
+        event.output_prefix = Some(self.processed.locate(&names.dataset_prefix()));
+        self.publish(event, started)
+    }
+
     /// Publishes `failed` for an object that was never read, so it has no manifest.
     fn fail_unread(
         &self,
@@ -545,4 +631,16 @@ impl Processor {
         })?;
         Ok(Some(event))
     }
+}
+
+/// Reads the hand-off request at `key` in the processed bucket `processed`.
+pub fn read_handoff(processed: &dyn ObjectStore, key: &str) -> Result<HandoffRequest, HandleError> {
+    let location = processed.locate(key);
+    let mut text = Vec::new();
+    processed
+        .open(key)
+        .and_then(|mut r| r.read_to_end(&mut text))
+        .map_err(|e| HandleError::storage(format_args!("reading {location}"), &e))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| HandleError::Config(format!("{location}: not a hand-off request: {e}")))
 }

@@ -167,8 +167,9 @@ impl Notice {
                 EventKind::Processed => e.status == Some(Status::RejectedOverThreshold),
                 EventKind::Landed => e.rows_rejected > 0,
                 EventKind::Loaded => e.load().is_some_and(|l| l.outcome == "not_loaded"),
-                // No EMR launcher yet: a handed-off file is not processed (its own notice).
-                EventKind::Handoff => true,
+                // The launcher takes a hand-off; a person is needed when its run fails or sticks.
+                EventKind::Handoff | EventKind::Launched => false,
+                EventKind::LaunchFailed | EventKind::LaunchStuck => true,
             },
             Notice::Alarm(a) => a.new_state_value == "ALARM",
             Notice::KafkaGivenUp { .. } | Notice::Unreadable { .. } => true,

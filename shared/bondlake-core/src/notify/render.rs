@@ -150,6 +150,22 @@ fn facts(e: &PipelineEvent) -> Facts {
     if let Some(h) = e.handoff() {
         notes.push(format!("Handed off ({}): {}", h.reason, h.detail));
     }
+    if let Some(l) = e.launch() {
+        let on = if l.id.is_empty() {
+            l.name.clone()
+        } else {
+            format!("{} ({})", l.name, l.id)
+        };
+        notes.push(format!(
+            "EMR ({}): attempt {} {on}, {}",
+            l.backend.replace('_', " "),
+            l.attempt,
+            l.state
+        ));
+        if let Some(logs) = &l.logs {
+            notes.push(format!("Logs: {logs}"));
+        }
+    }
     if let Some(m) = &e.manifest {
         notes.push(format!("Manifest: {m}"));
     }
@@ -174,9 +190,28 @@ fn facts(e: &PipelineEvent) -> Facts {
         ),
         (EventKind::Processed, _) => (":white_check_mark:", "processed".to_string(), None),
         (EventKind::Handoff, _) => (
-            ":warning:",
-            "too big for Lambda: not processed".to_string(),
-            Some(handoff_next(e)),
+            ":hourglass_flowing_sand:",
+            "handed off to EMR".to_string(),
+            None,
+        ),
+        (EventKind::Launched, _) => (
+            ":rocket:",
+            if e.launch().is_some_and(|l| l.state == "RUNNING") {
+                "started on EMR".to_string()
+            } else {
+                "submitted to EMR".to_string()
+            },
+            None,
+        ),
+        (EventKind::LaunchFailed, _) => (
+            ":x:",
+            "failed on EMR".to_string(),
+            Some(launch_next(e)),
+        ),
+        (EventKind::LaunchStuck, _) => (
+            ":hourglass:",
+            "stuck on EMR".to_string(),
+            Some(format!("No manifest yet. Look at the cluster in the EMR console; if it is gone, {}", send_again(e))),
         ),
         (EventKind::Loaded, _) => match e.load().map(|l| l.outcome.as_str()) {
             Some("not_loaded") => (
@@ -215,18 +250,25 @@ fn facts(e: &PipelineEvent) -> Facts {
 
 /// What to do with a handed-off file while no EMR launcher is deployed: run the same engine where
 /// there is time for it, which writes the manifest the loader then loads.
-fn handoff_next(e: &PipelineEvent) -> String {
-    let processed = e
-        .handoff()
-        .and_then(|h| h.request.strip_prefix("s3://"))
-        .and_then(|r| r.split_once('/'))
-        .map_or("PROCESSED_BUCKET", |(bucket, _)| bucket);
+/// What to do when an EMR run failed: read its log, fix, send the hand-off again.
+fn launch_next(e: &PipelineEvent) -> String {
+    let logs = e
+        .launch()
+        .and_then(|l| l.logs.as_deref())
+        .map_or(String::new(), |l| format!(" at {l}"));
     format!(
-        "No EMR launcher is deployed yet, so this file is neither processed nor loaded. Process it with the same engine on a machine with the time and memory it needs: `bondlake process --dataset {} --profile {} --input s3://{}/{} --out s3://{processed}` writes the outputs and the manifest this function would have, and the warehouse-loader then loads it as usual.",
-        e.dataset.as_deref().unwrap_or("DATASET"),
-        e.profile.as_deref().unwrap_or("PROFILE"),
-        e.source.bucket,
-        e.source.key,
+        "Nothing was loaded. Read the step's log{logs} (stderr names the file, record and column), fix the cause (the file, the contract, or the cluster's capacity), then {}",
+        send_again(e)
+    )
+}
+
+/// How to send a hand-off to the launcher again (a new attempt, since the last one ended).
+fn send_again(e: &PipelineEvent) -> String {
+    let (id, request) = e.launch().map_or(("HANDOFF_EVENT_ID", "REQUEST"), |l| {
+        (l.handoff_event_id.as_str(), l.request.as_str())
+    });
+    format!(
+        "send it again: `aws lambda invoke --function-name <stack>-emr-launcher --cli-binary-format raw-in-base64-out --payload '{{\"retry\":{{\"handoff_event_id\":\"{id}\",\"request\":\"{request}\"}}}}' out.json` (locally it runs again with the next `bondlake run`)."
     )
 }
 
@@ -293,6 +335,18 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
                     "handed off to EMR ({})",
                     e.handoff().map_or("", |h| h.reason.as_str())
                 ),
+            ),
+            EventKind::Launched => (
+                ":rocket:",
+                match e.launch() {
+                    Some(l) if l.state == "RUNNING" => format!("started on EMR ({})", l.id),
+                    Some(l) => format!(
+                        "submitted to EMR ({}, attempt {})",
+                        l.backend.replace('_', " "),
+                        l.attempt
+                    ),
+                    None => "submitted to EMR".to_string(),
+                },
             ),
             _ => {
                 read += e.rows_read;
@@ -547,44 +601,73 @@ mod tests {
     }
 
     #[test]
-    fn a_hand_off_is_told_alone_as_not_processed_with_the_command_that_processes_it() {
-        use crate::events::{HandoffInfo, Outcome};
+    fn a_hand_off_is_routine_and_a_failed_emr_run_is_told_alone_with_its_log_and_retry() {
+        use crate::events::{HandoffInfo, LaunchInfo, Outcome};
         use crate::manifest::SourceRef;
+        let source = SourceRef {
+            bucket: "bondlake-dev-raw-1".into(),
+            key: "holdings/custodian_a/big.csv.gz".into(),
+            etag: "e".into(),
+            bytes: 5 << 30,
+            ..Default::default()
+        };
+        let request = "s3://bondlake-dev-processed-1/handoffs/investor_holdings/big-0123.json";
         let handoff = HandoffInfo {
             reason: "size".into(),
             detail: "5368709120 bytes is over the limit".into(),
-            request: "s3://bondlake-dev-processed-1/handoffs/investor_holdings/big-0123.json"
-                .into(),
+            request: request.into(),
         };
         let mut e = PipelineEvent::new(
             Outcome::Handoff { handoff },
             "csv-processor",
-            SourceRef {
-                bucket: "bondlake-dev-raw-1".into(),
-                key: "holdings/custodian_a/big.csv.gz".into(),
-                etag: "e".into(),
-                bytes: 5 << 30,
-                ..Default::default()
-            },
+            source.clone(),
         );
         e.dataset = Some("investor_holdings".into());
         e.profile = Some("standard".into());
-        let notice = Notice::Event(Box::new(e));
+        let handed_off = Notice::Event(Box::new(e.clone()));
+        assert!(
+            !handed_off.needs_attention(),
+            "the launcher takes it: a digest line"
+        );
+        assert_eq!(
+            render_notice(&handed_off).title,
+            "investor_holdings: big.csv.gz handed off to EMR"
+        );
+        let launch = LaunchInfo {
+            backend: "transient_cluster".into(),
+            handoff_event_id: "5d0c0f1a9b7e3c21d4e8a6f0".into(),
+            attempt: 1,
+            name: "bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a1".into(),
+            id: "j-2AXXXXXXGAPLF/s-1XXXXXXXXW4A8".into(),
+            state: "FAILED".into(),
+            request: request.into(),
+            logs: Some("s3://logs/emr/j-2AXXXXXXGAPLF/steps/s-1XXXXXXXXW4A8/".into()),
+        };
+        let mut failed =
+            PipelineEvent::new(Outcome::LaunchFailed { launch }, "emr-launcher", source);
+        failed.dataset = Some("investor_holdings".into());
+        failed.error = Some("EMR j-2AXXXXXXGAPLF/s-1XXXXXXXXW4A8 FAILED: Step failed".into());
+        let notice = Notice::Event(Box::new(failed));
         assert!(notice.needs_attention(), "never inside a digest");
         let m = render_notice(&notice);
-        assert_eq!(
-            m.title,
-            "investor_holdings: big.csv.gz too big for Lambda: not processed"
-        );
+        assert_eq!(m.title, "investor_holdings: big.csv.gz failed on EMR");
         assert!(m.attention);
-        assert!(
-            m.text.contains("What to do: No EMR launcher is deployed yet, so this file is neither processed nor loaded. Process it with the same engine on a machine with the time and memory it needs: `bondlake process --dataset investor_holdings --profile standard --input s3://bondlake-dev-raw-1/holdings/custodian_a/big.csv.gz --out s3://bondlake-dev-processed-1`"),
-            "{}",
-            m.text
+        for part in [
+            "Logs: s3://logs/emr/j-2AXXXXXXGAPLF/steps/s-1XXXXXXXXW4A8/",
+            "Read the step's log at s3://logs/emr/j-2AXXXXXXGAPLF/steps/s-1XXXXXXXXW4A8/",
+            r#"--payload '{"retry":{"handoff_event_id":"5d0c0f1a9b7e3c21d4e8a6f0","request":"s3://bondlake-dev-processed-1/handoffs/investor_holdings/big-0123.json"}}'"#,
+        ] {
+            assert!(m.text.contains(part), "{part} in {}", m.text);
+        }
+        let digest = super::super::plan(
+            &[notice.clone(), handed_off.clone(), handed_off],
+            super::super::Digest { after: 1 },
         );
-        let digest =
-            super::super::plan(&[notice.clone(), notice], super::super::Digest { after: 1 });
-        assert_eq!(digest.len(), 2, "each hand-off alone");
+        assert_eq!(
+            digest.len(),
+            2,
+            "the failure alone, the hand-offs in one digest"
+        );
     }
 
     #[test]
