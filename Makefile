@@ -12,7 +12,8 @@ LAMBDA_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda-bundles
 lambda_bootstrap = cargo lambda build --profile $(PROFILE) --arm64 --bin $(1) --lambda-dir "$(LAMBDA_DIR)" \
 	&& mkdir -p "$(ARTIFACTS_DIR)" && cp "$(LAMBDA_DIR)/$(1)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
 
-.PHONY: build-CsvProcessorFunction build-WarehouseLoaderFunction build-MskLanderFunction build-NotifierFunction
+.PHONY: build-CsvProcessorFunction build-WarehouseLoaderFunction build-MskLanderFunction build-NotifierFunction \
+	build-EmrLauncherFunction
 
 build-CsvProcessorFunction:
 	$(call lambda_bootstrap,csv-processor)
@@ -25,3 +26,6 @@ build-MskLanderFunction:
 
 build-NotifierFunction:
 	$(call lambda_bootstrap,notifier)
+
+build-EmrLauncherFunction:
+	$(call lambda_bootstrap,emr-launcher)

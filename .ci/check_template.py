@@ -44,6 +44,7 @@ FUNCTION_ROLES = {
     "warehouse-loader": "WarehouseLoaderRole",
     "msk-lander": "MskLanderFunctionRole",
     "notifier": "NotifierFunctionRole",
+    "emr-launcher": "EmrLauncherFunctionRole",
 }
 
 
@@ -287,19 +288,21 @@ def structure(cfn):
     check(sse["SSEAlgorithm"] == "aws:kms", "processed bucket must use KMS")
     tls = json.dumps(res["ProcessedBucketPolicy"]["Properties"]["PolicyDocument"])
     check('"aws:SecureTransport": "false"' in tls, "processed bucket must deny non-TLS requests")
-    for q in ("RawEventsQueue", "ManifestEventsQueue", "NotifyQueue"):
+    for q in ("RawEventsQueue", "ManifestEventsQueue", "NotifyQueue", "HandoffsQueue"):
         redrive = res[q]["Properties"]["RedrivePolicy"]
         check("deadLetterTargetArn" in redrive, f"{q} needs a dead-letter queue")
         # Lambda's pollers may receive a message more than once before the function sees it.
         check(int(redrive["maxReceiveCount"]) >= 5, f"{q}: maxReceiveCount at least 5")
     mappings = {n: res[n]["Properties"] for n in by_type.get("AWS::Lambda::EventSourceMapping", [])}
     sqs = {n: m for n, m in mappings.items() if "Topics" not in m}
-    check(len(sqs) == 3, f"three SQS event sources (raw, manifests, notify): {sorted(sqs)}")
+    check(len(sqs) == 4, f"four SQS event sources (raw, manifests, notify, handoffs): {sorted(sqs)}")
     for n, m in sqs.items():
         check(m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], f"{n}: partial batch responses")
+        if n.startswith("EmrLauncher"):
+            continue  # capped at one by its reserved concurrency, below (SQS's cap is at least 2)
         # Reserved concurrency alone lets throttled messages reach the dead-letter queue untried.
         check("MaximumConcurrency" in m.get("ScalingConfig", {}), f"{n}: capped by MaximumConcurrency")
-    for f in ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier"):
+    for f in ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier", "EmrLauncher"):
         props = res[f"{f}Function"]["Properties"]
         check(props["Runtime"] == "provided.al2023" and props["Architectures"] == ["arm64"],
               f"{f}: provided.al2023 on arm64")
@@ -351,7 +354,7 @@ def structure(cfn):
         check('"s3:*"' not in json.dumps(res[role]["Properties"]), f"{role}: no s3:*")
     # Safe to leave running: logs kept for a set time, alarms on every function and queue, data
     # that outlives the stack, expiring scratch prefixes, capped concurrency.
-    for f in ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier"):
+    for f in ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier", "EmrLauncher"):
         props = res[f"{f}Function"]["Properties"]
         logging = props.get("LoggingConfig", {})
         check(logging.get("LogGroup") == {"Ref": f"{f}LogGroup"}, f"{f}: logs go to its own log group")
@@ -361,16 +364,45 @@ def structure(cfn):
         for alarm in ("Errors", "Throttles", "Duration"):
             a = res.get(f"{f}{alarm}Alarm", {}).get("Properties", {})
             check({"Ref": "PipelineEventsTopic"} in a.get("AlarmActions", []), f"{f}: a {alarm} alarm on pipeline-events")
-        check("ReservedConcurrentExecutions" not in props, f"{f}: no reserved concurrency (it throttles); cap the event source")
-    for q in ("RawEvents", "ManifestEvents", "Notify"):
+        if f == "EmrLauncher":
+            # One at a time: a claim and its submission are never raced (launch.rs).
+            check(props.get("ReservedConcurrentExecutions") == 1, "emr-launcher: reserved concurrency 1")
+        else:
+            check("ReservedConcurrentExecutions" not in props, f"{f}: no reserved concurrency (it throttles); cap the event source")
+    for q in ("RawEvents", "ManifestEvents", "Notify", "Handoffs"):
         a = res[f"{q}QueueAgeAlarm"]["Properties"]
         check(a["MetricName"] == "ApproximateAgeOfOldestMessage", f"{q}: an alarm on the oldest message's age")
+    # The launcher: hand-offs only, EMR's state changes of our runs, the sweep, the nodes' role.
+    launcher_sub = [res[n]["Properties"] for n in by_type["AWS::SNS::Subscription"]
+                    if res[n]["Properties"].get("Endpoint") == {"Fn::GetAtt": ["HandoffsQueue", "Arn"]}]
+    check(len(launcher_sub) == 1 and launcher_sub[0].get("FilterPolicy") == {"kind": ["handoff"]}
+          and launcher_sub[0].get("FilterPolicyScope") == "MessageAttributes",
+          "the launcher's queue subscribes to kind=handoff only")
+    rules = [res[n]["Properties"] for n in by_type.get("AWS::Events::Rule", [])]
+    emr_rules = [r for r in rules if r.get("EventPattern", {}).get("source") == ["aws.emr"]]
+    check(len(emr_rules) == 1 and emr_rules[0]["EventPattern"]["detail"]["name"] == [{"prefix": "bondlake-"}],
+          "EMR state changes of bondlake's runs reach the launcher")
+    check(any(r.get("ScheduleExpression", "").startswith("rate(") for r in rules), "a schedule sweeps the claims")
+    nodes = json.dumps(res["EmrInstanceRole"]["Properties"])
+    check('"s3:*"' not in nodes and '"Resource": "*"' not in nodes, "EmrInstanceRole: least privilege")
+    passed = json.dumps(res["EmrLauncherFunctionRole"]["Properties"])
+    check('"iam:PassRole"' in passed and "EmrServiceRole" in passed and "EmrInstanceRole" in passed,
+          "emr-launcher passes only the EMR roles")
+    for name in ("ArtifactsBucket", "EmrLogsBucket"):
+        b = res[name]["Properties"]
+        check(all(b["PublicAccessBlockConfiguration"].values()), f"{name} blocks public access")
+        check(b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms",
+              f"{name} is encrypted with KMS")
+        check(b.get("LifecycleConfiguration", {}).get("Rules"), f"{name} has a lifecycle")
+        policy = json.dumps(res[f"{name}Policy"]["Properties"]["PolicyDocument"])
+        check('"aws:SecureTransport": "false"' in policy, f"{name} denies non-TLS requests")
     for name in ("RawBucket", "ProcessedBucket", "ProcessedKey", "KafkaFailuresBucket"):
         check(res[name].get("DeletionPolicy") == "Retain" and res[name].get("UpdateReplacePolicy") == "Retain",
               f"{name} outlives the stack")
     check(res["RawBucket"]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled", "the raw bucket is versioned")
     rules = {r.get("Prefix"): r for r in processed["LifecycleConfiguration"]["Rules"]}
     for prefix, param in (("quarantine/", "QuarantineRetentionDays"), ("handoffs/", "HandoffRetentionDays"),
+                          ("launches/", "HandoffRetentionDays"),
                           ("notifications/sent/", "SentLogRetentionDays")):
         check(rules.get(prefix, {}).get("ExpirationInDays") == {"Ref": param}, f"{prefix} expires after {param}")
     return by_type

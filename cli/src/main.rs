@@ -4,6 +4,7 @@
 mod bench;
 mod bench_load;
 mod feed;
+mod handoff;
 mod local;
 mod notify;
 mod s3;
@@ -59,6 +60,9 @@ enum Command {
         #[arg(long, env = "BONDLAKE_SLACK_WEBHOOK", hide_env_values = true)]
         slack_webhook: Option<String>,
     },
+    /// Process a handed-off object to the end from its hand-off request: the EMR step's command
+    /// (emr-launcher's backends submit it), with csv-processor's engine and output keys.
+    Handoff(handoff::HandoffArgs),
     /// Publish a vendor file's records to a Kafka topic as a producer would, land them with
     /// msk-lander's code into ROOT/raw, and run the local chain over them.
     Feed(feed::FeedArgs),
@@ -193,6 +197,7 @@ fn main() -> ExitCode {
             seed,
             slack_webhook,
         } => local::demo(&root, dirty, seed, slack_webhook.as_deref()),
+        Command::Handoff(a) => handoff::run(a),
         Command::Feed(a) => feed::feed(a),
         Command::KafkaReplay(a) => feed::replay(a),
         Command::WebhookReceiver { listen } => notify::receive(&listen),

@@ -71,6 +71,21 @@ impl Session {
         needed.then(|| Session::connect(endpoint)).transpose()
     }
 
+    /// The pipeline-events topic `topic_arn` through SNS (AWS's credential chain).
+    pub fn events(
+        &self,
+        topic_arn: &str,
+    ) -> Result<std::sync::Arc<dyn bondlake_core::events::EventSink>, String> {
+        let sdk = self.runtime.block_on(aws_config::load_defaults(
+            aws_config::BehaviorVersion::latest(),
+        ));
+        Ok(bondlake_aws::pipeline_events(
+            &sdk,
+            topic_arn,
+            self.runtime.handle().clone(),
+        ))
+    }
+
     /// One bucket as a store.
     pub fn store(&self, bucket: &str) -> S3Store {
         S3Store::new(

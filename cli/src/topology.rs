@@ -4,7 +4,9 @@
 //!
 //! - raw bucket ObjectCreated → S3 notification → `raw-events` queue → csv-processor;
 //! - processed bucket `manifests/` ObjectCreated → `manifest-events` queue → warehouse-loader;
-//! - each stage's event → `pipeline-events` topic → SNS envelope → `notify` queue → notifier.
+//! - each stage's event → `pipeline-events` topic → SNS envelope → `notify` queue → notifier;
+//! - a `handoff` event → the same topic → `handoffs` queue (the subscription's filter policy lets
+//!   only `kind = handoff` through) → emr-launcher.
 //!
 //! The events are built as JSON and read with the same parsers the functions use, so what the
 //! handlers receive here is what they receive in AWS (the sample events in `events/` have the
@@ -109,7 +111,26 @@ pub fn manifest_events(manifest: &ObjectCreated) -> Result<SqsEvent, HandleError
 /// What the notifier receives for events published to `pipeline-events`: each in SNS's envelope,
 /// on the `notify` queue.
 pub fn notify_queue(events: &[PipelineEvent]) -> Result<TopicDelivery, HandleError> {
-    let bodies = events.iter().map(|e| {
+    topic_queue("notify", events.iter())
+}
+
+/// What emr-launcher receives for the events published to `pipeline-events`: the `handoff` ones
+/// (its subscription's filter policy), each in SNS's envelope, on the `handoffs` queue.
+pub fn handoff_queue(events: &[PipelineEvent]) -> Result<TopicDelivery, HandleError> {
+    topic_queue(
+        "handoffs",
+        events
+            .iter()
+            .filter(|e| e.kind() == bondlake_core::events::EventKind::Handoff),
+    )
+}
+
+/// Topic messages as a subscribed queue delivers them.
+fn topic_queue<'e>(
+    queue: &str,
+    events: impl Iterator<Item = &'e PipelineEvent>,
+) -> Result<TopicDelivery, HandleError> {
+    let bodies = events.map(|e| {
         json!({
             "Type": "Notification",
             "MessageId": message_id(),
@@ -119,7 +140,7 @@ pub fn notify_queue(events: &[PipelineEvent]) -> Result<TopicDelivery, HandleErr
         })
         .to_string()
     });
-    let batch = sqs_batch("notify", bodies)?;
+    let batch = sqs_batch(queue, bodies)?;
     bondlake_lambda::topic_messages(
         serde_json::to_value(batch).map_err(|e| HandleError::Config(e.to_string()))?,
     )

@@ -236,9 +236,21 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     assert!(out.contains("none lost"), "{out}");
     let events =
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
-    // Three `landed` from the lander; each of the 12 files: `processed` from the csv-processor,
-    // then `loaded` from the warehouse-loader.
-    assert_eq!(events.lines().count(), 27);
+    // Three `landed` from the lander; each of the 12 files: `processed` from the csv-processor
+    // (the holdings file, over the demo's hand-off limit, from the EMR step after its `handoff`
+    // and the launcher's `launched`), then `loaded` from the warehouse-loader.
+    assert_eq!(events.lines().count(), 29);
+    assert_eq!(
+        events.matches("\"kind\":\"handoff\"").count(),
+        1,
+        "{events}"
+    );
+    assert_eq!(
+        events.matches("\"kind\":\"launched\"").count(),
+        1,
+        "{events}"
+    );
+    assert!(out.contains("ok on EMR (size)"), "{out}");
     assert_eq!(events.matches("\"kind\":\"landed\"").count(), 3, "{events}");
     assert_eq!(
         events.matches("\"kind\":\"loaded\"").count(),
@@ -322,8 +334,8 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
     assert_eq!(
         events.lines().count(),
-        30,
-        "processed+loaded for the new file, failed for the stray"
+        32,
+        "the demo's 29, then processed+loaded for the new file, failed for the stray"
     );
 
     // The warehouse, queried as an analyst would: the new file is in, once.

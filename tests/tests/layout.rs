@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 5] = [
     "csv-processor",
+    "emr-launcher",
     "msk-lander",
     "notifier",
     "warehouse-loader",
@@ -96,7 +97,7 @@ fn the_core_crate_has_no_outside_system_in_it() {
 #[test]
 fn only_the_functions_that_need_it_link_an_outside_system() {
     // The lander and the processor talk to S3 and SNS only: no warehouse, no Slack.
-    for function in ["csv-processor", "msk-lander"] {
+    for function in ["csv-processor", "msk-lander", "emr-launcher"] {
         let tree = normal_tree(function);
         for other in [
             "bondlake-slack",
@@ -117,6 +118,11 @@ fn only_the_functions_that_need_it_link_an_outside_system() {
             .iter()
             .any(|p| p == "bondlake-slack")
     );
+    // Only the launcher (and the CLI) compile the EMR SDK.
+    for function in FUNCTIONS {
+        let links = normal_tree(function).iter().any(|p| p == "aws-sdk-emr");
+        assert_eq!(links, function == "emr-launcher", "{function} and aws-sdk-emr");
+    }
 }
 
 /// The module graph of `bondlake-core` (module → the modules its code names through `crate::`,

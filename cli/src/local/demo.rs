@@ -8,6 +8,9 @@ use bondlake_testkit::synth;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// Files over this many MiB are handed off to the EMR launcher (only the holdings file is).
+const DEMO_HANDOFF_MB: u64 = 1;
+
 /// Records of the demo's Kafka feed: a holdings file published to `investor-holdings`.
 const DEMO_FEED_ROWS: u64 = 300;
 /// Their timestamp: the demo's business day, 2026-11-25 21:00 UTC (the same feed lands the same
@@ -78,7 +81,9 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
     )?;
     println!();
     let url = default_warehouse(root);
-    let mut lake = Lake::open(root, None, None, None, Some(&url))?;
+    // A threshold small enough that the day's largest file, the custodian's holdings, goes to
+    // emr-launcher as a file too big for Lambda would: its local backend runs the step here.
+    let mut lake = Lake::open(root, None, None, Some(DEMO_HANDOFF_MB), Some(&url))?;
     let code = once(&mut lake, &notifier, Some(&url), landed)?;
     if let Some(standin) = standin {
         let posts = standin.posts();
@@ -95,7 +100,7 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
 
 /// Empties the folders a previous demo wrote; refuses a non-empty folder that is not one.
 fn fresh_root(root: &Path) -> Result<bool, String> {
-    const OURS: [&str; 11] = [
+    const OURS: [&str; 12] = [
         "raw",
         "kafka",
         "notifications",
@@ -103,6 +108,7 @@ fn fresh_root(root: &Path) -> Result<bool, String> {
         "quarantine",
         "manifests",
         "handoffs",
+        "launches",
         "events",
         "loads",
         WAREHOUSE_FILE,

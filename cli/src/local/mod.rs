@@ -1,7 +1,8 @@
 //! The local pipeline: `bondlake run` and `bondlake demo`. Folders stand in for the buckets, and
 //! each function's own handler is called with the events `template.yaml` wires (see
-//! [`crate::topology`]): csv-processor for each new raw file, warehouse-loader for each manifest,
-//! the notifier for what the stages published.
+//! [`crate::topology`]): csv-processor for each new raw file, emr-launcher for each hand-off (its
+//! local backend runs the step here, to the end), warehouse-loader for each manifest, the
+//! notifier for what the stages published.
 //!
 //! - `ROOT/raw/` is the raw bucket (routed by the same table as the template's S3 events);
 //! - `ROOT/` holds what the processed bucket would: `processed/`, `quarantine/`, `manifests/`,
@@ -19,6 +20,7 @@ use crate::topology;
 use crate::warehouse::AnyWarehouse;
 use bondlake_core::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
 use bondlake_core::failure::HandleError;
+use bondlake_core::launch::{Launcher, LocalBackend};
 use bondlake_core::processor::{Budget, ObjectCreated, Processor, Settings};
 use bondlake_core::route::Routes;
 use bondlake_core::store::{LocalStore, ObjectStore, file_etag};
@@ -107,7 +109,9 @@ pub struct Lake {
     root: PathBuf,
     raw: LocalStore,
     processed: LocalStore,
-    processor: Processor,
+    processor: Arc<Processor>,
+    /// emr-launcher's state, with the local backend: the step's code, run here.
+    launcher: emr_launcher::handler::State,
     /// The warehouse's URL and the contracts' folder, when the lake loads into one.
     warehouse: Option<(String, Option<PathBuf>)>,
     /// The warehouse-loader's state, open only while a poll loads files: DuckDB lets one process
@@ -144,13 +148,26 @@ impl Lake {
         settings.handoff_max_bytes = handoff_max_mb.map_or(u64::MAX, |mb| mb << 20);
         let raw = LocalStore::new(root.join("raw"));
         let topic = Arc::new(LocalTopic::new(root));
-        let processor = Processor::new(
-            settings,
-            Arc::new(raw.clone()),
-            Arc::new(LocalStore::new(root)),
-            topic.clone(),
-        )
-        .map_err(|e| e.to_string())?;
+        let processor = Arc::new(
+            Processor::new(
+                settings,
+                Arc::new(raw.clone()),
+                Arc::new(LocalStore::new(root)),
+                topic.clone(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let step = processor.clone();
+        let backend = LocalBackend::new(move |job| step.run_handoff(&job.request).map(|_| ()));
+        let launcher = emr_launcher::handler::State {
+            launcher: Launcher::new(
+                Arc::new(LocalStore::new(root)),
+                topic.clone(),
+                Arc::new(backend),
+            ),
+            stuck_after: Duration::from_secs(4 * 3600),
+            log_uri: String::new(),
+        };
         // Opened once now, so a bad URL or an unreachable server stops the start, not a file.
         if let Some(url) = warehouse {
             crate::warehouse::loader(url, "bondlake", contracts)?;
@@ -160,6 +177,7 @@ impl Lake {
             raw,
             processed: LocalStore::new(root),
             processor,
+            launcher,
             warehouse: warehouse.map(|u| (u.to_string(), contracts.map(Path::to_path_buf))),
             loader: None,
             topic,
@@ -251,6 +269,21 @@ impl Lake {
         }
     }
 
+    /// Hands a `handoff` event to emr-launcher's handler, as its message on the `handoffs` queue;
+    /// the local backend runs the step to the end. Returns what was published meanwhile: the
+    /// step's `processed` (or `failed`) event and the launcher's `launched`.
+    fn launch(&self, handoff: &PipelineEvent) -> Result<Vec<PipelineEvent>, HandleError> {
+        let messages = match topology::handoff_queue(std::slice::from_ref(handoff))? {
+            bondlake_lambda::TopicDelivery::Sqs(m) | bondlake_lambda::TopicDelivery::Sns(m) => m,
+        };
+        let batch = emr_launcher::handler::launch_all(&self.launcher.launcher, &messages);
+        let published = self.topic.take();
+        match batch.failures.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(published),
+        }
+    }
+
     /// The warehouse, when the lake loads into one.
     pub fn warehouse(&mut self) -> Option<Result<&mut AnyWarehouse, String>> {
         self.loader().map(|l| l.map(|l| l.warehouse()))
@@ -298,12 +331,17 @@ impl Lake {
                 sequencer: None,
             };
             match self.process(&object) {
+                Ok(Some(handoff)) if handoff.kind() == EventKind::Handoff => {
+                    seen.done.insert(key.clone(), etag);
+                    handled.push(self.run_on_emr(key, handoff));
+                }
                 Ok(event) => {
                     seen.done.insert(key.clone(), etag);
                     let load = event.as_ref().and_then(|e| self.load(e));
                     handled.push(Handled {
                         key,
                         event,
+                        emr: Vec::new(),
                         error: None,
                         load,
                     });
@@ -316,6 +354,7 @@ impl Lake {
                     handled.push(Handled {
                         key,
                         event: None,
+                        emr: Vec::new(),
                         error: Some(e.to_string()),
                         load: None,
                     });
@@ -373,6 +412,7 @@ impl Lake {
                     handled.push(Handled {
                         key: key.clone(),
                         event: None,
+                        emr: Vec::new(),
                         error: Some(format!("{}: {}", processed.locate(&key), e.message)),
                         load: None,
                     });
@@ -383,11 +423,43 @@ impl Lake {
             handled.push(Handled {
                 key: event.source.key.clone(),
                 event: Some(event),
+                emr: Vec::new(),
                 error: None,
                 load,
             });
         }
         Ok(())
+    }
+}
+
+impl Lake {
+    /// A handed-off file through the launcher, then its manifest loaded like any other: the
+    /// row shows the step's outcome, with the hand-off and the launch before it.
+    fn run_on_emr(&mut self, key: String, handoff: PipelineEvent) -> Handled {
+        match self.launch(&handoff) {
+            Ok(published) => {
+                let (done, mut emr): (Vec<PipelineEvent>, Vec<PipelineEvent>) = published
+                    .into_iter()
+                    .partition(|e| matches!(e.kind(), EventKind::Processed | EventKind::Failed));
+                emr.insert(0, handoff);
+                let event = done.into_iter().last();
+                let load = event.as_ref().and_then(|e| self.load(e));
+                Handled {
+                    key,
+                    event,
+                    emr,
+                    error: None,
+                    load,
+                }
+            }
+            Err(e) => Handled {
+                key,
+                event: Some(handoff),
+                emr: Vec::new(),
+                error: Some(format!("on EMR: {e}")),
+                load: None,
+            },
+        }
     }
 }
 
@@ -452,6 +524,8 @@ pub struct Seen {
 pub struct Handled {
     pub key: String,
     pub event: Option<PipelineEvent>,
+    /// For a file handed off: the `handoff` and the launcher's events, before the step's `event`.
+    pub emr: Vec<PipelineEvent>,
     pub error: Option<String>,
     /// The warehouse-loader's event, when the file was loaded (or its load failed).
     pub load: Option<Result<PipelineEvent, String>>,
@@ -555,6 +629,7 @@ fn with_untold(root: &Path, events: Vec<PipelineEvent>) -> Vec<PipelineEvent> {
 fn events_of(handled: &[Handled], landed: Vec<PipelineEvent>) -> Vec<PipelineEvent> {
     let mut events = landed;
     for h in handled {
+        events.extend(h.emr.iter().cloned());
         events.extend(h.event.clone());
         if let Some(Ok(load)) = &h.load {
             events.push(load.clone());

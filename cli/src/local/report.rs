@@ -36,12 +36,23 @@ impl Table {
             }
             return;
         };
+        let via = h.emr.iter().find_map(|e| e.handoff()).map(|handoff| {
+            self.handed_off += 1;
+            format!(" on EMR ({})", handoff.reason)
+        });
         let outcome = match (e.kind(), e.status) {
-            (EventKind::Processed, Some(s)) => format!("{s:?}").to_lowercase(),
-            (EventKind::Handoff, _) => {
-                self.handed_off += 1;
+            (EventKind::Processed, Some(s)) => {
                 format!(
-                    "handoff ({})",
+                    "{}{}",
+                    format!("{s:?}").to_lowercase(),
+                    via.unwrap_or_default()
+                )
+            }
+            // Handed off, and the launcher failed: the error follows.
+            (EventKind::Handoff, _) => {
+                self.failed += 1;
+                format!(
+                    "handoff ({}) not run",
                     e.handoff().map_or("", |h| h.reason.as_str())
                 )
             }
@@ -132,10 +143,16 @@ impl Table {
             "\n{} records read: {} clean, {} quarantined, {balance} ({secs:.1}s).",
             self.read, self.ok, self.rejected
         );
-        if self.failed + self.handed_off + self.errors > 0 {
+        if self.handed_off > 0 {
             println!(
-                "{} files failed, {} handed off, {} errors (see above).",
-                self.failed, self.handed_off, self.errors
+                "{} handed off to EMR (the local backend ran the step here, then loaded it like the others).",
+                self.handed_off
+            );
+        }
+        if self.failed + self.errors > 0 {
+            println!(
+                "{} files failed, {} errors (see above).",
+                self.failed, self.errors
             );
         }
         let r = root.display();

@@ -1,0 +1,105 @@
+//! `bondlake handoff`: one handed-off object processed to the end, as the EMR step runs it (and
+//! as emr-launcher's local backend does in `bondlake run`): csv-processor's engine, contract,
+//! profile and output keys, with no deadline.
+
+use crate::s3::{Session, split_url};
+use bondlake_core::events::{EventSink, JsonLinesSink, StdoutSink};
+use bondlake_core::processor::{Processor, Settings, read_handoff};
+use bondlake_core::store::{LocalStore, ObjectStore};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct HandoffArgs {
+    /// The hand-off request: `s3://processed-bucket/handoffs/....json`, or with `--root` its key
+    /// in the local lake (`handoffs/....json`).
+    #[arg(long)]
+    request: String,
+    /// The local lake (ROOT/raw the raw bucket, ROOT the processed one), for a local request.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Folder of contract files: those the Lambda ran with (the artifacts bucket's `contracts/`).
+    #[arg(long)]
+    contracts: Option<PathBuf>,
+    /// Where the `processed` event goes: the pipeline-events topic's ARN, or `stdout`.
+    #[arg(long, default_value = "stdout")]
+    events_topic_arn: String,
+    /// S3-protocol endpoint for `s3://` requests (e.g. `bondlake s3-server`'s); AWS when absent.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+}
+
+/// Where the request's raw bucket is: S3 (or an S3-protocol server), or a local lake's raw/.
+enum Buckets {
+    S3(Session),
+    Local(LocalStore),
+}
+
+impl Buckets {
+    fn raw(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        match self {
+            Buckets::S3(session) => Arc::new(session.store(bucket)),
+            Buckets::Local(raw) => Arc::new(raw.clone()),
+        }
+    }
+}
+
+pub fn run(a: HandoffArgs) -> Result<ExitCode, String> {
+    let (buckets, processed, key): (Buckets, Arc<dyn ObjectStore>, String) =
+        match (split_url(&a.request), &a.root) {
+            (Some((bucket, key)), _) => {
+                let session = Session::connect(a.endpoint_url.as_deref())?;
+                let processed = Arc::new(session.store(bucket));
+                (Buckets::S3(session), processed, key.to_string())
+            }
+            (None, Some(root)) => (
+                Buckets::Local(LocalStore::new(root.join("raw"))),
+                Arc::new(LocalStore::new(root)),
+                a.request.clone(),
+            ),
+            (None, None) => {
+                return Err(format!(
+                    "--request {}: an s3:// location, or a key with --root",
+                    a.request
+                ));
+            }
+        };
+    let events: Arc<dyn EventSink> = match (&a.root, a.events_topic_arn.as_str()) {
+        (Some(root), "stdout") => Arc::new(JsonLinesSink::new(crate::local::events_path(root))),
+        (_, "stdout") => Arc::new(StdoutSink),
+        (_, arn) => Session::connect(None)?.events(arn)?,
+    };
+    let request = read_handoff(processed.as_ref(), &key).map_err(|e| e.to_string())?;
+    let processed_bucket = split_url(&a.request).map_or(crate::local::PROCESSED_BUCKET, |(b, _)| b);
+    let mut settings = Settings::new(&request.source.bucket, processed_bucket);
+    settings.contracts_dir = a.contracts.clone();
+    let processor = Processor::new(
+        settings,
+        buckets.raw(&request.source.bucket),
+        processed,
+        events,
+    )
+    .map_err(|e| e.to_string())?;
+    match processor.run_handoff(&request).map_err(|e| e.to_string())? {
+        Some(event) => {
+            eprintln!(
+                "bondlake handoff: {} ({}): {} records read, {} clean, {} quarantined; manifest {}",
+                request.source.key,
+                event.kind().as_str(),
+                event.rows_read,
+                event.rows_ok,
+                event.rows_rejected,
+                event.manifest.as_deref().unwrap_or("none"),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "bondlake handoff: {} was replaced since its hand-off; the new version has its own event",
+                request.source.key
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
