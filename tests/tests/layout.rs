@@ -121,7 +121,11 @@ fn only_the_functions_that_need_it_link_an_outside_system() {
     // Only the launcher (and the CLI) compile the EMR SDK.
     for function in FUNCTIONS {
         let links = normal_tree(function).iter().any(|p| p == "aws-sdk-emr");
-        assert_eq!(links, function == "emr-launcher", "{function} and aws-sdk-emr");
+        assert_eq!(
+            links,
+            function == "emr-launcher",
+            "{function} and aws-sdk-emr"
+        );
     }
 }
 
