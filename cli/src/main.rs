@@ -44,6 +44,9 @@ enum Command {
     /// Watch ROOT/raw (the raw bucket) and clean each new file as the csv-processor Lambda does,
     /// into ROOT/processed, ROOT/quarantine and ROOT/manifests, with events in ROOT/events.
     Run(local::RunArgs),
+    /// Run the raw objects that arrived on some days through the chain again (a backfill): the
+    /// same contract converges on what is there, a new contract version is merged by the loader.
+    Replay(local::ReplayArgs),
     /// Generate one business day of vendor files (every dataset and profile) into a fresh
     /// ROOT/raw and run the local pipeline over them once.
     Demo {
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
         Command::Process(a) => process(a),
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => local::run(a),
+        Command::Replay(a) => local::replay(a),
         Command::Demo {
             root,
             dirty,

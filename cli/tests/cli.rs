@@ -952,3 +952,109 @@ fn run_once_waits_for_a_file_still_being_written() {
     assert!(run.status.success(), "{out}{}", text(&run.stderr));
     assert!(out.contains("4000 records read"), "{out}");
 }
+
+/// The count of rows in a warehouse table of the lake `root`.
+fn table_rows(root: &Path, table: &str, cwd: &Path) -> String {
+    let url = format!("duckdb://{}/warehouse.duckdb", root.display());
+    let out = bondlake(
+        &[
+            "sql",
+            "--warehouse",
+            &url,
+            "--format",
+            "csv",
+            &format!("SELECT count(*) AS n FROM bondlake.{table}"),
+        ],
+        cwd,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn a_replayed_day_changes_nothing_and_a_new_contract_version_is_merged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("lake");
+    let root_s = root.to_str().expect("utf-8");
+    let demo = bondlake(&["demo", "--root", root_s], dir.path());
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    let before = (
+        table_rows(&root, "investor_holdings", dir.path()),
+        table_rows(&root, "market_daily", dir.path()),
+    );
+    // The demo wrote its raw files today (UTC).
+    let today = bondlake_core::parse::format_date(
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            / 86_400) as i32,
+    );
+    let replay = bondlake(&["replay", "--root", root_s, "--from", &today], dir.path());
+    let out = text(&replay.stdout);
+    assert!(replay.status.success(), "{out}{}", text(&replay.stderr));
+    assert_eq!(
+        out.matches("warehouse: already loaded").count(),
+        12,
+        "every file of the day already loaded: {out}"
+    );
+    assert!(!out.contains("warehouse: loaded"), "{out}");
+    let after = (
+        table_rows(&root, "investor_holdings", dir.path()),
+        table_rows(&root, "market_daily", dir.path()),
+    );
+    assert_eq!(before, after, "no row changed");
+
+    // A new version of the holdings contract: new keys, merged by the loader, no row doubled.
+    let contracts = dir.path().join("contracts");
+    std::fs::create_dir_all(&contracts).expect("mkdir");
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts");
+    for e in std::fs::read_dir(&here).expect("contracts").flatten() {
+        let mut toml = std::fs::read_to_string(e.path()).expect("read");
+        if e.file_name() == "investor_holdings.toml" {
+            assert!(
+                toml.contains("version = \"1.1.0\""),
+                "the shipped version moved: update this test"
+            );
+            toml = toml.replace("version = \"1.1.0\"", "version = \"1.2.0\"");
+        }
+        std::fs::write(contracts.join(e.file_name()), toml).expect("write");
+    }
+    let manifests = |root: &Path| {
+        std::fs::read_dir(root.join("manifests/investor_holdings"))
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    let manifests_before = manifests(&root);
+    let replay = bondlake(
+        &[
+            "replay",
+            "--root",
+            root_s,
+            "--from",
+            &today,
+            "--dataset",
+            "investor_holdings",
+            "--contracts",
+            contracts.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    let out = text(&replay.stdout);
+    assert!(replay.status.success(), "{out}{}", text(&replay.stderr));
+    assert!(
+        !out.contains("market/"),
+        "only the holdings objects ran: {out}"
+    );
+    assert_eq!(out.matches("warehouse: loaded").count(), 4, "{out}");
+    assert_eq!(
+        manifests(&root),
+        2 * manifests_before,
+        "a new manifest for each"
+    );
+    assert_eq!(
+        table_rows(&root, "investor_holdings", dir.path()),
+        before.0,
+        "merged, not appended"
+    );
+}

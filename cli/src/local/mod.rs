@@ -330,36 +330,12 @@ impl Lake {
                 event_time: bondlake_core::store::file_event_time(&meta),
                 sequencer: None,
             };
-            match self.process(&object) {
-                Ok(Some(handoff)) if handoff.kind() == EventKind::Handoff => {
-                    seen.done.insert(key.clone(), etag);
-                    handled.push(self.run_on_emr(key, handoff));
-                }
-                Ok(event) => {
-                    seen.done.insert(key.clone(), etag);
-                    let load = event.as_ref().and_then(|e| self.load(e));
-                    handled.push(Handled {
-                        key,
-                        event,
-                        emr: Vec::new(),
-                        error: None,
-                        load,
-                    });
-                }
-                Err(e) => {
-                    // Retryable faults are tried again at the next look; the rest are final.
-                    if !e.is_retryable() {
-                        seen.done.insert(key.clone(), etag);
-                    }
-                    handled.push(Handled {
-                        key,
-                        event: None,
-                        emr: Vec::new(),
-                        error: Some(e.to_string()),
-                        load: None,
-                    });
-                }
+            let (h, done) = self.run_object(&object);
+            // Retryable faults are tried again at the next look; the rest are final.
+            if done {
+                seen.done.insert(key, etag);
             }
+            handled.push(h);
         }
         if !seen.caught_up {
             self.catch_up(&mut handled)?;
@@ -433,6 +409,91 @@ impl Lake {
 }
 
 impl Lake {
+    /// One raw object through the chain, as AWS wires it: csv-processor's handler, emr-launcher's
+    /// for a hand-off, the loader's for the manifest. `false` when it failed in a way worth
+    /// trying again.
+    fn run_object(&mut self, object: &ObjectCreated) -> (Handled, bool) {
+        let key = object.key.clone();
+        match self.process(object) {
+            Ok(Some(handoff)) if handoff.kind() == EventKind::Handoff => {
+                (self.run_on_emr(key, handoff), true)
+            }
+            Ok(event) => {
+                let load = event.as_ref().and_then(|e| self.load(e));
+                let h = Handled {
+                    key,
+                    event,
+                    emr: Vec::new(),
+                    error: None,
+                    load,
+                };
+                (h, true)
+            }
+            Err(e) => {
+                let done = !e.is_retryable();
+                let h = Handled {
+                    key,
+                    event: None,
+                    emr: Vec::new(),
+                    error: Some(e.to_string()),
+                    load: None,
+                };
+                (h, done)
+            }
+        }
+    }
+
+    /// Runs again every raw object that arrived (was last written) on the days `from..=to`
+    /// (days since 1970-01-01, UTC), of `dataset` when given, whether or not it was processed:
+    /// the same contract writes the same keys and the loader says `already_loaded`; a new
+    /// contract version writes new keys, which the loader merges.
+    pub fn replay(
+        &mut self,
+        days: std::ops::RangeInclusive<i32>,
+        dataset: Option<&str>,
+    ) -> Result<Vec<Handled>, String> {
+        let keys = self
+            .raw
+            .list("")
+            .map_err(|e| format!("{}: {e}", self.root.display()))?;
+        let mut handled = Vec::new();
+        for key in keys {
+            if being_written(&key) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(self.raw.root().join(&key)) else {
+                continue;
+            };
+            let day = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| (d.as_secs() / 86_400) as i32);
+            if !day.is_some_and(|d| days.contains(&d)) {
+                continue;
+            }
+            let routed = self
+                .processor
+                .settings()
+                .routes
+                .route(&key)
+                .map(|r| r.dataset.clone());
+            if dataset.is_some_and(|d| routed.as_deref() != Some(d)) {
+                continue;
+            }
+            let object = ObjectCreated {
+                bucket: RAW_BUCKET.into(),
+                key,
+                etag: Some(file_etag(&meta)),
+                event_time: bondlake_core::store::file_event_time(&meta),
+                sequencer: None,
+            };
+            handled.push(self.run_object(&object).0);
+        }
+        self.loader = None;
+        Ok(handled)
+    }
+
     /// A handed-off file through the launcher, then its manifest loaded like any other: the
     /// row shows the step's outcome, with the hand-off and the launch before it.
     fn run_on_emr(&mut self, key: String, handoff: PipelineEvent) -> Handled {
@@ -607,6 +668,82 @@ pub fn once(
     } else {
         code
     })
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The local lake's root folder.
+    #[arg(long, default_value = "bondlake-lake")]
+    root: PathBuf,
+    /// The first day (YYYY-MM-DD, UTC) whose raw objects run again: the day they arrived.
+    #[arg(long)]
+    from: String,
+    /// The last day (default: --from).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this dataset's objects.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Routing table (default: the built-in one).
+    #[arg(long)]
+    routes: Option<PathBuf>,
+    /// Folder of contract files (a new contract version writes new keys, merged by the loader).
+    #[arg(long)]
+    contracts: Option<PathBuf>,
+    /// The warehouse (default: the lake's embedded DuckDB).
+    #[arg(long)]
+    warehouse: Option<String>,
+    /// Also post notifications to this Slack incoming webhook (they are always printed).
+    #[arg(long, env = "BONDLAKE_SLACK_WEBHOOK", hide_env_values = true)]
+    slack_webhook: Option<String>,
+}
+
+/// A day as days since 1970-01-01.
+fn day_number(text: &str, what: &str) -> Result<i32, String> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let parsed = match parts.as_slice() {
+        [y, m, d] => match (y.parse(), m.parse(), d.parse()) {
+            (Ok(y), Ok(m), Ok(d)) => bondlake_core::parse::days_from_civil(y, m, d),
+            _ => None,
+        },
+        _ => None,
+    };
+    parsed.ok_or_else(|| format!("{what} `{text}` is not a day (YYYY-MM-DD)"))
+}
+
+/// `bondlake replay`: the raw objects of some days through the chain again.
+pub fn replay(a: ReplayArgs) -> Result<ExitCode, String> {
+    let from = day_number(&a.from, "--from")?;
+    let to = day_number(a.to.as_deref().unwrap_or(&a.from), "--to")?;
+    if to < from {
+        return Err(format!(
+            "--to {} is before --from {}",
+            a.to.unwrap_or_default(),
+            a.from
+        ));
+    }
+    let warehouse = a
+        .warehouse
+        .clone()
+        .unwrap_or_else(|| default_warehouse(&a.root));
+    let mut lake = Lake::open(
+        &a.root,
+        a.routes.as_deref(),
+        a.contracts.as_deref(),
+        None,
+        Some(&warehouse),
+    )?;
+    let notifier = Notifier::new(&a.root, a.slack_webhook.as_deref())?;
+    let mut table = Table::default();
+    table.print_header();
+    let handled = lake.replay(from..=to, a.dataset.as_deref())?;
+    for h in &handled {
+        table.add(h);
+    }
+    table.print_summary(&a.root);
+    println!("\nNotifications, {}:", notifier.describe());
+    notifier.tell(events_of(&handled, Vec::new()));
+    Ok(table.exit_code())
 }
 
 /// `events`, after every event of the lake's topic file, which the notifier's sent log then
