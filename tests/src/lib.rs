@@ -319,3 +319,43 @@ pub fn template_grants(buckets: &[(&str, &str)]) -> bondlake_testkit::s3_server:
     });
     bondlake_testkit::s3_server::Grants::from_json(&text, buckets).expect("tests/grants.json")
 }
+
+/// A run of a generated file against its truth: every record read and accounted for, exactly the
+/// broken records rejected (record number and reason, in order), and, for records-shaped files
+/// (`kept`), every other record in the output once.
+pub fn assert_truth(
+    label: &str,
+    r: &Run,
+    truth: &[bondlake_testkit::synth::Truth],
+    rows: u64,
+    kept: bool,
+) {
+    let m = &r.manifest;
+    assert_eq!(m.rows_read, rows, "{label}: every record read");
+    assert_eq!(
+        m.rows_read,
+        m.rows_ok + m.rows_rejected,
+        "{label}: conservation"
+    );
+    let want: Vec<(u64, String)> = truth.iter().map(|t| (t.record, t.reason.clone())).collect();
+    let got: Vec<(u64, String)> = r
+        .reasons()
+        .into_iter()
+        .map(|(n, reason, _)| (n, reason))
+        .collect();
+    assert_eq!(
+        got, want,
+        "{label}: rejected exactly the defective records, with their reasons"
+    );
+    if kept {
+        let bad: std::collections::HashSet<u64> = truth.iter().map(|t| t.record).collect();
+        let mut kept: Vec<u64> = r
+            .column("_record_number")
+            .iter()
+            .map(|n| n.parse().unwrap_or(0))
+            .collect();
+        kept.sort();
+        let expected: Vec<u64> = (1..=rows).filter(|n| !bad.contains(n)).collect();
+        assert_eq!(kept, expected, "{label}: every clean record kept, once");
+    }
+}

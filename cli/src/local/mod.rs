@@ -293,15 +293,8 @@ impl Lake {
     /// false), or only those unchanged since the last look (`stable` true, so a file still being
     /// copied in is not read half-written). Returns what was published, in key order.
     pub fn poll(&mut self, seen: &mut Seen, stable: bool) -> Result<Vec<Handled>, String> {
-        let keys = self
-            .raw
-            .list("")
-            .map_err(|e| format!("{}: {e}", self.root.display()))?;
         let mut handled = Vec::new();
-        for key in keys {
-            if being_written(&key) {
-                continue;
-            }
+        for key in self.raw_keys()? {
             let path = self.raw.root().join(&key);
             let meta = if stable {
                 std::fs::metadata(&path).ok()
@@ -323,13 +316,7 @@ impl Lake {
                 seen.done.insert(key, etag);
                 continue;
             }
-            let object = ObjectCreated {
-                bucket: RAW_BUCKET.into(),
-                key: key.clone(),
-                etag: Some(etag.clone()),
-                event_time: bondlake_core::store::file_event_time(&meta),
-                sequencer: None,
-            };
+            let object = raw_object(key.clone(), &meta);
             let (h, done) = self.run_object(&object);
             // Retryable faults are tried again at the next look; the rest are final.
             if done {
@@ -409,6 +396,15 @@ impl Lake {
 }
 
 impl Lake {
+    /// The raw bucket's keys, without the files a copy is still writing (see [`being_written`]).
+    fn raw_keys(&self) -> Result<Vec<String>, String> {
+        let keys = self
+            .raw
+            .list("")
+            .map_err(|e| format!("{}: {e}", self.root.display()))?;
+        Ok(keys.into_iter().filter(|k| !being_written(k)).collect())
+    }
+
     /// One raw object through the chain, as AWS wires it: csv-processor's handler, emr-launcher's
     /// for a hand-off, the loader's for the manifest. `false` when it failed in a way worth
     /// trying again.
@@ -452,15 +448,8 @@ impl Lake {
         days: std::ops::RangeInclusive<i32>,
         dataset: Option<&str>,
     ) -> Result<Vec<Handled>, String> {
-        let keys = self
-            .raw
-            .list("")
-            .map_err(|e| format!("{}: {e}", self.root.display()))?;
         let mut handled = Vec::new();
-        for key in keys {
-            if being_written(&key) {
-                continue;
-            }
+        for key in self.raw_keys()? {
             let Ok(meta) = std::fs::metadata(self.raw.root().join(&key)) else {
                 continue;
             };
@@ -481,14 +470,7 @@ impl Lake {
             if dataset.is_some_and(|d| routed.as_deref() != Some(d)) {
                 continue;
             }
-            let object = ObjectCreated {
-                bucket: RAW_BUCKET.into(),
-                key,
-                etag: Some(file_etag(&meta)),
-                event_time: bondlake_core::store::file_event_time(&meta),
-                sequencer: None,
-            };
-            handled.push(self.run_object(&object).0);
+            handled.push(self.run_object(&raw_object(key, &meta)).0);
         }
         self.loader = None;
         Ok(handled)
@@ -521,6 +503,18 @@ impl Lake {
                 load: None,
             },
         }
+    }
+}
+
+/// The notification a raw file's arrival stands for: its version is its size and modification
+/// time, its event time the modification time.
+fn raw_object(key: String, meta: &std::fs::Metadata) -> ObjectCreated {
+    ObjectCreated {
+        bucket: RAW_BUCKET.into(),
+        key,
+        etag: Some(file_etag(meta)),
+        event_time: bondlake_core::store::file_event_time(meta),
+        sequencer: None,
     }
 }
 
