@@ -45,6 +45,8 @@ FUNCTION_ROLES = {
     "msk-lander": "MskLanderFunctionRole",
     "notifier": "NotifierFunctionRole",
     "emr-launcher": "EmrLauncherFunctionRole",
+    # The EMR step (bondlake handoff) runs as the nodes' instance profile.
+    "emr-step": "EmrInstanceRole",
 }
 
 
@@ -239,11 +241,12 @@ def lint_policies(cfn, name, overrides):
 
 def s3_grants(cfn):
     """Each function's S3 statements, with the stack's buckets written as {raw}, {processed},
-    {kafka_failures}: the test server maps them to its own buckets."""
+    {kafka_failures}, {artifacts}, {emr_logs}: the test server maps them to its own buckets."""
     resolver = Resolver(cfn, EVERYTHING)
     buckets = {}
     for logical, placeholder in (("RawBucket", "raw"), ("ProcessedBucket", "processed"),
-                                 ("KafkaFailuresBucket", "kafka_failures"), ("AccessLogsBucket", "access_logs")):
+                                 ("KafkaFailuresBucket", "kafka_failures"), ("AccessLogsBucket", "access_logs"),
+                                 ("ArtifactsBucket", "artifacts"), ("EmrLogsBucket", "emr_logs")):
         buckets[resolver.ref(logical)] = "{" + placeholder + "}"
 
     def placeholder(arn):

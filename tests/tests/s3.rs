@@ -514,3 +514,98 @@ fn a_key_that_climbs_out_of_its_bucket_is_refused() {
     // An ordinary key still works.
     lake.put_holdings(HOLDINGS_KEY, 10);
 }
+
+/// A backend that counts its submissions and runs the step's code: csv-processor's engine on the
+/// request, its stores signing as the EMR nodes' instance profile.
+struct StepOnNodes {
+    step: Processor,
+    submitted: std::sync::Mutex<u32>,
+}
+
+impl bondlake_core::launch::Backend for StepOnNodes {
+    fn kind(&self) -> &'static str {
+        "transient_cluster"
+    }
+    fn submit(
+        &self,
+        job: &bondlake_core::launch::Job,
+    ) -> Result<bondlake_core::launch::Submission, HandleError> {
+        *self.submitted.lock().expect("lock") += 1;
+        self.step.run_handoff(&job.request)?;
+        Ok(bondlake_core::launch::Submission {
+            id: "j-TEST".into(),
+            logs: None,
+        })
+    }
+    fn find(
+        &self,
+        _job: &bondlake_core::launch::Job,
+    ) -> Result<Option<bondlake_core::launch::Submission>, HandleError> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn a_hand_off_is_claimed_once_and_run_under_the_launchers_and_the_nodes_grants() {
+    use bondlake_core::launch::{Launched, Launcher};
+    let lake = lake();
+    let etag = lake.put_holdings(HOLDINGS_KEY, 20_000);
+    let event = lake
+        .processor("processed", |s| s.handoff_max_bytes = 100_000)
+        .handle(&created(HOLDINGS_KEY, &etag), None)
+        .expect("handled")
+        .expect("event");
+    let request = event.handoff().expect("a hand-off").request.clone();
+    // The step signs as the nodes' role: it may read the raw object and the request, and write
+    // the outputs, nothing else (tests/grants.json, "emr-step").
+    let mut settings = Settings::new(RAW, "processed");
+    settings.options.ingested_at_us = Some(1_764_115_200_000_000);
+    let step = Processor::new(
+        settings,
+        Arc::new(lake.store_as(Some("emr-step"), RAW)),
+        Arc::new(lake.store_as(Some("emr-step"), "processed")),
+        lake.events.clone(),
+    )
+    .expect("step");
+    let backend = Arc::new(StepOnNodes {
+        step,
+        submitted: std::sync::Mutex::new(0),
+    });
+    // The launcher signs as its own role; its claim is the server's If-None-Match.
+    let launcher = Launcher::new(
+        Arc::new(lake.store_as(Some("emr-launcher"), "processed")),
+        lake.events.clone(),
+        backend.clone(),
+    );
+    let first = launcher.launch(&event.id(), &request).expect("launched");
+    assert!(matches!(first, Launched::Submitted(_)), "{first:?}");
+    assert_eq!(
+        launcher.launch(&event.id(), &request).expect("again"),
+        Launched::AlreadyDone,
+        "its manifest is there now"
+    );
+    assert_eq!(
+        *backend.submitted.lock().expect("lock"),
+        1,
+        "submitted once"
+    );
+    let objects = lake.snapshot("processed");
+    assert!(
+        objects
+            .keys()
+            .any(|k| k.starts_with("manifests/investor_holdings/")),
+        "the step wrote the manifest: {:?}",
+        objects.keys()
+    );
+    let claims: Vec<&String> = objects
+        .keys()
+        .filter(|k| k.starts_with("launches/"))
+        .collect();
+    assert_eq!(claims.len(), 2, "a claim and its submission: {claims:?}");
+    // A second claim of the same attempt is refused by the server (the conditional write).
+    let taken = lake
+        .store_as(Some("emr-launcher"), "processed")
+        .put_if(claims[0], b"{}", bondlake_core::store::Precondition::Absent)
+        .expect("answered");
+    assert!(!taken, "If-None-Match: * refuses a claim that exists");
+}
