@@ -167,11 +167,6 @@ impl Launcher {
         }
     }
 
-    /// The backend's kind.
-    pub fn backend(&self) -> &'static str {
-        self.backend.kind()
-    }
-
     /// The key of a location in the processed bucket (`s3://processed/handoffs/x.json`, or a
     /// local path), as the hand-off event gives it.
     pub fn key_of(&self, location: &str) -> Result<String, HandleError> {
@@ -208,14 +203,16 @@ impl Launcher {
         if self.exists(&request.manifest_key)? {
             return Ok(Launched::AlreadyDone);
         }
-        let attempt = match self.latest_attempt(handoff_event_id)? {
-            None => 1,
-            Some(n) if self.exists(&marker(handoff_event_id, n, "ended"))? => n + 1,
+        // The attempt to run, and whether its claim is already written (by an earlier delivery
+        // whose submission was not recorded).
+        let (attempt, claimed) = match self.latest_attempt(handoff_event_id)? {
+            None => (1, false),
+            Some(n) if self.exists(&marker(handoff_event_id, n, "ended"))? => (n + 1, false),
             Some(n) => {
                 if self.exists(&marker(handoff_event_id, n, "submitted"))? {
                     return Ok(Launched::AlreadySubmitted { attempt: n });
                 }
-                n
+                (n, true)
             }
         };
         if attempt > MAX_ATTEMPTS {
@@ -232,7 +229,7 @@ impl Launcher {
             request,
         };
         let claim_key = marker(handoff_event_id, attempt, "claim");
-        if !self.exists(&claim_key)? {
+        if !claimed {
             let claim = Claim {
                 handoff_event_id: job.handoff_event_id.clone(),
                 attempt,
