@@ -65,10 +65,17 @@ pub fn run(a: HandoffArgs) -> Result<ExitCode, String> {
                 ));
             }
         };
-    let events: Arc<dyn EventSink> = match (&a.root, a.events_topic_arn.as_str()) {
-        (Some(root), "stdout") => Arc::new(JsonLinesSink::new(crate::local::events_path(root))),
-        (_, "stdout") => Arc::new(StdoutSink),
-        (_, arn) => Session::connect(None)?.events(arn)?,
+    // The topic's client blocks on its session's runtime, so the session lives as long as the
+    // run: a temporary one would be dropped, and its runtime with it, before the event is sent.
+    let topic_session;
+    let events: Arc<dyn EventSink> = match (&a.root, a.events_topic_arn.as_str(), &buckets) {
+        (Some(root), "stdout", _) => Arc::new(JsonLinesSink::new(crate::local::events_path(root))),
+        (_, "stdout", _) => Arc::new(StdoutSink),
+        (_, arn, Buckets::S3(session)) => session.events(arn)?,
+        (_, arn, Buckets::Local(_)) => {
+            topic_session = Session::connect(None)?;
+            topic_session.events(arn)?
+        }
     };
     let request = read_handoff(processed.as_ref(), &key).map_err(|e| e.to_string())?;
     let processed_bucket = split_url(&a.request).map_or(crate::local::PROCESSED_BUCKET, |(b, _)| b);

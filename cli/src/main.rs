@@ -1,6 +1,7 @@
 //! `bondlake`: the local pipeline and the tools around it. Every rule lives in the `bondlake`
 //! library; this binary parses arguments, calls it, and maps outcomes to exit codes.
 
+mod backfill;
 mod bench;
 mod bench_load;
 mod feed;
@@ -66,6 +67,9 @@ enum Command {
     /// Process a handed-off object to the end from its hand-off request: the EMR step's command
     /// (emr-launcher's backends submit it), with csv-processor's engine and output keys.
     Handoff(handoff::HandoffArgs),
+    /// A backfill over S3, as EMR runs it: store a request, plan its objects, run one, finish
+    /// (emr/backfill.py spreads the objects over a cluster), or run it all here.
+    Backfill(backfill::BackfillArgs),
     /// Publish a vendor file's records to a Kafka topic as a producer would, land them with
     /// msk-lander's code into ROOT/raw, and run the local chain over them.
     Feed(feed::FeedArgs),
@@ -202,6 +206,7 @@ fn main() -> ExitCode {
             slack_webhook,
         } => local::demo(&root, dirty, seed, slack_webhook.as_deref()),
         Command::Handoff(a) => handoff::run(a),
+        Command::Backfill(a) => backfill::run(a),
         Command::Feed(a) => feed::feed(a),
         Command::KafkaReplay(a) => feed::replay(a),
         Command::WebhookReceiver { listen } => notify::receive(&listen),

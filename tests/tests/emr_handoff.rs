@@ -4,7 +4,8 @@
 //! its event is delivered.
 
 use bondlake_core::events::{EventSink, JsonLinesSink, PipelineEvent};
-use bondlake_core::launch::{Launched, Launcher, LocalBackend};
+use bondlake_core::failure::HandleError;
+use bondlake_core::launch::{Launched, Launcher, LocalBackend, Work};
 use bondlake_core::processor::{ObjectCreated, Processor, Settings};
 use bondlake_core::store::{LocalStore, ObjectStore, file_etag};
 use bondlake_testkit::synth::{self, Spec};
@@ -114,8 +115,9 @@ fn a_hand_off_on_the_local_backend_writes_what_the_lambda_would_have_once() {
     let launcher = Launcher::new(
         Arc::new(LocalStore::new(emr.path())),
         Arc::new(JsonLinesSink::new(emr.path().join("events.jsonl"))),
-        Arc::new(LocalBackend::new(move |job| {
-            step.run_handoff(&job.request).map(|_| ())
+        Arc::new(LocalBackend::new(move |job| match &job.work {
+            Work::Handoff(request) => step.run_handoff(request).map(|_| ()),
+            Work::Backfill(_) => Err(HandleError::Config("not a hand-off".into())),
         })),
     );
     let Launched::Submitted(launched) = launcher.launch(&handoff.id(), &request).expect("launched")

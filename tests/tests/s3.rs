@@ -116,9 +116,14 @@ impl Lake {
 
     /// Uploads a generated holdings file (gzip) under `key`; returns its ETag.
     fn put_holdings(&self, key: &str, rows: u64) -> String {
+        self.put_generated(key, "investor_holdings", "standard", rows)
+    }
+
+    /// Uploads a generated file of `dataset` in `profile` (gzip) under `key`; returns its ETag.
+    fn put_generated(&self, key: &str, dataset: &str, profile: &str, rows: u64) -> String {
         let spec = synth::Spec {
-            dataset: "investor_holdings".into(),
-            profile: "standard".into(),
+            dataset: dataset.into(),
+            profile: profile.into(),
             rows,
             seed: 11,
             dirty: 0.02,
@@ -531,7 +536,10 @@ impl bondlake_core::launch::Backend for StepOnNodes {
         job: &bondlake_core::launch::Job,
     ) -> Result<bondlake_core::launch::Submission, HandleError> {
         *self.submitted.lock().expect("lock") += 1;
-        self.step.run_handoff(&job.request)?;
+        let bondlake_core::launch::Work::Handoff(request) = &job.work else {
+            return Err(HandleError::Config("not a hand-off".into()));
+        };
+        self.step.run_handoff(request)?;
         Ok(bondlake_core::launch::Submission {
             id: "j-TEST".into(),
             logs: None,
@@ -608,4 +616,113 @@ fn a_hand_off_is_claimed_once_and_run_under_the_launchers_and_the_nodes_grants()
         .put_if(claims[0], b"{}", bondlake_core::store::Precondition::Absent)
         .expect("answered");
     assert!(!taken, "If-None-Match: * refuses a claim that exists");
+}
+
+/// A backend that runs a backfill here, as `bondlake backfill run` does, its stores signing as
+/// the EMR nodes' instance profile; counts its submissions.
+struct BackfillOnNodes {
+    step: Processor,
+    submitted: std::sync::Mutex<u32>,
+}
+
+impl bondlake_core::launch::Backend for BackfillOnNodes {
+    fn kind(&self) -> &'static str {
+        "transient_cluster"
+    }
+    fn submit(
+        &self,
+        job: &bondlake_core::launch::Job,
+    ) -> Result<bondlake_core::launch::Submission, HandleError> {
+        *self.submitted.lock().expect("lock") += 1;
+        let bondlake_core::launch::Work::Backfill(request) = &job.work else {
+            return Err(HandleError::Config("not a backfill".into()));
+        };
+        bondlake_core::backfill::run_here(&self.step, request)?;
+        Ok(bondlake_core::launch::Submission {
+            id: "j-BACKFILL".into(),
+            logs: None,
+        })
+    }
+    fn find(
+        &self,
+        _job: &bondlake_core::launch::Job,
+    ) -> Result<Option<bondlake_core::launch::Submission>, HandleError> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn a_backfill_is_claimed_once_and_runs_every_selected_object_under_the_grants() {
+    use bondlake_core::backfill::{BackfillRequest, BackfillResult};
+    use bondlake_core::launch::{Launched, Launcher};
+    let lake = lake();
+    let keys = [
+        "holdings/custodian_a/holdings_20261124.csv.gz",
+        "holdings/custodian_b/holdings_20261124.csv.gz",
+        HOLDINGS_KEY,
+    ];
+    for key in keys {
+        lake.put_holdings(key, 500);
+    }
+    // Another dataset under the bucket: not selected.
+    lake.put_generated(
+        "market/NYSE/nyse_eod_20261125.csv.gz",
+        "market_daily",
+        "us",
+        50,
+    );
+    let mut settings = Settings::new(RAW, "processed");
+    settings.options.ingested_at_us = Some(1_764_115_200_000_000);
+    settings.handoff_max_bytes = u64::MAX;
+    let step = Processor::new(
+        settings,
+        Arc::new(lake.store_as(Some("emr-step"), RAW)),
+        Arc::new(lake.store_as(Some("emr-step"), "processed")),
+        lake.events.clone(),
+    )
+    .expect("step");
+    let backend = Arc::new(BackfillOnNodes {
+        step,
+        submitted: std::sync::Mutex::new(0),
+    });
+    let launcher = Launcher::new(
+        Arc::new(lake.store_as(Some("emr-launcher"), "processed")),
+        lake.events.clone(),
+        backend.clone(),
+    );
+    let request =
+        BackfillRequest::new(RAW, "", None, None, Some("investor_holdings"), "").expect("request");
+    let Launched::Submitted(event) = launcher.backfill(&request).expect("launched") else {
+        panic!("not submitted")
+    };
+    let launch = event.launch().expect("launch");
+    assert_eq!((launch.work.as_str(), launch.attempt), ("backfill", 1));
+    assert_eq!(launch.handoff_event_id, request.id());
+    // The same backfill sent again (an EventBridge or CLI retry): done, nothing submitted.
+    let mut again = request.clone();
+    again.requested_at = "2030-01-01T00:00:00Z".into();
+    assert_eq!(
+        launcher.backfill(&again).expect("again"),
+        Launched::AlreadyDone
+    );
+    assert_eq!(*backend.submitted.lock().expect("lock"), 1);
+    let objects = lake.snapshot("processed");
+    let manifests: Vec<&String> = objects
+        .keys()
+        .filter(|k| k.starts_with("manifests/"))
+        .collect();
+    assert_eq!(manifests.len(), keys.len(), "{manifests:?}");
+    assert!(
+        manifests
+            .iter()
+            .all(|k| k.starts_with("manifests/investor_holdings/"))
+    );
+    let result: BackfillResult =
+        serde_json::from_slice(&objects[&request.result_key()]).expect("result");
+    assert_eq!((result.objects, result.ran), (3, 3));
+    assert!(
+        result.complete() && result.problems.is_empty(),
+        "{result:?}"
+    );
+    assert_eq!(result.rows_read, 1500);
 }

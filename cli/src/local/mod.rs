@@ -18,9 +18,10 @@ use report::{Table, print_headlines};
 use crate::notify::Notifier;
 use crate::topology;
 use crate::warehouse::AnyWarehouse;
+use bondlake_core::backfill;
 use bondlake_core::events::{EventKind, EventSink, JsonLinesSink, PipelineEvent};
 use bondlake_core::failure::HandleError;
-use bondlake_core::launch::{Launcher, LocalBackend};
+use bondlake_core::launch::{Launcher, LocalBackend, Work};
 use bondlake_core::processor::{Budget, ObjectCreated, Processor, Settings};
 use bondlake_core::route::Routes;
 use bondlake_core::store::{LocalStore, ObjectStore, file_etag};
@@ -158,8 +159,13 @@ impl Lake {
             .map_err(|e| e.to_string())?,
         );
         let step = processor.clone();
-        let backend = LocalBackend::new(move |job| step.run_handoff(&job.request).map(|_| ()));
+        let whole = Arc::new(processor.without_handoffs().map_err(|e| e.to_string())?);
+        let backend = LocalBackend::new(move |job| match &job.work {
+            Work::Handoff(request) => step.run_handoff(request).map(|_| ()),
+            Work::Backfill(request) => backfill::run_here(&whole, request).map(|_| ()),
+        });
         let launcher = emr_launcher::handler::State {
+            raw_bucket: RAW_BUCKET.into(),
             launcher: Launcher::new(
                 Arc::new(LocalStore::new(root)),
                 topic.clone(),

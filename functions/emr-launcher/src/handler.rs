@@ -1,10 +1,12 @@
 //! The invocation: `handoff` events from the pipeline-events topic (through the launcher's queue,
 //! whose subscription lets only `kind = handoff` through), EMR state changes from EventBridge,
-//! the sweep's schedule, and retries by hand. Each hand-off is launched once
+//! the sweep's schedule, retries by hand, and backfills (`{"backfill": {"prefix": …, "from": …,
+//! "to": …}}`: one EMR job over the raw objects they select). Each hand-off is launched once
 //! ([`bondlake_core::launch`]); a failure worth retrying (throttling, storage) goes back to the
 //! queue, anything else to its dead-letter queue for a person.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use bondlake_core::backfill::BackfillRequest;
 use bondlake_core::events::{self, EventError};
 use bondlake_core::failure::HandleError;
 use bondlake_core::launch::{Launched, Launcher, StateChange};
@@ -31,6 +33,8 @@ pub enum BackendSettings {
 /// The function's configuration, from its environment (template.yaml sets every variable).
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The raw bucket: what a backfill selects from.
+    pub raw_bucket: String,
     /// The processed bucket: hand-off requests, claims, outputs.
     pub processed_bucket: String,
     /// The `pipeline-events` topic (`stdout` prints events instead).
@@ -100,6 +104,7 @@ impl Settings {
         };
         let events_topic_arn = need("PIPELINE_EVENTS_TOPIC_ARN")?;
         Ok(Settings {
+            raw_bucket: need("RAW_BUCKET")?,
             processed_bucket: need("PROCESSED_BUCKET")?,
             step: StepCommand {
                 artifacts: need("ARTIFACTS")?,
@@ -117,6 +122,8 @@ impl Settings {
 pub struct State {
     /// Claims, submits and reports.
     pub launcher: Launcher,
+    /// The raw bucket a backfill selects from.
+    pub raw_bucket: String,
     /// The sweep's bound.
     pub stuck_after: Duration,
     /// Where EMR writes cluster logs (to point a failure's notice at its step's log).
@@ -141,6 +148,28 @@ pub enum Invocation {
     },
     /// The schedule's `{"sweep": {}}`.
     Sweep,
+    /// `{"backfill": {"prefix": "holdings/", "from": "2026-11-01", "to": "2026-11-30",
+    /// "dataset": "investor_holdings", "label": ""}}`, every field optional: the raw objects
+    /// under the prefix last written on those days (UTC), run again by one EMR job.
+    Backfill(BackfillSelection),
+}
+
+/// What a backfill invocation selects (the raw bucket is the stack's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillSelection {
+    /// Only keys under this prefix.
+    #[serde(default)]
+    pub prefix: String,
+    /// The first day (YYYY-MM-DD) an object was last written on.
+    pub from: Option<String>,
+    /// The last day, inclusive.
+    pub to: Option<String>,
+    /// Only this dataset's objects.
+    pub dataset: Option<String>,
+    /// A new label runs the same selection again on purpose (after a fix).
+    #[serde(default)]
+    pub label: String,
 }
 
 impl TryFrom<Value> for Invocation {
@@ -171,6 +200,11 @@ pub fn invocation(payload: Value) -> Result<Invocation, HandleError> {
     }
     if payload.get("sweep").is_some() {
         return Ok(Invocation::Sweep);
+    }
+    if let Some(selection) = payload.get("backfill") {
+        return serde_json::from_value(selection.clone())
+            .map(Invocation::Backfill)
+            .map_err(|e| HandleError::InvalidInput(format!("backfill: {e}")));
     }
     topic_messages(payload).map(Invocation::Topic)
 }
@@ -281,6 +315,22 @@ pub fn run(state: &State, invocation: Invocation) -> Result<Value, HandleError> 
             let stuck = state.launcher.sweep(state.stuck_after)?;
             Ok(json!({ "stuck": stuck.len() }))
         }
+        Invocation::Backfill(s) => {
+            let request = BackfillRequest::new(
+                &state.raw_bucket,
+                &s.prefix,
+                s.from.as_deref(),
+                s.to.as_deref(),
+                s.dataset.as_deref(),
+                &s.label,
+            )?;
+            let launched = state.launcher.backfill(&request)?;
+            Ok(json!({
+                "backfill": request.id(),
+                "selection": request.describe(),
+                "launched": format!("{launched:?}"),
+            }))
+        }
     }
 }
 
@@ -372,12 +422,22 @@ mod tests {
             invocation(fixture("sqs-handoffs.json")),
             Ok(Invocation::Topic(TopicDelivery::Sqs(_)))
         ));
+        let Ok(Invocation::Backfill(selection)) = invocation(
+            json!({"backfill": {"prefix": "holdings/", "from": "2026-11-01", "dataset": "investor_holdings"}}),
+        ) else {
+            panic!("not a backfill")
+        };
+        assert_eq!(selection.prefix, "holdings/");
+        assert_eq!(selection.to, None);
+        let e = invocation(json!({"backfill": {"form": "2026-11-01"}})).expect_err("typo");
+        assert!(e.to_string().contains("form"), "{e}");
     }
 
     #[test]
     fn the_settings_default_to_the_seed_cluster_and_name_a_bad_variable() {
         let env = |name: &str| {
             match name {
+                "RAW_BUCKET" => Some("raw"),
                 "PROCESSED_BUCKET" => Some("processed"),
                 "PIPELINE_EVENTS_TOPIC_ARN" => {
                     Some("arn:aws:sns:us-east-1:123456789012:pipeline-events-dev")

@@ -44,6 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let launcher = Launcher::new(Arc::new(processed), events, backend);
     let state = Arc::new(State {
         launcher,
+        raw_bucket: settings.raw_bucket.clone(),
         stuck_after: settings.stuck_after,
         log_uri: settings.log_uri.clone(),
     });

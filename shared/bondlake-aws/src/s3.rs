@@ -16,7 +16,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bondlake_core::store::{
-    Object, ObjectStore, ObjectWriter, StorageError, StorageKind, Superseded,
+    Listed, Object, ObjectStore, ObjectWriter, StorageError, StorageKind, Superseded,
 };
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -242,7 +242,15 @@ impl ObjectStore for S3Store {
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
-        let mut keys = Vec::new();
+        Ok(self
+            .list_versions(prefix)?
+            .into_iter()
+            .map(|o| o.key)
+            .collect())
+    }
+
+    fn list_versions(&self, prefix: &str) -> io::Result<Vec<Listed>> {
+        let mut objects = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let request = self
@@ -255,18 +263,25 @@ impl ObjectStore for S3Store {
                 .handle
                 .block_on(request.send())
                 .map_err(|e| self.error("ListObjectsV2", prefix, e))?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(String::from)),
-            );
+            objects.extend(out.contents().iter().filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_string(),
+                    etag: o.e_tag().map(unquote).unwrap_or_default(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    modified: o.last_modified().and_then(|t| {
+                        let us =
+                            t.secs().checked_mul(1_000_000)? + i64::from(t.subsec_nanos() / 1_000);
+                        Some(bondlake_core::manifest::rfc3339(us))
+                    }),
+                })
+            }));
             match out.next_continuation_token() {
                 Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
                 _ => break,
             }
         }
-        keys.sort();
-        Ok(keys)
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
     }
 
     fn locate(&self, key: &str) -> String {

@@ -97,7 +97,10 @@ pub struct HandoffInfo {
 pub struct LaunchInfo {
     /// `transient_cluster`, `steps` (a running cluster) or `local`.
     pub backend: String,
-    /// The `handoff` event this run is for.
+    /// `handoff` (one object csv-processor handed off) or `backfill` (raw objects run again).
+    #[serde(default = "handoff_work", skip_serializing_if = "is_handoff_work")]
+    pub work: String,
+    /// The `handoff` event this run is for, or the backfill's id.
     pub handoff_event_id: String,
     /// 1 for the first attempt; a new one only after the previous ended failed or cancelled.
     pub attempt: u32,
@@ -115,6 +118,14 @@ pub struct LaunchInfo {
     /// Where the step's logs are, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
+}
+
+fn handoff_work() -> String {
+    "handoff".into()
+}
+
+fn is_handoff_work(work: &str) -> bool {
+    work == "handoff"
 }
 
 /// What a load did.
@@ -507,6 +518,15 @@ pub struct StdoutSink;
 impl EventSink for StdoutSink {
     fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
         writeln!(io::stdout().lock(), "{}", event.to_json())
+    }
+}
+
+/// Events as JSON lines on stderr: for a command whose stdout is its own answer.
+pub struct StderrSink;
+
+impl EventSink for StderrSink {
+    fn publish(&self, event: &PipelineEvent) -> io::Result<()> {
+        writeln!(io::stderr().lock(), "{}", event.to_json())
     }
 }
 

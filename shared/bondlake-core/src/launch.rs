@@ -1,4 +1,5 @@
-//! The EMR launcher's core: a hand-off run once in effect, on whichever backend runs it.
+//! The EMR launcher's core: a hand-off (or a backfill) run once in effect, on whichever backend
+//! runs it.
 //!
 //! EMR on EC2 takes no idempotency token, so each run is claimed first, in the processed bucket,
 //! with a conditional write (`If-None-Match: *`):
@@ -13,12 +14,14 @@
 //! crash between the two, or a submission that failed and is being retried) asks the backend
 //! whether a run of that name exists before submitting: names are deterministic,
 //! `bondlake-<handoff event id>-a<attempt>`, which is also how an EMR state change maps back to
-//! its hand-off. The launcher runs one at a time (reserved concurrency 1), so no two invocations
+//! its hand-off. A backfill ([`crate::backfill`]) is claimed the same way under its request's id,
+//! and is done when its result is written. The launcher runs one at a time (reserved concurrency 1), so no two invocations
 //! race between the check and the submission.
 
+use crate::backfill::{self, BackfillRequest};
 use crate::events::{EventSink, LaunchInfo, Outcome, PipelineEvent};
 use crate::failure::HandleError;
-use crate::manifest::{now_us, parse_rfc3339_us, rfc3339};
+use crate::manifest::{SourceRef, now_us, parse_rfc3339_us, rfc3339};
 use crate::processor::HandoffRequest;
 use crate::store::{ObjectStore, Precondition};
 use serde::{Deserialize, Serialize};
@@ -35,10 +38,58 @@ pub const CLAIMS_PREFIX: &str = "launches/";
 /// Attempts per hand-off: after that a person decides (the notice says how to send it again).
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// What a run does: one handed-off object, or a backfill over many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Work {
+    /// `bondlake handoff`: one object csv-processor handed off.
+    Handoff(HandoffRequest),
+    /// `emr/backfill.py` (on a cluster) or `bondlake backfill run`: raw objects run again.
+    Backfill(BackfillRequest),
+}
+
+impl Work {
+    /// `handoff` or `backfill`: the events' `launch.work`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Work::Handoff(_) => "handoff",
+            Work::Backfill(_) => "backfill",
+        }
+    }
+
+    /// What exists once the run succeeded: the hand-off's manifest, the backfill's result.
+    pub fn done_key(&self) -> String {
+        match self {
+            Work::Handoff(r) => r.manifest_key.clone(),
+            Work::Backfill(r) => r.result_key(),
+        }
+    }
+
+    /// The dataset, when the work has one.
+    pub fn dataset(&self) -> Option<&str> {
+        match self {
+            Work::Handoff(r) => Some(&r.dataset),
+            Work::Backfill(r) => r.dataset.as_deref(),
+        }
+    }
+
+    /// The input the events name: the handed-off object, or the backfill's raw prefix.
+    fn source(&self) -> SourceRef {
+        match self {
+            Work::Handoff(r) => r.source.clone(),
+            Work::Backfill(r) => SourceRef {
+                bucket: r.raw_bucket.clone(),
+                key: r.prefix.clone(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
 /// One run for a backend to submit.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The `handoff` event's id.
+    /// The `handoff` event's id, or the backfill's.
     pub handoff_event_id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -46,10 +97,11 @@ pub struct Job {
     pub name: String,
     /// The request's key in the processed bucket.
     pub request_key: String,
-    /// The request's location (`s3://processed/handoffs/...json`), what the step is given.
+    /// The request's location (`s3://processed/handoffs/...json`, `.../backfills/...json`),
+    /// what the step is given.
     pub request_location: String,
     /// The request itself.
-    pub request: HandoffRequest,
+    pub work: Work,
 }
 
 /// The name of attempt `attempt` of hand-off `event_id`.
@@ -183,7 +235,8 @@ impl Launcher {
     }
 
     /// Launches the hand-off `handoff_event_id` whose request is at `request_location`, once
-    /// (see the module's documentation).
+    /// (see the module's documentation). A backfill's request is launched the same way, under
+    /// its own id (a `retry` invocation names either).
     pub fn launch(
         &self,
         handoff_event_id: &str,
@@ -195,12 +248,20 @@ impl Launcher {
             )));
         }
         let request_key = self.key_of(request_location)?;
-        let request: HandoffRequest = self.read_json(&request_key)?.ok_or_else(|| {
+        let work: Work = self.read_json(&request_key)?.ok_or_else(|| {
             HandleError::Config(format!(
-                "{request_location}: the hand-off request is missing (expired by the bucket's lifecycle?)"
+                "{request_location}: the request is missing (expired by the bucket's lifecycle?)"
             ))
         })?;
-        if self.exists(&request.manifest_key)? {
+        if let Work::Backfill(b) = &work
+            && b.id() != handoff_event_id
+        {
+            return Err(HandleError::InvalidInput(format!(
+                "{request_location} is backfill {}, not {handoff_event_id}",
+                b.id()
+            )));
+        }
+        if self.exists(&work.done_key())? {
             return Ok(Launched::AlreadyDone);
         }
         // The attempt to run, and whether its claim is already written (by an earlier delivery
@@ -226,7 +287,7 @@ impl Launcher {
             name: job_name(handoff_event_id, attempt),
             request_key,
             request_location: request_location.to_string(),
-            request,
+            work,
         };
         let claim_key = marker(handoff_event_id, attempt, "claim");
         if !claimed {
@@ -251,6 +312,7 @@ impl Launcher {
         self.put_new(&marker(handoff_event_id, attempt, "submitted"), &submission)?;
         let launch = LaunchInfo {
             backend: self.backend.kind().to_string(),
+            work: job.work.kind().to_string(),
             handoff_event_id: job.handoff_event_id.clone(),
             attempt,
             name: job.name.clone(),
@@ -259,9 +321,18 @@ impl Launcher {
             request: job.request_location.clone(),
             logs: submission.logs,
         };
-        let event = self.event(Outcome::Launched { launch }, &job.request, None);
+        let event = self.event(Outcome::Launched { launch }, &job.work, None);
         self.publish(&event)?;
         Ok(Launched::Submitted(Box::new(event)))
+    }
+
+    /// Launches a backfill once: its request is stored at `backfills/<id>.json` (the first
+    /// sending's record is kept), then claimed and submitted like a hand-off. The same
+    /// selection sent again is the same backfill: nothing more is submitted while it runs or
+    /// once it is done, and a new attempt only after the last one ended failed.
+    pub fn backfill(&self, request: &BackfillRequest) -> Result<Launched, HandleError> {
+        let location = backfill::store_request(self.processed.as_ref(), request)?;
+        self.launch(&request.id(), &location)
     }
 
     /// Reports an EMR state change of one of our runs: `launched` when it starts running,
@@ -277,9 +348,10 @@ impl Launcher {
         let Some(claim) = self.read_json::<Claim>(&marker(&event_id, attempt, "claim"))? else {
             return Ok(None);
         };
-        let request = self.request_of(&claim)?;
+        let work = self.request_of(&claim)?;
         let launch = LaunchInfo {
             backend: claim.backend.clone(),
+            work: work.kind().to_string(),
             handoff_event_id: event_id.clone(),
             attempt,
             name: claim.name.clone(),
@@ -289,7 +361,7 @@ impl Launcher {
             logs: change.logs.clone(),
         };
         let event = if change.state == "RUNNING" {
-            self.event(Outcome::Launched { launch }, &request, None)
+            self.event(Outcome::Launched { launch }, &work, None)
         } else if change.failed() {
             let ended = Ended {
                 state: change.state.clone(),
@@ -308,7 +380,7 @@ impl Launcher {
                     &change.message
                 }
             );
-            self.event(Outcome::LaunchFailed { launch }, &request, Some(error))
+            self.event(Outcome::LaunchFailed { launch }, &work, Some(error))
         } else {
             return Ok(None);
         };
@@ -343,8 +415,8 @@ impl Launcher {
             if parse_rfc3339_us(&claim.claimed_at).is_none_or(|at| at > bound) {
                 continue;
             }
-            let request = self.request_of(&claim)?;
-            if self.exists(&request.manifest_key)? {
+            let work = self.request_of(&claim)?;
+            if self.exists(&work.done_key())? {
                 continue;
             }
             if !self.put_new(&marker(&id, n, "stuck"), &claim)? {
@@ -353,6 +425,7 @@ impl Launcher {
             let submitted: Option<Submission> = self.read_json(&marker(&id, n, "submitted"))?;
             let launch = LaunchInfo {
                 backend: claim.backend.clone(),
+                work: work.kind().to_string(),
                 handoff_event_id: id.clone(),
                 attempt: n,
                 name: claim.name.clone(),
@@ -370,33 +443,27 @@ impl Launcher {
                 claim.claimed_at,
                 older_than.as_secs()
             );
-            let event = self.event(Outcome::LaunchStuck { launch }, &request, Some(error));
+            let event = self.event(Outcome::LaunchStuck { launch }, &work, Some(error));
             self.publish(&event)?;
             told.push(event);
         }
         Ok(told)
     }
 
-    fn request_of(&self, claim: &Claim) -> Result<HandoffRequest, HandleError> {
+    fn request_of(&self, claim: &Claim) -> Result<Work, HandleError> {
         let key = self.key_of(&claim.request)?;
         self.read_json(&key)?.ok_or_else(|| {
-            HandleError::Config(format!(
-                "{}: the hand-off request is missing",
-                claim.request
-            ))
+            HandleError::Config(format!("{}: the request is missing", claim.request))
         })
     }
 
-    fn event(
-        &self,
-        outcome: Outcome,
-        request: &HandoffRequest,
-        error: Option<String>,
-    ) -> PipelineEvent {
-        let mut event = PipelineEvent::new(outcome, STAGE, request.source.clone());
-        event.dataset = Some(request.dataset.clone());
-        event.profile = Some(request.profile.clone());
-        event.manifest = Some(self.processed.locate(&request.manifest_key));
+    fn event(&self, outcome: Outcome, work: &Work, error: Option<String>) -> PipelineEvent {
+        let mut event = PipelineEvent::new(outcome, STAGE, work.source());
+        event.dataset = work.dataset().map(String::from);
+        if let Work::Handoff(request) = work {
+            event.profile = Some(request.profile.clone());
+            event.manifest = Some(self.processed.locate(&request.manifest_key));
+        }
         event.error = error;
         event
     }
@@ -481,7 +548,8 @@ fn parse_marker(key: &str) -> Option<(String, u32, &str)> {
 }
 
 /// Runs each job on this machine, at once and to the end: `bondlake run` and `demo`, where
-/// nothing is too big. `run` is the step's own code (csv-processor's engine on the request).
+/// nothing is too big. `run` is the step's own code (csv-processor's engine on the request, or
+/// the backfill's objects in turn).
 pub struct LocalBackend {
     run: Box<RunJob>,
 }

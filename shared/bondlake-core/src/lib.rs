@@ -15,9 +15,11 @@
 //! - [`notify`]: what the team is told: Slack messages, digests, e-mail text, dedupe.
 //! - [`warehouse`]: the loader: each manifest into a warehouse once, reconciled (the backends are
 //!   the `bondlake-warehouse-*` crates).
+//! - [`launch`] and [`backfill`]: the EMR launcher's core: a hand-off or a backfill run once.
 //! - [`failure`]: the one error every stage returns at its edge, and whether to retry it.
 
 pub mod alloc;
+pub mod backfill;
 pub mod clean;
 pub mod contract;
 pub mod error;

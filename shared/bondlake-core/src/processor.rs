@@ -259,6 +259,29 @@ impl Processor {
         &self.settings
     }
 
+    /// A processor over the same stores and topic that hands nothing off: what runs where
+    /// there is no deadline and nothing bigger to hand to (a backfill, the EMR step).
+    pub fn without_handoffs(&self) -> Result<Processor, HandleError> {
+        let mut settings = self.settings.clone();
+        settings.handoff_max_bytes = u64::MAX;
+        Processor::new(
+            settings,
+            self.raw.clone(),
+            self.processed.clone(),
+            self.events.clone(),
+        )
+    }
+
+    /// The raw bucket's store.
+    pub fn raw(&self) -> &dyn ObjectStore {
+        self.raw.as_ref()
+    }
+
+    /// The processed bucket's store.
+    pub fn processed(&self) -> &dyn ObjectStore {
+        self.processed.as_ref()
+    }
+
     /// Whether this version of `key` already has a manifest or a hand-off request (the local
     /// runner skips those; in AWS a redelivery simply rewrites the same objects).
     pub fn is_done(&self, key: &str, etag: &str) -> io::Result<bool> {

@@ -25,6 +25,19 @@ pub struct Object {
     pub etag: String,
 }
 
+/// One object as a listing gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Key.
+    pub key: String,
+    /// Version identity, as [`Object::etag`] gives it.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was last written, RFC 3339 UTC (S3's `LastModified`; a file's modification time).
+    pub modified: Option<String>,
+}
+
 /// When a conditional write ([`ObjectStore::put_if`]) may happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition<'a> {
@@ -61,6 +74,9 @@ pub trait ObjectStore: Send + Sync {
     fn delete(&self, key: &str) -> io::Result<()>;
     /// Keys under `prefix`, sorted.
     fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// The objects under `prefix` with their versions, sorted by key: what a backfill selects
+    /// from (one listing, no request per object).
+    fn list_versions(&self, prefix: &str) -> io::Result<Vec<Listed>>;
     /// A human-readable location of `key` (a path, or `s3://bucket/key`).
     fn locate(&self, key: &str) -> String;
 }
@@ -462,6 +478,26 @@ impl ObjectStore for LocalStore {
             }
         }
         out.sort();
+        Ok(out)
+    }
+
+    fn list_versions(&self, prefix: &str) -> io::Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        for key in self.list(prefix)? {
+            let path = self.path(&key)?;
+            let meta = match fs::metadata(&path) {
+                Ok(m) => m,
+                // Removed between the walk and the look: not there any more.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(at(&path, e)),
+            };
+            out.push(Listed {
+                etag: file_etag(&meta),
+                size: meta.len(),
+                modified: file_event_time(&meta),
+                key,
+            });
+        }
         Ok(out)
     }
 

@@ -1,8 +1,10 @@
 //! The EMR launcher's backends ([`bondlake_core::launch::Backend`]): a transient cluster per
 //! hand-off ([`TransientCluster`], `RunJobFlow`, shaped by [`ClusterShape`], whose defaults are
 //! the seed's 5-node cluster), or steps added to a running cluster ([`ClusterSteps`],
-//! `AddJobFlowSteps`). Both run the same step ([`StepCommand`]): the `bondlake` binary from the
-//! artifacts bucket, `bondlake handoff --request s3://…`, which is csv-processor's engine.
+//! `AddJobFlowSteps`). Both run the same step ([`StepCommand`]) from the artifacts bucket's
+//! bundle: `bondlake handoff --request s3://…` (csv-processor's engine) for a hand-off, and for a
+//! backfill `spark-submit backfill.py`, which spreads the objects over the executors, each run by
+//! the same binary.
 //!
 //! Errors are classified once, by the API's error code and HTTP status ([`disposition`]):
 //! throttling and 5xx are retried; access denied and a request EMR refuses as made are
@@ -15,14 +17,14 @@ use aws_sdk_emr::types::{
     InstanceRoleType, JobFlowInstancesConfig, MarketType, StepConfig, Tag,
 };
 use bondlake_core::failure::HandleError;
-use bondlake_core::launch::{Backend, Job, Submission};
+use bondlake_core::launch::{Backend, Job, Submission, Work};
 use tokio::runtime::Handle;
 
 /// The transient cluster's shape. The defaults are the cluster the seed system ran on: one
 /// primary m5.xlarge and four core c5.xlarge, on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterShape {
-    /// The EMR release, e.g. `emr-7.5.0` (Spark 3.5.2; Amazon Linux 2023, glibc 2.34).
+    /// The EMR release, e.g. `emr-7.13.0` (Spark 3.5.6; Amazon Linux 2023, glibc 2.34).
     pub release_label: String,
     /// The primary node's instance type.
     pub primary_type: String,
@@ -48,7 +50,7 @@ pub struct ClusterShape {
 impl Default for ClusterShape {
     fn default() -> Self {
         ClusterShape {
-            release_label: "emr-7.5.0".into(),
+            release_label: "emr-7.13.0".into(),
             primary_type: "m5.xlarge".into(),
             core_type: "c5.xlarge".into(),
             core_count: 4,
@@ -62,14 +64,17 @@ impl Default for ClusterShape {
     }
 }
 
-/// The step every backend submits: fetch the binary (and contracts) from the artifacts bucket,
-/// run `bondlake handoff` on the request.
+/// The bundle `tools/publish-emr-artifacts.sh` publishes: `bondlake` (x86_64, built against
+/// glibc 2.17), the `libduckdb.so` it links, `contracts/`, and `backfill.py`, flat.
+pub const BUNDLE: &str = "bondlake-emr.tar.gz";
+
+/// The step every backend submits: fetch the bundle from the artifacts bucket, then run
+/// `bondlake handoff` on a hand-off's request, or the Spark driver on a backfill's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepCommand {
-    /// `s3://artifacts-bucket/bondlake/`: holds `bondlake` (x86_64), the `libduckdb.so` it links,
-    /// and `contracts/`, published by `tools/publish-emr-artifacts.sh`.
+    /// `s3://artifacts-bucket/bondlake/`, where [`BUNDLE`] is.
     pub artifacts: String,
-    /// The pipeline-events topic the step publishes its `processed` event to.
+    /// The pipeline-events topic each object's `processed` event goes to.
     pub events_topic_arn: String,
 }
 
@@ -79,17 +84,31 @@ impl StepCommand {
     pub fn args(&self, job: &Job) -> Vec<String> {
         let artifacts = self.artifacts.trim_end_matches('/');
         let dir = format!("/mnt/tmp/{}", job.name);
-        let script = format!(
+        let request = shell_word(&job.request_location);
+        let topic = shell_word(&self.events_topic_arn);
+        let fetch = format!(
             "set -euo pipefail; mkdir -p {dir}; \
-             aws s3 cp --only-show-errors {artifacts}/bondlake {dir}/bondlake; \
-             aws s3 cp --only-show-errors {artifacts}/libduckdb.so {dir}/libduckdb.so; \
-             aws s3 cp --only-show-errors --recursive {artifacts}/contracts/ {dir}/contracts/; \
-             chmod +x {dir}/bondlake; \
-             LD_LIBRARY_PATH={dir} exec {dir}/bondlake handoff --request {request} --contracts {dir}/contracts --events-topic-arn {topic}",
-            request = shell_word(&job.request_location),
-            topic = shell_word(&self.events_topic_arn),
+             aws s3 cp --only-show-errors {artifacts}/{BUNDLE} {dir}/{BUNDLE}; \
+             tar -xzf {dir}/{BUNDLE} -C {dir}; "
         );
-        vec!["bash".into(), "-c".into(), script]
+        let run = match &job.work {
+            Work::Handoff(_) => format!(
+                "LD_LIBRARY_PATH={dir} exec {dir}/bondlake handoff --request {request} \
+                 --contracts {dir}/contracts --events-topic-arn {topic}"
+            ),
+            // YARN unpacks the bundle into each executor's folder as ./bondlake; one task per
+            // object, two cores each (the binary's --threads), so a node runs as many objects
+            // at once as it has pairs of cores.
+            Work::Backfill(_) => format!(
+                "exec spark-submit --master yarn --deploy-mode client \
+                 --archives {artifacts}/{BUNDLE}#bondlake \
+                 --conf spark.task.cpus=2 --conf spark.executor.cores=2 \
+                 --conf spark.executor.memory=1g --conf spark.executor.memoryOverhead=1g \
+                 --conf spark.task.maxFailures=2 \
+                 {dir}/backfill.py --request {request} --bondlake-dir {dir} --events-topic-arn {topic}"
+            ),
+        };
+        vec!["bash".into(), "-c".into(), fetch + &run]
     }
 
     fn step(&self, job: &Job, on_failure: ActionOnFailure) -> StepConfig {
@@ -148,9 +167,14 @@ fn tags(job: &Job) -> Vec<Tag> {
     [
         ("bondlake:event_id", job.handoff_event_id.clone()),
         ("bondlake:attempt", job.attempt.to_string()),
-        ("bondlake:dataset", job.request.dataset.clone()),
+        ("bondlake:work", job.work.kind().to_string()),
     ]
     .into_iter()
+    .chain(
+        job.work
+            .dataset()
+            .map(|d| ("bondlake:dataset", d.to_string())),
+    )
     .map(|(k, v)| Tag::builder().key(k).value(v).build())
     .collect()
 }
@@ -374,7 +398,7 @@ mod tests {
             name: "bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2".into(),
             request_key: "handoffs/investor_holdings/big.json".into(),
             request_location: "s3://processed/handoffs/investor_holdings/big.json".into(),
-            request: HandoffRequest {
+            work: Work::Handoff(HandoffRequest {
                 handoff_version: 1,
                 dataset: "investor_holdings".into(),
                 profile: "standard".into(),
@@ -390,7 +414,28 @@ mod tests {
                 detail: "big".into(),
                 manifest_key: "manifests/investor_holdings/big.json".into(),
                 requested_at: "2026-11-25T22:15:09.410000Z".into(),
-            },
+            }),
+        }
+    }
+
+    fn backfill_job() -> Job {
+        let request = bondlake_core::backfill::BackfillRequest::new(
+            "raw",
+            "holdings/",
+            Some("2026-11-01"),
+            Some("2026-11-30"),
+            Some("investor_holdings"),
+            "",
+        )
+        .expect("request");
+        let id = request.id();
+        Job {
+            name: format!("bondlake-{id}-a1"),
+            handoff_event_id: id,
+            attempt: 1,
+            request_key: request.key(),
+            request_location: format!("s3://processed/{}", request.key()),
+            work: Work::Backfill(request),
         }
     }
 
@@ -415,16 +460,45 @@ mod tests {
         let script = &args[2];
         for part in [
             "set -euo pipefail",
-            "aws s3 cp --only-show-errors s3://artifacts/bondlake/bondlake /mnt/tmp/bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2/bondlake",
+            "aws s3 cp --only-show-errors s3://artifacts/bondlake/bondlake-emr.tar.gz /mnt/tmp/bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2/bondlake-emr.tar.gz",
+            "tar -xzf /mnt/tmp/bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2/bondlake-emr.tar.gz -C /mnt/tmp/bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2;",
             "LD_LIBRARY_PATH=/mnt/tmp/bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2 exec",
             "handoff --request 's3://processed/handoffs/investor_holdings/big.json'",
+            "--contracts /mnt/tmp/bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2/contracts",
             "--events-topic-arn 'arn:aws:sns:us-east-1:123456789012:pipeline-events-dev'",
         ] {
             assert!(script.contains(part), "{part} in {script}");
         }
+        assert!(!script.contains("spark-submit"), "{script}");
         let mut odd = job();
         odd.request_location = "s3://processed/handoffs/it's.json".into();
         assert!(step().args(&odd)[2].contains(r"'s3://processed/handoffs/it'\''s.json'"));
+    }
+
+    #[test]
+    fn a_backfill_step_runs_the_spark_driver_with_the_bundle_on_every_executor() {
+        let job = backfill_job();
+        let script = &step().args(&job)[2];
+        let dir = format!("/mnt/tmp/{}", job.name);
+        for part in [
+            "exec spark-submit --master yarn --deploy-mode client".to_string(),
+            "--archives s3://artifacts/bondlake/bondlake-emr.tar.gz#bondlake".to_string(),
+            "--conf spark.task.cpus=2".to_string(),
+            format!(
+                "{dir}/backfill.py --request 's3://processed/{}'",
+                job.request_key
+            ),
+            format!("--bondlake-dir {dir}"),
+            "--events-topic-arn 'arn:aws:sns:us-east-1:123456789012:pipeline-events-dev'".into(),
+        ] {
+            assert!(script.contains(&part), "{part} in {script}");
+        }
+        let tags: Vec<(String, String)> = tags(&job)
+            .iter()
+            .map(|t| (t.key().unwrap_or("").into(), t.value().unwrap_or("").into()))
+            .collect();
+        assert!(tags.contains(&("bondlake:work".into(), "backfill".into())));
+        assert!(tags.contains(&("bondlake:event_id".into(), job.handoff_event_id.clone())));
     }
 
     #[test]
@@ -447,7 +521,7 @@ mod tests {
                     .collect();
                 let steps = r.steps();
                 r.name() == Some("bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2")
-                    && r.release_label() == Some("emr-7.5.0")
+                    && r.release_label() == Some("emr-7.13.0")
                     && primary.is_some_and(|g| {
                         g.instance_type() == Some("m5.xlarge") && g.instance_count() == Some(1)
                     })

@@ -634,6 +634,7 @@ mod tests {
             "investor_holdings: big.csv.gz handed off to EMR"
         );
         let launch = LaunchInfo {
+            work: "handoff".into(),
             backend: "transient_cluster".into(),
             handoff_event_id: "5d0c0f1a9b7e3c21d4e8a6f0".into(),
             attempt: 1,
