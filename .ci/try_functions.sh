@@ -6,7 +6,7 @@ set -euo pipefail
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; cat "$1"; return 1; }
@@ -64,6 +64,25 @@ grep -q '\\"batchItemFailures\\":\[\]' "$work/csv-processor.json" \
 test -n "$(find "$work/s3/$processed/manifests/investor_holdings" -name '*.json' -print -quit)" \
   || { cat "$work/csv-processor.log"; echo "ci: csv-processor wrote no manifest" >&2; exit 1; }
 
+# A hand-off, as EMR runs it: csv-processor hands a second object off (HANDOFF_MAX_MB=0 makes
+# every object too big), then the EMR step's command runs on the request against the same
+# S3-protocol server and writes the manifest csv-processor would have written.
+"$bin/bondlake" gen --dataset investor_holdings --rows 2000 --seed 7 --dirty 0.03 \
+  --out "$work/s3/$raw/holdings/custodian_b/holdings_20261125.csv.gz" 2> /dev/null
+sed 's/custodian_a/custodian_b/g' "$work/sqs-holdings.json" > "$work/sqs-handoff.json"
+# shellcheck disable=SC2046
+invoke csv-processor "$work/sqs-handoff.json" $(env_of CsvProcessorFunction) PIPELINE_EVENTS_TOPIC_ARN=stdout HANDOFF_MAX_MB=0
+request=$(find "$work/s3/$processed/handoffs/investor_holdings" -name 'holdings_20261125-*.json' -newer "$work/sqs-handoff.json" -print -quit 2>/dev/null || true)
+test -n "$request" || { cat "$work/csv-processor.log"; echo "ci: csv-processor wrote no hand-off request" >&2; exit 1; }
+request_key=${request#"$work/s3/$processed/"}
+manifests_before=$(find "$work/s3/$processed/manifests/investor_holdings" -name '*.json' | wc -l)
+timeout 120 "$bin/bondlake" handoff --request "s3://$processed/$request_key" \
+  --endpoint-url "http://127.0.0.1:$s3_port" --events-topic-arn stdout > "$work/handoff.log" 2>&1 \
+  || { cat "$work/handoff.log"; echo "ci: the EMR step's command failed" >&2; exit 1; }
+manifests_after=$(find "$work/s3/$processed/manifests/investor_holdings" -name '*.json' | wc -l)
+[ "$manifests_after" -eq $((manifests_before + 1)) ] && grep -q '"kind":"processed"' "$work/handoff.log" \
+  || { cat "$work/handoff.log"; echo "ci: the EMR step wrote no manifest (had $manifests_before, now $manifests_after)" >&2; exit 1; }
+
 # shellcheck disable=SC2046
 invoke msk-lander events/msk-poison.json $(env_of MskLanderFunction) PIPELINE_EVENTS_TOPIC_ARN=stdout
 grep -q '\\"landed\\":2,\\"quarantined\\":1' "$work/msk-lander.json" \
@@ -82,4 +101,5 @@ posts=$(grep -c '^received:' "$work/slack.log" || true)
 [ "$posts" = 4 ] || { cat "$work/slack.log"; echo "ci: expected 4 Slack posts, got $posts" >&2; exit 1; }
 token=${webhook##*/}
 if grep -q "$token" "$work/notifier.log"; then echo "ci: the webhook URL is in the notifier's log" >&2; exit 1; fi
+echo "ci: the EMR step's command ran a hand-off against the S3-protocol server ($(grep -o 'manifest s3://[^ ]*' "$work/handoff.log" | head -1));" >&2
 echo "ci: csv-processor cleaned the holdings file; msk-lander landed 2 and quarantined 1; the notifier posted $posts messages, the URL not in its log"

@@ -224,17 +224,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// `bondlake ... | head` ends quietly, as Unix tools do: a write to a closed pipe ends the process
-/// by SIGPIPE. Rust ignores SIGPIPE by default, so every `println!` after the reader left would
-/// panic ("Broken pipe", exit 101). Sockets are unaffected (std and tokio send with
-/// MSG_NOSIGNAL), and no command writes into another process's pipe.
+/// `bondlake ... | head` ends quietly, as Unix tools do: killed by SIGPIPE, nothing on stderr.
+/// SIGPIPE itself stays ignored (Rust's default): the S3 client and the local servers write to
+/// sockets with writev(2), which raises it when the peer has gone, and `bondlake s3-server`
+/// used to die of it whenever a client dropped a download half read (csv-processor handing a
+/// file off does). So a write to the closed stdout fails as an error instead, `println!` panics
+/// with "failed printing to stdout", and this hook turns that one panic into the signal's death.
 #[allow(unsafe_code)]
 fn quiet_on_closed_stdout() {
-    #[cfg(unix)]
-    // SAFETY: restores the default action of one signal before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        #[cfg(unix)]
+        if message.starts_with("failed printing to stdout")
+            && message.ends_with(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
+        {
+            // SAFETY: restores the default action of one signal and raises it: the process
+            // ends here, as a Unix tool writing into a closed pipe does.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info);
+    }));
 }
 
 fn load(dataset: &str, dir: Option<&Path>) -> Result<Contract, String> {

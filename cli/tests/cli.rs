@@ -1058,3 +1058,70 @@ fn a_replayed_day_changes_nothing_and_a_new_contract_version_is_merged() {
         "merged, not appended"
     );
 }
+
+/// A client that drops a download half read (csv-processor handing a file off does) must not end
+/// `bondlake s3-server`: the server's write to the closed connection is an error for that
+/// connection, never a SIGPIPE for the process.
+#[test]
+fn the_s3_server_outlives_a_client_that_drops_a_download() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("raw")).expect("bucket");
+    // Large enough that the server is still writing when the client goes.
+    std::fs::write(root.join("raw/big.bin"), vec![7u8; 64 << 20]).expect("object");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_bondlake"))
+        .args([
+            "s3-server",
+            "--root",
+            root.to_str().expect("utf-8"),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("s3-server starts");
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("its first line");
+    let endpoint = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the endpoint")
+        .to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = bondlake_testkit::s3_server::local_client(
+        &endpoint,
+        bondlake_testkit::s3_server::ACCESS_KEY,
+        bondlake_testkit::s3_server::SECRET_KEY,
+    );
+    for _ in 0..3 {
+        runtime.block_on(async {
+            let mut object = client
+                .get_object()
+                .bucket("raw")
+                .key("big.bin")
+                .send()
+                .await
+                .expect("GetObject");
+            let chunk = object.body.try_next().await.expect("a chunk");
+            assert!(chunk.is_some_and(|c| !c.is_empty()));
+            // The rest is never read: the connection closes under the server's writes.
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let still = runtime.block_on(client.list_objects_v2().bucket("raw").send());
+    let alive = server.try_wait().expect("status").is_none();
+    let _ = server.kill();
+    let out = server.wait_with_output().expect("output");
+    assert!(alive, "s3-server ended: {}", text(&out.stderr));
+    assert_eq!(
+        still.expect("the server still answers").key_count(),
+        Some(1)
+    );
+}
