@@ -15,9 +15,10 @@ wait_for() { for _ in $(seq 50); do grep -q "$2" "$1" 2>/dev/null && return 0; s
 env_of() { python3 -c 'import json,sys; print(" ".join(f"{k}={v}" for k, v in json.load(open("events/env.json"))[sys.argv[1]].items()))' "$1"; }
 raw=bondlake-dev-raw-123456789012
 processed=bondlake-dev-processed-123456789012
+artifacts=bondlake-dev-artifacts-123456789012
 
 s3_port=$(free_port)
-"$bin/bondlake" s3-server --root "$work/s3" --addr "127.0.0.1:$s3_port" --bucket "$raw" --bucket "$processed" > "$work/s3.log" 2>&1 &
+"$bin/bondlake" s3-server --root "$work/s3" --addr "127.0.0.1:$s3_port" --bucket "$raw" --bucket "$processed" --bucket "$artifacts" > "$work/s3.log" 2>&1 &
 pids+=($!)
 wait_for "$work/s3.log" "serving"
 "$bin/bondlake" webhook-receiver --listen 127.0.0.1:0 > "$work/slack.log" 2>&1 &
@@ -65,8 +66,11 @@ test -n "$(find "$work/s3/$processed/manifests/investor_holdings" -name '*.json'
   || { cat "$work/csv-processor.log"; echo "ci: csv-processor wrote no manifest" >&2; exit 1; }
 
 # A hand-off, as EMR runs it: csv-processor hands a second object off (HANDOFF_MAX_MB=0 makes
-# every object too big), then the EMR step's command runs on the request against the same
-# S3-protocol server and writes the manifest csv-processor would have written.
+# every object too big), then the step emr-launcher submits for it runs, exactly as printed by
+# `bondlake emr-step`: the aws CLI fetches the bundle (tools/emr-bundle.sh) from the artifacts
+# bucket, tar unpacks it, the bundle's binary runs on the request. The S3-protocol server stands
+# in for S3 (AWS_ENDPOINT_URL_S3, as the nodes' own S3 would be), and writes the manifest
+# csv-processor would have written.
 "$bin/bondlake" gen --dataset investor_holdings --rows 2000 --seed 7 --dirty 0.03 \
   --out "$work/s3/$raw/holdings/custodian_b/holdings_20261125.csv.gz" 2> /dev/null
 sed 's/custodian_a/custodian_b/g' "$work/sqs-holdings.json" > "$work/sqs-handoff.json"
@@ -76,9 +80,16 @@ request=$(find "$work/s3/$processed/handoffs/investor_holdings" -name 'holdings_
 test -n "$request" || { cat "$work/csv-processor.log"; echo "ci: csv-processor wrote no hand-off request" >&2; exit 1; }
 request_key=${request#"$work/s3/$processed/"}
 manifests_before=$(find "$work/s3/$processed/manifests/investor_holdings" -name '*.json' | wc -l)
-timeout 120 "$bin/bondlake" handoff --request "s3://$processed/$request_key" \
-  --endpoint-url "http://127.0.0.1:$s3_port" --events-topic-arn stdout > "$work/handoff.log" 2>&1 \
-  || { cat "$work/handoff.log"; echo "ci: the EMR step's command failed" >&2; exit 1; }
+aws_cli=${AWS_CLI:-$(command -v aws || true)}
+[ -x "$aws_cli" ] || { echo "ci: the aws CLI is needed to run the EMR step's script (set AWS_CLI)" >&2; exit 1; }
+mkdir -p "$work/s3/$artifacts/bondlake"
+tools/emr-bundle.sh "$bin/bondlake" "$work/s3/$artifacts/bondlake/bondlake-emr.tar.gz" > /dev/null
+step_name="bondlake-ci-$$-a1"
+script=$("$bin/bondlake" emr-step --request "s3://$processed/$request_key" --artifacts "s3://$artifacts/bondlake/" \
+  --name "$step_name" | python3 -c 'import json, sys; print(json.load(sys.stdin)[2])')
+PATH="$(dirname "$aws_cli"):$PATH" AWS_DEFAULT_REGION=us-east-1 timeout 120 bash -c "$script" > "$work/handoff.log" 2>&1 \
+  || { echo "$script"; cat "$work/handoff.log"; echo "ci: the EMR step's script failed" >&2; rm -rf "/mnt/tmp/$step_name"; exit 1; }
+rm -rf "/mnt/tmp/$step_name"
 manifests_after=$(find "$work/s3/$processed/manifests/investor_holdings" -name '*.json' | wc -l)
 [ "$manifests_after" -eq $((manifests_before + 1)) ] && grep -q '"kind":"processed"' "$work/handoff.log" \
   || { cat "$work/handoff.log"; echo "ci: the EMR step wrote no manifest (had $manifests_before, now $manifests_after)" >&2; exit 1; }
@@ -101,5 +112,5 @@ posts=$(grep -c '^received:' "$work/slack.log" || true)
 [ "$posts" = 4 ] || { cat "$work/slack.log"; echo "ci: expected 4 Slack posts, got $posts" >&2; exit 1; }
 token=${webhook##*/}
 if grep -q "$token" "$work/notifier.log"; then echo "ci: the webhook URL is in the notifier's log" >&2; exit 1; fi
-echo "ci: the EMR step's command ran a hand-off against the S3-protocol server ($(grep -o 'manifest s3://[^ ]*' "$work/handoff.log" | head -1));" >&2
+echo "ci: the EMR step's script ran a hand-off against the S3-protocol server ($(grep -o 'manifest s3://[^ ]*' "$work/handoff.log" | head -1));" >&2
 echo "ci: csv-processor cleaned the holdings file; msk-lander landed 2 and quarantined 1; the notifier posted $posts messages, the URL not in its log"

@@ -155,6 +155,22 @@ def spark_backfill(server, location, bundle_path, workdir, master="local[2]", co
     return subprocess.run(args, capture_output=True, text=True, env=env, cwd=workdir, check=False)
 
 
+def step_script(server, location, artifacts, name):
+    """The script of the step emr-launcher submits for the request at `location`
+    (`bondlake emr-step`)."""
+    args = ["emr-step", "--request", location, "--artifacts", artifacts, "--name", name,
+            "--endpoint-url", server.endpoint]
+    return json.loads(run(args, env=server.env()).stdout)[2]
+
+
+def aws_cli():
+    """The aws CLI beside this interpreter (emr/requirements.txt installs it)."""
+    path = os.path.join(os.path.dirname(sys.executable), "aws")
+    if not os.path.isfile(path):
+        raise RuntimeError(f"{path} is missing: pip install -r emr/requirements.txt")
+    return path
+
+
 TIMES = ("started_at", "finished_at", "processed_at", "duration_ms")
 
 

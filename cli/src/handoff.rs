@@ -1,6 +1,6 @@
 //! `bondlake handoff`: one handed-off object processed to the end, as the EMR step runs it (and
 //! as emr-launcher's local backend does in `bondlake run`): csv-processor's engine, contract,
-//! profile and output keys, with no deadline.
+//! profile and output keys, with no deadline. `bondlake emr-step` prints the step itself.
 
 use crate::s3::{Session, split_url};
 use bondlake_core::events::{EventSink, JsonLinesSink, StdoutSink};
@@ -109,4 +109,67 @@ pub fn run(a: HandoffArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(clap::Args)]
+pub struct EmrStepArgs {
+    /// The request the step runs: `s3://processed-bucket/handoffs/....json` or
+    /// `.../backfills/<id>.json`.
+    #[arg(long)]
+    request: String,
+    /// Where the bundle is: `s3://artifacts-bucket/bondlake/` (the stack's ArtifactsBucketName).
+    #[arg(long)]
+    artifacts: String,
+    /// The pipeline-events topic the step publishes to (`stdout` prints the events).
+    #[arg(long, default_value = "stdout")]
+    events_topic_arn: String,
+    /// The run's name (its scratch folder on the node; the launcher's are
+    /// `bondlake-<id>-a<attempt>`).
+    #[arg(long, default_value = "bondlake-manual-a1")]
+    name: String,
+    /// S3-protocol endpoint to read the request from (e.g. `bondlake s3-server`'s).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+}
+
+/// `bondlake emr-step`: the arguments of `command-runner.jar` that the launcher submits for a
+/// request, as JSON (for `aws emr add-steps`, or to try the step's exact script elsewhere).
+pub fn emr_step(a: EmrStepArgs) -> Result<ExitCode, String> {
+    use bondlake_core::launch::{Job, Work};
+    let (bucket, key) = split_url(&a.request)
+        .filter(|(_, k)| !k.is_empty())
+        .ok_or_else(|| format!("--request {}: not s3://bucket/key", a.request))?;
+    let session = Session::connect(a.endpoint_url.as_deref())?;
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut session
+            .store(bucket)
+            .open(key)
+            .map_err(|e| format!("{}: {e}", a.request))?,
+        &mut text,
+    )
+    .map_err(|e| format!("{}: {e}", a.request))?;
+    let work: Work = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{}: neither a hand-off nor a backfill request: {e}",
+            a.request
+        )
+    })?;
+    let job = Job {
+        handoff_event_id: String::new(),
+        attempt: 1,
+        name: a.name,
+        request_key: key.to_string(),
+        request_location: a.request.clone(),
+        work,
+    };
+    let step = bondlake_emr::StepCommand {
+        artifacts: a.artifacts,
+        events_topic_arn: a.events_topic_arn,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&step.args(&job)).map_err(|e| e.to_string())?
+    );
+    Ok(ExitCode::SUCCESS)
 }

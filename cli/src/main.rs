@@ -67,6 +67,9 @@ enum Command {
     /// Process a handed-off object to the end from its hand-off request: the EMR step's command
     /// (emr-launcher's backends submit it), with csv-processor's engine and output keys.
     Handoff(handoff::HandoffArgs),
+    /// Print the EMR step the launcher submits for a request (command-runner.jar's arguments,
+    /// as JSON): to add it by hand, or to try its exact script elsewhere.
+    EmrStep(handoff::EmrStepArgs),
     /// A backfill over S3, as EMR runs it: store a request, plan its objects, run one, finish
     /// (emr/backfill.py spreads the objects over a cluster), or run it all here.
     Backfill(backfill::BackfillArgs),
@@ -207,6 +210,7 @@ fn main() -> ExitCode {
         } => local::demo(&root, dirty, seed, slack_webhook.as_deref()),
         Command::Handoff(a) => handoff::run(a),
         Command::Backfill(a) => backfill::run(a),
+        Command::EmrStep(a) => handoff::emr_step(a),
         Command::Feed(a) => feed::feed(a),
         Command::KafkaReplay(a) => feed::replay(a),
         Command::WebhookReceiver { listen } => notify::receive(&listen),

@@ -53,11 +53,13 @@ impl Session {
                     &key("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY),
                 )
             }
+            // As the functions build theirs: AWS_ENDPOINT_URL_S3 and S3_FORCE_PATH_STYLE point
+            // it at an S3-protocol server, so an EMR step's exact command can be tried here.
             None => {
                 let sdk = runtime.block_on(aws_config::load_defaults(
                     aws_config::BehaviorVersion::latest(),
                 ));
-                aws_sdk_s3::Client::new(&sdk)
+                bondlake_aws::s3_client(&sdk)
             }
         };
         Ok(Session { runtime, client })

@@ -67,3 +67,40 @@ def test_a_selection_by_day_and_dataset_runs_only_those_objects(server, bundle, 
     )
     planned = [json.loads(line) for line in plan.stdout.splitlines()]
     assert len(planned) == len(DAYS) and all(p["dataset"] == "weekly_series" for p in planned), planned
+
+
+def test_the_step_the_launcher_submits_runs_its_script_to_the_end(server, bundle, workdir):
+    """The backfill step's own script, as `bondlake emr-step` prints it: the aws CLI fetches the
+    bundle from the artifacts bucket, tar unpacks it on the "primary node", spark-submit runs the
+    driver. Two things only EMR has are replaced: YARN by local[2], and the bundle's s3:// URL
+    for --archives (EMRFS) by the same file on disk."""
+    import shutil
+    import subprocess
+    import sys
+
+    artifacts = os.path.join(server.bucket("artifacts"), "bondlake")
+    os.makedirs(artifacts, exist_ok=True)
+    shutil.copy(bundle, os.path.join(artifacts, "bondlake-emr.tar.gz"))
+    location = harness.request(server, "processed-step", dataset="market_daily")
+    name = "bondlake-test-%d-a1" % os.getpid()
+    script = harness.step_script(server, location, "s3://artifacts/bondlake/", name)
+    for emr_only, here in [
+        ("--master yarn --deploy-mode client", "--master local[2]"),
+        ("--archives s3://artifacts/bondlake/bondlake-emr.tar.gz#bondlake", f"--archives {bundle}#bondlake"),
+    ]:
+        assert emr_only in script, script
+        script = script.replace(emr_only, here)
+    env = server.env()
+    env["AWS_ENDPOINT_URL_S3"] = server.endpoint
+    env["S3_FORCE_PATH_STYLE"] = "true"
+    env["PATH"] = os.pathsep.join([os.path.dirname(harness.aws_cli()), os.path.dirname(harness.spark_submit()), env["PATH"]])
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=workdir)
+    finally:
+        shutil.rmtree(os.path.join("/mnt/tmp", name), ignore_errors=True)
+    assert ran.returncode == 0, ran.stdout[-5000:] + ran.stderr[-5000:]
+    out = harness.outputs(server, "processed-step")
+    [result] = [v for k, v in out.items() if k.startswith("backfills/")]
+    manifests = [k for k in out if k.startswith("manifests/market_daily/")]
+    assert result["objects"] == result["ran"] == len(manifests) == 3 * len(DAYS), result
