@@ -18,10 +18,8 @@ fn main() {
             let stem = path.file_stem()?.to_str()?.to_string();
             let is_contract =
                 path.extension().is_some_and(|x| x == "toml") && !TABLES.contains(&stem.as_str());
-            is_contract.then(|| {
-                let path = path.canonicalize().unwrap_or(path);
-                (stem, path.display().to_string())
-            })
+            let file = path.file_name()?.to_str()?.to_string();
+            is_contract.then_some((stem, file))
         })
         .collect();
     // Sorted by name: `load_all` returns the datasets in this order on every machine.
@@ -31,8 +29,14 @@ fn main() {
          pub const BUILTIN: [(&str, &str); {}] = [\n",
         datasets.len()
     );
-    for (name, path) in &datasets {
-        let _ = writeln!(code, "    ({name:?}, include_str!({path:?})),");
+    // The path is the compiling checkout's, not this script's: several checkouts may share one
+    // target folder (CI's clean clones and a session's), and cargo may reuse this script's output
+    // from another of them. An absolute path written here would embed that checkout's contracts.
+    for (name, file) in &datasets {
+        let _ = writeln!(
+            code,
+            "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../../contracts/{file}\"))),"
+        );
     }
     code.push_str("];\n");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
