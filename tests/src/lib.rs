@@ -112,6 +112,33 @@ pub fn run_contract(
     }
 }
 
+impl Run {
+    /// The weekly job over what this run wrote (a weekly_series file): every trend row, as
+    /// text, series by series and week by week; none when the file is not `ok` (the job reads
+    /// only what the loader would load).
+    pub fn trends(&self) -> Vec<BTreeMap<String, String>> {
+        let store = LocalStore::new(self.dir.path());
+        let ran = bondlake_core::weekly::run(
+            &store,
+            "test",
+            &contract("weekly_trends"),
+            bondlake_core::output::OutputOptions::default(),
+        )
+        .expect("the weekly job runs");
+        let mut rows = Vec::new();
+        let Some((_, manifest)) = ran.manifest else {
+            return rows;
+        };
+        for o in &manifest.outputs {
+            rows.extend(read_parquet(&self.dir.path().join(&o.key)));
+        }
+        rows.sort_by(|a, b| {
+            (&a["series"], &a["week_ending"]).cmp(&(&b["series"], &b["week_ending"]))
+        });
+        rows
+    }
+}
+
 /// Processes holdings records (under the standard header) as `holdings/v/h.csv`.
 pub fn run_holdings(records: &[String]) -> Run {
     run(

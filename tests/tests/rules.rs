@@ -574,13 +574,13 @@ fn weekly_series_is_made_long_with_the_weekly_rule() {
     assert_eq!(got_sorted, want);
     assert_eq!(r.manifest.null_values, 1);
     assert_eq!(r.column("dataset_code"), ["FRED-DGS10"; 4]);
-    let us = r
-        .rows
-        .iter()
-        .filter(|x| x["series"] == "US10Y")
-        .map(|x| x["wow_change"].clone())
-        .collect::<Vec<_>>();
-    assert!(us.contains(&"0.100000".to_string()), "{us:?}");
+    // Two rejects of six records: over the 10% threshold, so the file feeds no trends (the
+    // weekly job reads what the loader would load: `ok` manifests).
+    assert_eq!(
+        r.manifest.status,
+        bondlake_core::Status::RejectedOverThreshold
+    );
+    assert!(r.trends().is_empty());
 }
 
 #[test]
@@ -601,8 +601,8 @@ fn weekly_trend_features() {
         "weekly/FT/RATES/f.csv",
         text.as_bytes(),
     );
-    let mut rows = r.rows.clone();
-    rows.sort_by(|a, b| a["week_ending"].cmp(&b["week_ending"]));
+    // The features are the weekly job's, over the series' history (here, this one file).
+    let rows = r.trends();
     let last = &rows[13];
     assert_eq!(last["value"], "14.000000");
     assert_eq!(last["wow_change"], "1.000000");

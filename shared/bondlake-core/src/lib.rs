@@ -16,6 +16,7 @@
 //! - [`warehouse`]: the loader: each manifest into a warehouse once, reconciled (the backends are
 //!   the `bondlake-warehouse-*` crates).
 //! - [`launch`] and [`backfill`]: the EMR launcher's core: a hand-off or a backfill run once.
+//! - [`weekly`]: the weekly job: trend features over each series' whole history.
 //! - [`failure`]: the one error every stage returns at its edge, and whether to retry it.
 
 pub mod alloc;
@@ -42,6 +43,7 @@ pub mod store;
 pub mod value;
 pub mod vars;
 pub mod warehouse;
+pub mod weekly;
 pub mod wide;
 
 pub use contract::{Contract, load_dataset};

@@ -125,6 +125,17 @@ pub struct Manifest {
     /// Parquet columns by position), whatever contract version wrote them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// For a derived dataset (weekly_trends): the series its history holds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub series: u64,
+    /// For a derived dataset: the input manifests it was computed from, each as
+    /// `<key>@<finished_at>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// For a derived dataset: per partition value, `<rows>:<sum of the rows' CRC-32>` of the rows
+    /// written (`weekly::row_checksum`), which a loader checks the stored rows against.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
     /// When the run started (RFC 3339, UTC).
     pub started_at: String,
     /// When the run finished (RFC 3339, UTC).
@@ -133,6 +144,10 @@ pub struct Manifest {
     pub status: Status,
     /// Why the file failed, naming the object and the cause.
     pub error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant (`2026-11-25T22:15:09.410Z`, any offset).

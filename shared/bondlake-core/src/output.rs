@@ -17,6 +17,20 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
+/// Writes `manifest` at `key`: the commit marker, so always the last object of a run.
+pub fn write_manifest(
+    store: &dyn ObjectStore,
+    key: &str,
+    manifest: &crate::manifest::Manifest,
+) -> Result<(), Error> {
+    use std::io::Write as _;
+    let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Config(e.to_string()))?;
+    let mut w = store.create(key)?;
+    w.write_all(&json)?;
+    w.commit()?;
+    Ok(())
+}
+
 /// Output settings.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputOptions {

@@ -219,6 +219,9 @@ pub fn process(
             .iter()
             .map(|f| f.name().clone())
             .collect(),
+        series: 0,
+        inputs: Vec::new(),
+        checksums: BTreeMap::new(),
         started_at: rfc3339(started),
         finished_at: rfc3339(now_us()),
         status,
@@ -226,10 +229,7 @@ pub fn process(
     };
     let manifest_key = names.manifest_key();
     remove_stale_outputs(store, &names, &manifest_key, &manifest)?;
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Config(e.to_string()))?;
-    let mut w = store.create(&manifest_key)?;
-    w.write_all(&json)?;
-    w.commit()?;
+    crate::output::write_manifest(store, &manifest_key, &manifest)?;
     Ok(Outcome {
         manifest,
         manifest_key,
@@ -311,8 +311,6 @@ fn store_location(source: &SourceRef) -> String {
         format!("s3://{}/{}", source.bucket, source.key)
     }
 }
-
-use std::io::Write as _;
 
 fn run_file(
     contract: &Contract,

@@ -5,7 +5,7 @@
 //! COPY, Spark, DuckDB and pyarrow all read: Decimal128 (precision ≤ 38), Date32, Int32/Int64,
 //! Float64, Utf8 and Timestamp(µs, UTC).
 
-use crate::contract::{Column, ColumnType, Contract, DerivedKind, Source};
+use crate::contract::{Column, ColumnType, Contract, DerivedKind};
 use crate::parse::format_date;
 use crate::value::{DerivedVal, Val};
 use arrow_array::builder::{
@@ -33,22 +33,15 @@ pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::Date => DataType::Date32,
         ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
         ColumnType::Int64 => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
     }
 }
 
 /// The Arrow type of a derived column.
-pub(crate) fn derived_type(contract: &Contract, kind: &DerivedKind) -> DataType {
-    let source_type = |s: Source| match s {
-        Source::Column(i) => arrow_type(contract.columns[i].ty),
-        Source::Derived(_) => DataType::Int32,
-    };
+pub(crate) fn derived_type(kind: &DerivedKind) -> DataType {
     match kind {
         DerivedKind::Position { .. } | DerivedKind::DaysBetween { .. } => DataType::Int32,
         DerivedKind::Bucket { .. } => DataType::Utf8,
-        DerivedKind::WowChange { source } | DerivedKind::MovingAverage { source, .. } => {
-            source_type(*source)
-        }
-        DerivedKind::WowPct { .. } | DerivedKind::Zscore { .. } => DataType::Float64,
     }
 }
 
@@ -60,7 +53,7 @@ pub(crate) fn output_schema(contract: &Contract) -> SchemaRef {
         .map(|c| Field::new(&c.name, arrow_type(c.ty), !c.required))
         .collect();
     for d in &contract.derived {
-        fields.push(Field::new(&d.name, derived_type(contract, &d.kind), true));
+        fields.push(Field::new(&d.name, derived_type(&d.kind), true));
     }
     fields.push(Field::new(SOURCE_KEY, DataType::Utf8, false));
     fields.push(Field::new(RECORD_NUMBER, DataType::Int64, false));
@@ -220,23 +213,6 @@ impl BatchBuilder {
             (ColBuilder::I32(b), DerivedVal::Int(x)) => b.append_option(*x),
             (ColBuilder::Utf8(b), DerivedVal::Label(x)) => b.append_option(*x),
             (c, _) => c.append_null(),
-        }
-    }
-
-    /// Appends a decimal (or null) to a Decimal128 or Int64 column.
-    pub fn push_num(&mut self, i: usize, v: Option<i128>) {
-        match &mut self.cols[i] {
-            ColBuilder::Dec(b, ..) => b.append_option(v),
-            ColBuilder::I64(b) => b.append_option(v.map(|x| x as i64)),
-            c => c.append_null(),
-        }
-    }
-
-    /// Appends a float (or null).
-    pub fn push_f64(&mut self, i: usize, v: Option<f64>) {
-        match &mut self.cols[i] {
-            ColBuilder::F64(b) => b.append_option(v),
-            c => c.append_null(),
         }
     }
 

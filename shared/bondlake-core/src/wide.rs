@@ -9,7 +9,7 @@ use crate::clean::{
     Fixed, Rejected, Stats, Val, decode_header, decode_text, escape_bytes_in, fixed_values,
     join_record,
 };
-use crate::contract::{ColumnType, Contract, DerivedKind, Profile, Source};
+use crate::contract::{ColumnType, Contract, Profile};
 use crate::error::{Error, FileError};
 use crate::input::{Chunk, Limits};
 use crate::parse::{
@@ -358,19 +358,12 @@ impl<'c> WideCleaner<'c> {
             .iter()
             .position(|&c| c == self.idx.value);
         let n_cols = self.contract.columns.len();
-        let mut history: Vec<Option<i128>> = Vec::new();
-        let mut current: Option<(u16, usize)> = None;
         for (&(source, series, week), st) in &self.weeks {
-            if current != Some((source, series)) {
-                history.clear();
-                current = Some((source, series));
-            }
             let (value, obs_date, record) = match (st.latest, st.last_non_null) {
                 (Some(v), _) => (Some(v), st.latest_date, st.latest_record),
                 (None, Some((d, v, r))) => (Some(v), d, r),
                 (None, None) => (None, st.latest_date, st.latest_record),
             };
-            history.push(value);
             if value.is_none() {
                 self.stats.gaps += 1;
             }
@@ -398,11 +391,8 @@ impl<'c> WideCleaner<'c> {
                 };
                 b.push_val(c, col, v, "");
             }
-            for (k, d) in self.contract.derived.iter().enumerate() {
-                push_trend(b, n_cols + k, &d.kind, &history, self.scale, self.idx.value);
-            }
             b.push_lineage(
-                n_cols + self.contract.derived.len(),
+                n_cols,
                 &self.source_key,
                 record,
                 self.ingested_at_us,
@@ -422,58 +412,5 @@ impl<'c> WideCleaner<'c> {
             }
         }
         Ok((emitted, self.stats))
-    }
-}
-
-/// Appends one trend feature computed over a series' weekly values so far (the last is this week).
-fn push_trend(
-    b: &mut BatchBuilder,
-    i: usize,
-    kind: &DerivedKind,
-    history: &[Option<i128>],
-    scale: u8,
-    value_col: usize,
-) {
-    let from_value = |s: &Source| *s == Source::Column(value_col);
-    let n = history.len();
-    let last = |k: usize| -> Option<&[Option<i128>]> { (n >= k).then(|| &history[n - k..]) };
-    let all = |w: &[Option<i128>]| -> Option<Vec<i128>> { w.iter().copied().collect() };
-    let unit = 10f64.powi(i32::from(scale));
-    match kind {
-        DerivedKind::WowChange { source } if from_value(source) => {
-            let v = last(2).and_then(all).map(|w| w[1] - w[0]);
-            b.push_num(i, v);
-        }
-        DerivedKind::WowPct { source } if from_value(source) => {
-            let v = last(2)
-                .and_then(all)
-                .filter(|w| w[0] != 0)
-                .map(|w| (w[1] - w[0]) as f64 / (w[0] as f64).abs() * 100.0);
-            b.push_f64(i, v);
-        }
-        DerivedKind::MovingAverage { source, weeks } if from_value(source) => {
-            let v = last(*weeks).and_then(all).map(|w| {
-                let sum: i128 = w.iter().sum();
-                let n = *weeks as i128;
-                // Half away from zero, exact.
-                if sum >= 0 {
-                    (2 * sum + n) / (2 * n)
-                } else {
-                    (2 * sum - n) / (2 * n)
-                }
-            });
-            b.push_num(i, v);
-        }
-        DerivedKind::Zscore { source, weeks } if from_value(source) => {
-            let v = last(*weeks).and_then(all).and_then(|w| {
-                let xs: Vec<f64> = w.iter().map(|&x| x as f64 / unit).collect();
-                let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-                let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
-                let sd = var.sqrt();
-                (sd > 0.0).then(|| (xs[xs.len() - 1] - mean) / sd)
-            });
-            b.push_f64(i, v);
-        }
-        _ => b.push_num(i, None),
     }
 }

@@ -419,6 +419,7 @@ pub(crate) fn parse_scalar<'r>(
                 Err(Reason::OutOfRange)
             }
         }
-        ColumnType::String | ColumnType::Enum => Err(Reason::InvalidNumber),
+        // A double column is in derived contracts only, which nothing cleans (compile checks).
+        ColumnType::String | ColumnType::Enum | ColumnType::Double => Err(Reason::InvalidNumber),
     }
 }

@@ -133,11 +133,6 @@ pub(crate) fn derive_row<'c>(
                     _ => None,
                 })
             }
-            // Series features are computed over whole series by the wide path.
-            DerivedKind::WowChange { .. }
-            | DerivedKind::WowPct { .. }
-            | DerivedKind::MovingAverage { .. }
-            | DerivedKind::Zscore { .. } => DerivedVal::Int(None),
         };
         out.push(v);
     }

@@ -27,7 +27,8 @@ pub(super) fn compile(raw: RawContract) -> Result<Contract, (Section, String)> {
             .map_err(at(Section::Profiles))?;
         profiles.insert(name.clone(), profile);
     }
-    if !profiles.contains_key(&raw.default_profile) {
+    check_read_from_files(&raw, &columns).map_err(at(Section::Profiles))?;
+    if raw.shape != Shape::Derived && !profiles.contains_key(&raw.default_profile) {
         return Err((
             Section::Profiles,
             format!(
@@ -56,6 +57,38 @@ pub(super) fn compile(raw: RawContract) -> Result<Contract, (Section, String)> {
         wide: raw.wide,
         warehouse: raw.warehouse,
     })
+}
+
+/// A contract read from vendor files names how (profiles, null tokens, date formats) and types
+/// nothing the cleaner cannot parse; a derived one, whose rows a job computes, names none of it.
+fn check_read_from_files(raw: &RawContract, columns: &[Column]) -> Result<(), String> {
+    if raw.shape == Shape::Derived {
+        let read_only: [(&str, bool); 5] = [
+            ("profiles", !raw.profiles.is_empty()),
+            ("default_profile", !raw.default_profile.is_empty()),
+            ("null_tokens", !raw.null_tokens.is_empty()),
+            ("date_formats", !raw.date_formats.is_empty()),
+            ("record_rules", !raw.record_rules.is_empty()),
+        ];
+        if let Some((what, _)) = read_only.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "`{what}` is for contracts read from vendor files; shape = \"derived\" has none"
+            ));
+        }
+        return Ok(());
+    }
+    if raw.null_tokens.is_empty() || raw.date_formats.is_empty() {
+        return Err(
+            "a contract read from vendor files needs `null_tokens` and `date_formats`".into(),
+        );
+    }
+    if let Some(c) = columns.iter().find(|c| c.ty == ColumnType::Double) {
+        return Err(format!(
+            "column `{}`: type double is for derived contracts only (a vendor's number is a decimal)",
+            c.name
+        ));
+    }
+    Ok(())
 }
 
 /// The index of column `name`; `what` says who named it, in the error.
@@ -87,6 +120,7 @@ fn compile_column(rc: &RawColumn, n: usize, columns: &[Column]) -> Result<Column
         RawType::Enum => ColumnType::Enum,
         RawType::Date => ColumnType::Date,
         RawType::Int64 => ColumnType::Int64,
+        RawType::Double => ColumnType::Double,
         RawType::Decimal => {
             let (Some(precision), Some(scale)) = (rc.precision, rc.scale) else {
                 return Err(format!("{at}: a decimal needs `precision` and `scale`"));
@@ -255,7 +289,12 @@ struct Layout {
 fn compile_dates(
     raw: &RawContract,
 ) -> Result<(Vec<DateFormat>, std::ops::RangeInclusive<i32>), String> {
-    let date_formats = compile_formats(&raw.date_formats, "date_formats")?;
+    // A derived contract reads no dates from text (check_read_from_files keeps its list empty).
+    let date_formats = if raw.shape == Shape::Derived {
+        Vec::new()
+    } else {
+        compile_formats(&raw.date_formats, "date_formats")?
+    };
     let day = |text: &str| {
         let iso = [DateFormat::new("YYYY-MM-DD").map_err(|e| e.to_string())?];
         crate::parse::parse_date(text.as_bytes(), &iso)
@@ -356,6 +395,11 @@ fn compile_profile(
 fn check_wide(raw: &RawContract, columns: &[Column]) -> Result<(), String> {
     match (raw.shape, &raw.wide) {
         (Shape::Wide, None) => Err("shape = \"wide\" needs a [wide] table".into()),
+        // The weekly features are weekly_trends', over each series' whole history: a wide file
+        // alone holds a few of its weeks.
+        (Shape::Wide, Some(_)) if !raw.derived.is_empty() => {
+            Err("[[derived]] columns apply to records contracts; a series' trends are the weekly job's (weekly_trends)".into())
+        }
         (Shape::Records, Some(_)) => Err("[wide] applies to shape = \"wide\" only".into()),
         (Shape::Wide, Some(w)) => {
             for c in [
@@ -376,7 +420,8 @@ fn check_wide(raw: &RawContract, columns: &[Column]) -> Result<(), String> {
             }
             Ok(())
         }
-        (Shape::Records, None) => Ok(()),
+        (Shape::Derived, Some(_)) => Err("[wide] applies to shape = \"wide\" only".into()),
+        (Shape::Records | Shape::Derived, None) => Ok(()),
     }
 }
 
@@ -537,18 +582,6 @@ fn compile_derived(raw: &[RawDerived], columns: &[Column]) -> Result<Vec<Derived
             RawDerivedKind::DaysBetween { from, to } => DerivedKind::DaysBetween {
                 from: source(from)?,
                 to: source(to)?,
-            },
-            RawDerivedKind::WowChange { source: s } => {
-                DerivedKind::WowChange { source: source(s)? }
-            }
-            RawDerivedKind::WowPct { source: s } => DerivedKind::WowPct { source: source(s)? },
-            RawDerivedKind::MovingAverage { source: s, weeks } => DerivedKind::MovingAverage {
-                source: source(s)?,
-                weeks: (*weeks).max(1),
-            },
-            RawDerivedKind::Zscore { source: s, weeks } => DerivedKind::Zscore {
-                source: source(s)?,
-                weeks: (*weeks).max(2),
             },
         };
         out.push(Derived {

@@ -100,6 +100,10 @@ pub enum Shape {
     Records,
     /// A date column and one column per series, made long (weekly_series).
     Wide,
+    /// Rows a bondlake job computes from other datasets (weekly_trends, from weekly_series):
+    /// never read from a vendor file, so it has no profiles, formats or null tokens; the
+    /// contract gives the table, its key and its control totals.
+    Derived,
 }
 
 /// A check-digit rule on a string column.
@@ -180,6 +184,9 @@ pub enum ColumnType {
     },
     /// A whole number; Arrow Int64.
     Int64,
+    /// A binary float; Arrow Float64. Statistics a job derives (a z-score), never money, and
+    /// only in a derived contract: no vendor value is read as one.
+    Double,
 }
 
 impl ColumnType {
@@ -364,30 +371,6 @@ pub enum DerivedKind {
         from: Source,
         /// End date column.
         to: Source,
-    },
-    /// This week's value minus last week's (Decimal like the source).
-    WowChange {
-        /// The value column.
-        source: Source,
-    },
-    /// Week-on-week change in percent (Float64).
-    WowPct {
-        /// The value column.
-        source: Source,
-    },
-    /// Mean of the last `weeks` values, rounded half away from zero to the source's scale.
-    MovingAverage {
-        /// The value column.
-        source: Source,
-        /// Window length.
-        weeks: usize,
-    },
-    /// (value − mean) / population standard deviation over the last `weeks` values (Float64).
-    Zscore {
-        /// The value column.
-        source: Source,
-        /// Window length.
-        weeks: usize,
     },
 }
 
@@ -648,7 +631,7 @@ mod tests {
         let unknown = load_dataset("nope", None).map(|_| ()).err();
         assert_eq!(
             unknown.map(|e| e.to_string()).unwrap_or_default(),
-            "contract nope.toml: unknown dataset `nope` (known: investor_holdings, market_daily, weekly_series)"
+            "contract nope.toml: unknown dataset `nope` (known: investor_holdings, market_daily, weekly_series, weekly_trends)"
         );
     }
 }

@@ -19,12 +19,17 @@ pub(super) struct RawContract {
     pub(super) control_totals: Vec<String>,
     #[serde(default = "default_threshold")]
     pub(super) reject_threshold: f64,
+    /// Required of every shape a vendor file has (records, wide); a derived contract has none.
+    #[serde(default)]
     pub(super) null_tokens: Vec<String>,
+    #[serde(default)]
     pub(super) date_formats: Vec<String>,
     /// The earliest and latest date any date column accepts (`YYYY-MM-DD`).
     #[serde(default = "default_date_range")]
     pub(super) date_range: [String; 2],
+    #[serde(default)]
     pub(super) default_profile: String,
+    #[serde(default)]
     pub(super) profiles: BTreeMap<String, RawProfile>,
     pub(super) columns: Vec<RawColumn>,
     #[serde(default)]
@@ -84,6 +89,7 @@ pub(super) enum RawType {
     Date,
     Decimal,
     Int64,
+    Double,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,20 +137,6 @@ pub(super) enum RawDerivedKind {
     DaysBetween {
         from: String,
         to: String,
-    },
-    WowChange {
-        source: String,
-    },
-    WowPct {
-        source: String,
-    },
-    MovingAverage {
-        source: String,
-        weeks: usize,
-    },
-    Zscore {
-        source: String,
-        weeks: usize,
     },
 }
 
