@@ -1,5 +1,6 @@
 //! `bondlake load` and `bondlake sql`, and the warehouse the local chain loads into: a URL names
-//! the backend (`duckdb:///path/file.duckdb`, `postgres://user@host:port/db`).
+//! the backend (`duckdb:///path/file.duckdb`, `postgres://user@host:port/db`,
+//! `mysql://user:password@host:port/db`, where the weekly trends are exported).
 
 use bondlake_core::contract::{self, Contract};
 use bondlake_core::store::LocalStore;
@@ -8,6 +9,7 @@ use bondlake_core::warehouse::{
     load_and_report,
 };
 use bondlake_warehouse_duckdb::DuckDb;
+use bondlake_warehouse_mysql::MySql;
 use bondlake_warehouse_postgres::Postgres;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::process::ExitCode;
 pub enum AnyWarehouse {
     Duck(DuckDb),
     Pg(Postgres),
+    My(MySql),
 }
 
 impl AnyWarehouse {
@@ -45,8 +48,13 @@ impl AnyWarehouse {
                 .map(AnyWarehouse::Pg)
                 .map_err(|e| e.to_string());
         }
+        if url.starts_with("mysql://") {
+            return MySql::connect(url)
+                .map(AnyWarehouse::My)
+                .map_err(|e| e.to_string());
+        }
         Err(format!(
-            "`{url}` is not a warehouse URL: use duckdb:///path/file.duckdb or postgres://user@host:port/db"
+            "`{url}` is not a warehouse URL: use duckdb:///path/file.duckdb, postgres://user@host:port/db or mysql://user:password@host:port/db"
         ))
     }
 
@@ -55,6 +63,16 @@ impl AnyWarehouse {
         match self {
             AnyWarehouse::Duck(d) => d.query_table(sql).map_err(|e| e.to_string()),
             AnyWarehouse::Pg(p) => p.query_table(sql).map_err(|e| e.to_string()),
+            AnyWarehouse::My(m) => m.query_table(sql).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The schema a loader on this warehouse uses: MySQL's is the URL's database (a schema is
+    /// a database there); the others take `schema` as given.
+    pub fn schema_for<'s>(&'s self, schema: &'s str) -> &'s str {
+        match self {
+            AnyWarehouse::My(m) => m.database(),
+            _ => schema,
         }
     }
 }
@@ -64,24 +82,28 @@ impl Warehouse for AnyWarehouse {
         match self {
             AnyWarehouse::Duck(d) => d.dialect(),
             AnyWarehouse::Pg(p) => p.dialect(),
+            AnyWarehouse::My(m) => m.dialect(),
         }
     }
     fn execute(&mut self, sql: &str, params: &[&str]) -> Result<(), WarehouseError> {
         match self {
             AnyWarehouse::Duck(d) => d.execute(sql, params),
             AnyWarehouse::Pg(p) => p.execute(sql, params),
+            AnyWarehouse::My(m) => m.execute(sql, params),
         }
     }
     fn query(&mut self, sql: &str, params: &[&str]) -> Result<Rows, WarehouseError> {
         match self {
             AnyWarehouse::Duck(d) => d.query(sql, params),
             AnyWarehouse::Pg(p) => p.query(sql, params),
+            AnyWarehouse::My(m) => m.query(sql, params),
         }
     }
     fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
         match self {
             AnyWarehouse::Duck(d) => d.load(job),
             AnyWarehouse::Pg(p) => p.load(job),
+            AnyWarehouse::My(m) => m.load(job),
         }
     }
 }
@@ -102,8 +124,14 @@ pub fn loader(url: &str, schema: &str, dir: Option<&Path>) -> Result<Loader<AnyW
             "{path}: a DuckDB file named like the schema `{schema}` makes its tables' names ambiguous; name the file otherwise (e.g. warehouse.duckdb)"
         ));
     }
-    Loader::new(AnyWarehouse::open(url, false)?, schema, &contracts(dir)?)
-        .map_err(|e| e.to_string())
+    let warehouse = AnyWarehouse::open(url, false)?;
+    let schema = warehouse.schema_for(schema).to_string();
+    let mut contracts = contracts(dir)?;
+    // MySQL is the weekly trends' export, for the data scientists: their table only.
+    if matches!(warehouse, AnyWarehouse::My(_)) {
+        contracts.retain(|c| c.dataset == bondlake_core::weekly::TRENDS);
+    }
+    Loader::new(warehouse, &schema, &contracts).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]

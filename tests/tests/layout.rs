@@ -118,6 +118,15 @@ fn only_the_functions_that_need_it_link_an_outside_system() {
             .iter()
             .any(|p| p == "bondlake-slack")
     );
+    // Only the loader (the weekly export's mode) and the CLI compile the MySQL driver.
+    for function in FUNCTIONS {
+        let links = normal_tree(function).iter().any(|p| p == "mysql");
+        assert_eq!(
+            links,
+            function == "warehouse-loader",
+            "{function} and mysql"
+        );
+    }
     // Only the launcher (and the CLI) compile the EMR SDK.
     for function in FUNCTIONS {
         let links = normal_tree(function).iter().any(|p| p == "aws-sdk-emr");

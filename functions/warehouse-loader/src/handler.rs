@@ -1,6 +1,10 @@
 //! The invocation: the manifests an S3 notification (or an SQS batch of them) names, each loaded
 //! by [`load_and_report`] on a blocking thread. A failure worth retrying (throttling, an
 //! unreachable warehouse) goes back to the queue; any other outcome is an event, not a retry loop.
+//!
+//! The same function, configured with `WAREHOUSE=mysql`, is the weekly chain's export (the Sqoop
+//! export it replaces): invoked with `{"weekly_export": {}}` after the weekly job, it loads every
+//! weekly_trends manifest its MySQL ledger does not hold yet, oldest first.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use bondlake_core::contract::{self, Contract};
@@ -19,10 +23,27 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// Which warehouse the function loads into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseKind {
+    /// Redshift, through the Data API (`target`).
+    Redshift,
+    /// MySQL (RDS), the weekly trends' export: the connection from the Secrets Manager secret
+    /// `secret_arn` (RDS's JSON: host, port, username, password, dbname).
+    MySql {
+        /// The secret's ARN.
+        secret_arn: String,
+        /// RDS's CA bundle (a PEM file shipped with the function): TLS, verified, when given.
+        tls_ca: Option<PathBuf>,
+    },
+}
+
 /// The function's configuration, from its environment (README, "warehouse-loader").
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where and as whom to load.
+    /// Which warehouse.
+    pub warehouse: WarehouseKind,
+    /// Where and as whom to load (Redshift's; for MySQL only the bucket is read).
     pub target: RedshiftTarget,
     /// The schema the tables live in.
     pub schema: String,
@@ -38,7 +59,23 @@ impl Settings {
         let vars = Vars::new(var);
         let need = |name: &str| vars.required(name).map_err(HandleError::Config);
         let some = |name: &str| vars.get(name);
+        if some("WAREHOUSE").as_deref() == Some("mysql") {
+            let mut settings = Settings::local(&need("PROCESSED_BUCKET")?);
+            settings.warehouse = WarehouseKind::MySql {
+                secret_arn: need("MYSQL_SECRET_ARN")?,
+                tls_ca: some("MYSQL_TLS_CA").map(PathBuf::from),
+            };
+            settings.events_topic_arn = need("PIPELINE_EVENTS_TOPIC_ARN")?;
+            settings.contracts_dir = some("CONTRACTS_DIR").map(PathBuf::from);
+            return Ok(settings);
+        }
+        if let Some(other) = some("WAREHOUSE").filter(|w| w != "redshift") {
+            return Err(HandleError::Config(format!(
+                "WAREHOUSE `{other}`: redshift or mysql"
+            )));
+        }
         Ok(Settings {
+            warehouse: WarehouseKind::Redshift,
             target: RedshiftTarget {
                 cluster_id: some("REDSHIFT_CLUSTER_ID"),
                 workgroup: some("REDSHIFT_WORKGROUP"),
@@ -58,6 +95,7 @@ impl Settings {
     /// the processed bucket `bucket` into a warehouse of its own, not Redshift.
     pub fn local(bucket: &str) -> Self {
         Settings {
+            warehouse: WarehouseKind::Redshift,
             target: RedshiftTarget {
                 cluster_id: None,
                 workgroup: None,
@@ -73,10 +111,14 @@ impl Settings {
         }
     }
 
-    /// Every dataset's contract.
+    /// Every dataset's contract: only weekly_trends' for the MySQL export.
     pub fn contracts(&self) -> Result<Vec<Contract>, HandleError> {
-        contract::load_all(self.contracts_dir.as_deref())
-            .map_err(|e| HandleError::Config(e.to_string()))
+        let mut all = contract::load_all(self.contracts_dir.as_deref())
+            .map_err(|e| HandleError::Config(e.to_string()))?;
+        if matches!(self.warehouse, WarehouseKind::MySql { .. }) {
+            all.retain(|c| c.dataset == bondlake_core::weekly::TRENDS);
+        }
+        Ok(all)
     }
 }
 
@@ -94,22 +136,90 @@ pub async fn handle<W: Warehouse + Send + 'static>(
     event: LambdaEvent<Invocation>,
 ) -> Result<Value, FunctionError> {
     tracing::info!(request_id = %event.context.request_id, "invocation");
-    let Invocation(incoming) = event.payload;
-    tokio::task::spawn_blocking(move || run(&state, incoming))
-        .await
-        .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
+    let invocation = event.payload;
+    tokio::task::spawn_blocking(move || match invocation {
+        Invocation::Manifests(incoming) => run(&state, incoming),
+        Invocation::WeeklyExport => export_weekly(&state),
+    })
+    .await
+    .map_err(|e| FunctionError(HandleError::Retryable(format!("worker thread: {e}"))))?
 }
 
 /// The invocation, deserialised by the runtime through [`incoming`].
 #[derive(Debug, serde::Deserialize)]
 #[serde(try_from = "Value")]
-pub struct Invocation(pub Incoming);
+pub enum Invocation {
+    /// Manifests to load: S3 notifications, an SQS batch of them, `processed` events.
+    Manifests(Incoming),
+    /// `{"weekly_export": {}}`: every weekly_trends manifest the ledger lacks (the weekly
+    /// chain's state machine, after the weekly job).
+    WeeklyExport,
+}
 
 impl TryFrom<Value> for Invocation {
     type Error = HandleError;
     fn try_from(payload: Value) -> Result<Self, HandleError> {
-        incoming(payload).map(Invocation)
+        if payload.get("weekly_export").is_some() {
+            return Ok(Invocation::WeeklyExport);
+        }
+        incoming(payload).map(Invocation::Manifests)
     }
+}
+
+/// Loads, oldest first, every weekly_trends manifest in the processed bucket that the ledger
+/// does not hold: the one the weekly job just wrote, and any an earlier export missed. A later
+/// trends manifest's rows then win their keys, as they should.
+pub fn export_weekly<W: Warehouse>(state: &State<W>) -> Result<Value, FunctionError> {
+    let prefix = format!("manifests/{}/", bondlake_core::weekly::TRENDS);
+    let keys = state.processed.list(&prefix).map_err(|e| {
+        FunctionError(HandleError::storage(
+            format_args!("listing {}", state.processed.locate(&prefix)),
+            &e,
+        ))
+    })?;
+    let recorded = state
+        .loader
+        .lock()
+        .map_err(|_| FunctionError(HandleError::Retryable("loader lock poisoned".into())))?
+        .recorded()
+        .map_err(|e| FunctionError(HandleError::Retryable(e.to_string())))?;
+    let mut pending = Vec::new();
+    for key in keys
+        .iter()
+        .filter(|k| k.ends_with(".json") && !recorded.contains(*k))
+    {
+        let finished = match bondlake_core::warehouse::read_manifest(state.processed.as_ref(), key)
+        {
+            Ok(m) => m.finished_at,
+            // Unreadable: the load reports it as load_failed.
+            Err(_) => String::new(),
+        };
+        pending.push((finished, key.clone()));
+    }
+    pending.sort();
+    let mut events = Vec::new();
+    for (_, key) in &pending {
+        let object = ObjectCreated {
+            bucket: state.settings.target.bucket.clone(),
+            key: key.clone(),
+            etag: None,
+            event_time: None,
+            sequencer: None,
+        };
+        events.extend(load_one(state, &object).map_err(FunctionError)?);
+    }
+    let failed = events.iter().filter(|e| e.load().is_none()).count();
+    if failed > 0 {
+        // The state machine's failure branch tells what to do; each load_failed was told.
+        return Err(FunctionError(HandleError::Config(format!(
+            "{failed} of {} weekly trends manifests did not load (see their load_failed events)",
+            events.len()
+        ))));
+    }
+    Ok(json!({
+        "exported": events.len(),
+        "events": events.iter().map(summary).collect::<Vec<_>>(),
+    }))
 }
 
 /// What the function was invoked with: S3 notifications of manifests (direct or through SQS), or

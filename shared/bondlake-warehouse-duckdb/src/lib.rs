@@ -212,7 +212,7 @@ impl Warehouse for DuckDb {
             Checkpoint::Staged,
             &text_rows(
                 &tx,
-                &table.reconcile_sql(&format!("{stage} AS \"staged\"")),
+                &table.reconcile_sql(&format!("{stage} AS \"staged\""), Dialect::DuckDb),
                 &refs,
             )
             .map_err(|e| e.context(&format!("reading {}", paths.join(", "))))?,
@@ -235,7 +235,7 @@ impl Warehouse for DuckDb {
             Checkpoint::Fresh,
             &text_rows(
                 &tx,
-                &table.reconcile_sql(&format!("{fresh_rows} AS \"fresh\"")),
+                &table.reconcile_sql(&format!("{fresh_rows} AS \"fresh\""), Dialect::DuckDb),
                 &refs,
             )?,
         )?;
@@ -247,7 +247,11 @@ impl Warehouse for DuckDb {
         step("merged");
         (job.check)(
             Checkpoint::Merged,
-            &text_rows(&tx, &table.reconcile_merged_sql(&fresh_rows), &refs)?,
+            &text_rows(
+                &tx,
+                &table.reconcile_merged_sql(&fresh_rows, Dialect::DuckDb),
+                &refs,
+            )?,
         )?;
         step("merged reconciled");
         let ledger = job.ledger_params(fresh.rows);

@@ -236,7 +236,11 @@ impl Warehouse for Postgres {
         }
         let staged = (job.check)(
             Checkpoint::Staged,
-            &run_query(&mut tx, &table.reconcile_sql(&stage), &[])?,
+            &run_query(
+                &mut tx,
+                &table.reconcile_sql(&stage, Dialect::Postgres),
+                &[],
+            )?,
         )?;
         // From here to the commit, one load of this table at a time, and the ledger read under
         // the same lock: two deliveries of one manifest cannot both record it.
@@ -258,13 +262,21 @@ impl Warehouse for Postgres {
             .map_err(pg_error)?;
         let fresh = (job.check)(
             Checkpoint::Fresh,
-            &run_query(&mut tx, &table.reconcile_sql(&stage), &[])?,
+            &run_query(
+                &mut tx,
+                &table.reconcile_sql(&stage, Dialect::Postgres),
+                &[],
+            )?,
         )?;
         tx.batch_execute(&table.merge_sql(&stage, &columns))
             .map_err(pg_error)?;
         (job.check)(
             Checkpoint::Merged,
-            &run_query(&mut tx, &table.reconcile_merged_sql(&stage), &[])?,
+            &run_query(
+                &mut tx,
+                &table.reconcile_merged_sql(&stage, Dialect::Postgres),
+                &[],
+            )?,
         )?;
         let ledger = job.ledger_params(fresh.rows);
         let values: Vec<&str> = ledger.iter().map(String::as_str).collect();

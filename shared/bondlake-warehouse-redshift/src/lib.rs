@@ -479,7 +479,7 @@ impl Warehouse for Redshift {
             let s = Some(session.as_str());
             self.run(&[ledger_insert], &params, s, false).await?;
             let (staged, _) = self
-                .run(&[table.reconcile_sql(&stage)], &[], s, false)
+                .run(&[table.reconcile_sql(&stage, Dialect::Redshift)], &[], s, false)
                 .await?;
             let staged = (job.check)(Checkpoint::Staged, &staged)?;
             if let Err(e) = self.run(&commit_sqls, &[], s, false).await {
@@ -495,11 +495,11 @@ impl Warehouse for Redshift {
                 return Err(e);
             }
             let (fresh, _) = self
-                .run(&[table.reconcile_sql(&stage)], &[], s, false)
+                .run(&[table.reconcile_sql(&stage, Dialect::Redshift)], &[], s, false)
                 .await?;
             let fresh = (job.check)(Checkpoint::Fresh, &fresh)?;
             let (merged, _) = self
-                .run(&[table.reconcile_merged_sql(&stage)], &[], s, false)
+                .run(&[table.reconcile_merged_sql(&stage, Dialect::Redshift)], &[], s, false)
                 .await?;
             (job.check)(Checkpoint::Merged, &merged)?;
             Ok(Loaded::Merged {

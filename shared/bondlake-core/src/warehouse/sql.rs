@@ -17,6 +17,9 @@ pub enum Dialect {
     Postgres,
     /// DuckDB, embedded.
     DuckDb,
+    /// MySQL 8 and MariaDB 10.11, with `ANSI_QUOTES` in the session's `sql_mode` (so identifiers
+    /// are quoted as everywhere else): the weekly trends' export.
+    MySql,
 }
 
 impl Dialect {
@@ -25,12 +28,29 @@ impl Dialect {
         match self {
             Dialect::Redshift => format!(":{name}"),
             Dialect::Postgres | Dialect::DuckDb => format!("${n}"),
+            Dialect::MySql => "?".into(),
         }
     }
 
     /// A text parameter cast to `ty`: parameters are always sent as text, so each backend infers
     /// the same type for them.
     pub fn typed_param(self, n: usize, name: &str, ty: &str) -> String {
+        if self == Dialect::MySql {
+            // MySQL binds text as text; CAST takes its own type names (CHAR, SIGNED).
+            let ty = match ty {
+                t if t.starts_with("VARCHAR") => "CHAR",
+                "BIGINT" | "INTEGER" => "SIGNED",
+                // RFC 3339 in UTC (`2026-11-25T22:15:09.410000Z`), which DATETIME does not read.
+                "DATETIME(6)" => {
+                    return format!(
+                        "CAST(REPLACE(REPLACE({}, 'T', ' '), 'Z', '') AS DATETIME(6))",
+                        self.param(n, name)
+                    );
+                }
+                t => t,
+            };
+            return format!("CAST({} AS {ty})", self.param(n, name));
+        }
         let ty = if ty == "VARCHAR" { self.text() } else { ty };
         format!(
             "CAST(CAST({} AS {}) AS {ty})",
@@ -44,6 +64,16 @@ impl Dialect {
         match self {
             Dialect::Redshift => "VARCHAR(65535)",
             Dialect::Postgres | Dialect::DuckDb => "VARCHAR",
+            Dialect::MySql => "CHAR",
+        }
+    }
+
+    /// `expr` as text of at most `chars` characters (a count, a sum, a status), as each
+    /// dialect casts it.
+    pub fn as_text(self, expr: &str, chars: usize) -> String {
+        match self {
+            Dialect::MySql => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS VARCHAR({chars}))"),
         }
     }
 
@@ -51,7 +81,7 @@ impl Dialect {
         match self {
             // Redshift sizes VARCHAR in bytes: four per character covers any UTF-8 text.
             Dialect::Redshift => format!("VARCHAR({})", (chars * 4).min(65_535)),
-            Dialect::Postgres => format!("VARCHAR({chars})"),
+            Dialect::Postgres | Dialect::MySql => format!("VARCHAR({chars})"),
             Dialect::DuckDb => "VARCHAR".into(),
         }
     }
@@ -62,6 +92,8 @@ impl Dialect {
         match self {
             Dialect::Redshift => "GETDATE()",
             Dialect::Postgres | Dialect::DuckDb => "CURRENT_TIMESTAMP",
+            // DATETIME holds no zone: the ledger keeps UTC.
+            Dialect::MySql => "UTC_TIMESTAMP(6)",
         }
     }
 
@@ -69,13 +101,23 @@ impl Dialect {
         match self {
             Dialect::Redshift => "TIMESTAMPTZ",
             Dialect::Postgres | Dialect::DuckDb => "TIMESTAMP WITH TIME ZONE",
+            Dialect::MySql => "DATETIME(6)",
         }
     }
 
     fn double(self) -> &'static str {
         match self {
-            Dialect::DuckDb => "DOUBLE",
+            Dialect::DuckDb | Dialect::MySql => "DOUBLE",
             Dialect::Redshift | Dialect::Postgres => "DOUBLE PRECISION",
+        }
+    }
+
+    /// A table's options: MySQL's text compares byte for byte (`US10Y` is not `us10y`, which
+    /// its default case-insensitive collation would make one key).
+    fn table_options(self) -> &'static str {
+        match self {
+            Dialect::MySql => " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            _ => "",
         }
     }
 }
@@ -321,10 +363,12 @@ impl TableDef {
         );
         // PostgreSQL enforces the key and uses its index for the MERGE join; DuckDB's index would
         // slow bulk loads for no gain (its MERGE hash-joins); Redshift does not enforce keys.
-        if dialect == Dialect::Postgres {
+        // MySQL's upsert (ON DUPLICATE KEY UPDATE) is the key's.
+        if matches!(dialect, Dialect::Postgres | Dialect::MySql) {
             sql.push_str(&format!(",\n  PRIMARY KEY ({})", join(&self.key)));
         }
         sql.push_str("\n)");
+        sql.push_str(dialect.table_options());
         if dialect == Dialect::Redshift {
             match &self.distkey {
                 Some(k) => sql.push_str(&format!("\nDISTSTYLE KEY DISTKEY ({k})")),
@@ -349,10 +393,16 @@ impl TableDef {
             .iter()
             .map(|c| format!("{} {}", c.name, c.ty.render(dialect)))
             .collect();
-        let mut sql = format!("CREATE TEMP TABLE {stage} ({})", cols.join(", "));
+        let temporary = if dialect == Dialect::MySql {
+            "TEMPORARY"
+        } else {
+            "TEMP"
+        };
+        let mut sql = format!("CREATE {temporary} TABLE {stage} ({})", cols.join(", "));
         if dialect == Dialect::Postgres {
             sql.push_str(" ON COMMIT DROP");
         }
+        sql.push_str(dialect.table_options());
         sql
     }
 
@@ -406,11 +456,49 @@ impl TableDef {
         )
     }
 
+    /// MySQL's MERGE: an upsert of the stage on the table's primary key (the key), the stage's row
+    /// winning, with `VALUES()` (the row-alias form, MySQL 8.0.19's, fails on MariaDB). Columns
+    /// the stage lacks (`present`) are NULL, as in [`TableDef::merge_sql`].
+    pub fn upsert_sql(&self, stage: &str, present: &[&ColumnDef]) -> String {
+        let value = |c: &ColumnDef| {
+            if present.iter().any(|p| p.name == c.name) {
+                format!("\"s\".{}", c.name)
+            } else {
+                "NULL".to_string()
+            }
+        };
+        let names: Vec<&Ident> = self.columns.iter().map(|c| &c.name).collect();
+        let values: Vec<String> = self.columns.iter().map(value).collect();
+        let set: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| !self.key.contains(&c.name))
+            .map(|c| format!("{} = VALUES({})", c.name, c.name))
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {stage} AS \"s\" ON DUPLICATE KEY UPDATE {}",
+            self.qualified(),
+            join(&names),
+            values.join(", "),
+            set.join(", ")
+        )
+    }
+
+    /// [`TableDef::delete_superseded_sql`] in MySQL's multi-table form.
+    pub fn delete_superseded_mysql(&self, stage: &str) -> String {
+        let t = self.qualified();
+        format!(
+            "DELETE {stage} FROM {stage} JOIN {t} ON {} WHERE {}",
+            self.keys_match(&t, stage),
+            self.newer_sql(&t, stage)
+        )
+    }
+
     /// Row count and control totals of `relation`, as text (exact decimals).
-    pub fn reconcile_sql(&self, relation: &str) -> String {
-        let mut cols = vec!["CAST(COUNT(*) AS VARCHAR(40))".to_string()];
+    pub fn reconcile_sql(&self, relation: &str, dialect: Dialect) -> String {
+        let mut cols = vec![dialect.as_text("COUNT(*)", 40)];
         for t in &self.totals {
-            cols.push(format!("CAST(SUM({t}) AS VARCHAR(60))"));
+            cols.push(dialect.as_text(&format!("SUM({t})"), 60));
         }
         format!("SELECT {} FROM {relation}", cols.join(", "))
     }
@@ -418,7 +506,7 @@ impl TableDef {
     /// The table's rows that are the stage's, after the MERGE: the same key and the same lineage
     /// (`_source_key`, `_record_number`, `_ingested_at`: this file's run). (The key alone would
     /// not do: the rows must be this file's, not merely hold its keys.)
-    fn merged_join(&self, stage: &str) -> String {
+    pub fn merged_join(&self, stage: &str) -> String {
         let lineage: Vec<String> = [SOURCE_KEY, RECORD_NUMBER, INGESTED_AT]
             .iter()
             .map(|c| format!("\"t\".\"{c}\" = \"s\".\"{c}\""))
@@ -433,10 +521,10 @@ impl TableDef {
 
     /// Row count and control totals of the table's rows that are the stage's, after the MERGE:
     /// they must equal the stage's rows (those not superseded) exactly.
-    pub fn reconcile_merged_sql(&self, stage: &str) -> String {
-        let mut cols = vec!["CAST(COUNT(*) AS VARCHAR(40))".to_string()];
+    pub fn reconcile_merged_sql(&self, stage: &str, dialect: Dialect) -> String {
+        let mut cols = vec![dialect.as_text("COUNT(*)", 40)];
         for t in &self.totals {
-            cols.push(format!("CAST(SUM(\"t\".{t}) AS VARCHAR(60))"));
+            cols.push(dialect.as_text(&format!("SUM(\"t\".{t})"), 60));
         }
         format!(
             "SELECT {} FROM {}",
@@ -528,8 +616,9 @@ pub(crate) fn create_schema_sql(schema: &Ident) -> String {
 /// The existing columns of a table (parameters: schema, table).
 pub fn columns_query(dialect: Dialect) -> String {
     format!(
-        "SELECT CAST(\"column_name\" AS VARCHAR(128)) FROM \"information_schema\".\"columns\" \
+        "SELECT {} FROM \"information_schema\".\"columns\" \
          WHERE \"table_schema\" = {} AND \"table_name\" = {} ORDER BY \"ordinal_position\"",
+        dialect.as_text("\"column_name\"", 128),
         dialect.typed_param(1, "schema", "VARCHAR"),
         dialect.typed_param(2, "table", "VARCHAR")
     )
@@ -568,7 +657,15 @@ pub fn ledger_table(schema: &Ident) -> String {
 pub(crate) fn ledger_create_sql(schema: &Ident, dialect: Dialect) -> String {
     let cols: Vec<String> = LEDGER_COLUMNS
         .iter()
-        .map(|(n, t)| format!("\"{n}\" {}", t.render(dialect)))
+        .map(|(n, t)| match (dialect, *n) {
+            // The key of MySQL's ledger: in utf8mb4, 1,024 characters are past InnoDB's 3,072
+            // bytes a key; manifest keys are ASCII (the engine names them).
+            (Dialect::MySql, "manifest_key") => format!(
+                "\"{n}\" {} CHARACTER SET ascii COLLATE ascii_bin",
+                t.render(dialect)
+            ),
+            _ => format!("\"{n}\" {}", t.render(dialect)),
+        })
         .collect();
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {} (\n  {}",
@@ -579,6 +676,7 @@ pub(crate) fn ledger_create_sql(schema: &Ident, dialect: Dialect) -> String {
         sql.push_str(",\n  PRIMARY KEY (\"manifest_key\")");
     }
     sql.push_str("\n)");
+    sql.push_str(dialect.table_options());
     if dialect == Dialect::Redshift {
         sql.push_str("\nDISTSTYLE ALL SORTKEY (\"loaded_at\")");
     }
@@ -609,7 +707,8 @@ pub fn ledger_insert_sql(table: &str, dialect: Dialect) -> String {
 /// Whether a manifest is in the ledger (parameter: the manifest key).
 pub fn ledger_lookup_sql(schema: &Ident, dialect: Dialect) -> String {
     format!(
-        "SELECT CAST(\"status\" AS VARCHAR(32)) FROM {} WHERE \"manifest_key\" = {}",
+        "SELECT {} FROM {} WHERE \"manifest_key\" = {}",
+        dialect.as_text("\"status\"", 32),
         ledger_table(schema),
         dialect.typed_param(1, "manifest_key", "VARCHAR")
     )

@@ -1,0 +1,696 @@
+//! MySQL 8 and MariaDB 10.11: where the weekly trends go for the data scientists, the Sqoop
+//! export's replacement. The load is the loader's one flow ([`bondlake_core::warehouse`]) in
+//! MySQL's words, in one transaction under a named lock:
+//!
+//! 1. a temporary stage filled from the Parquet parts, by `LOAD DATA LOCAL INFILE` from a
+//!    handler that streams the rows (no file is ever read: a server asking for one gets
+//!    nothing), or, where the server refuses local data, by multi-row prepared INSERTs; every
+//!    value travels as text, decimals exact;
+//! 2. reconciliation by query, never by affected-rows counts: the stage's rows and the exact sum
+//!    of each decimal column against the manifest, and, for a manifest that lists them, each
+//!    week's row count and checksum (`weekly::row_checksum`, here `CRC32(CONCAT_WS('|', …))`);
+//! 3. the rows a newer input already gave the table dropped from the stage, then
+//!    `INSERT … SELECT … ON DUPLICATE KEY UPDATE c = VALUES(c)` (the row-alias form fails on
+//!    MariaDB), the merged rows reconciled again, per week too;
+//! 4. the ledger row, then COMMIT. A mismatch anywhere rolls everything back.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, RecordBatch, RecordBatchReader};
+use arrow_schema::{DataType, TimeUnit};
+use bondlake_core::manifest::rfc3339;
+use bondlake_core::parse::{format_date, format_decimal};
+use bondlake_core::warehouse::sql::{
+    SqlType, TableDef, ledger_insert_sql, ledger_lookup_sql, ledger_table,
+};
+use bondlake_core::warehouse::{
+    CellKind, Checkpoint, Dialect, LoadJob, Loaded, ResultColumn, ResultSet, Rows, Warehouse,
+    WarehouseError, stage_table,
+};
+use mysql::prelude::Queryable;
+use mysql::{Conn, LocalInfileHandler, Opts, OptsBuilder, TxOpts, Value};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+/// What every session sets first: identifiers in double quotes (the SQL the loader writes),
+/// strict data (a value that does not fit is an error, never a silent truncation), UTC.
+const SESSION: [&str; 3] = [
+    "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION time_zone = '+00:00'",
+    "SET NAMES utf8mb4",
+];
+
+/// Rows per INSERT statement when the stage is filled by INSERTs.
+const INSERT_ROWS: usize = 500;
+
+/// A MySQL connection as a Secrets Manager secret holds it (RDS's managed secrets have this
+/// shape; `engine` and the rest are ignored). The password is never shown.
+#[derive(Clone, serde::Deserialize)]
+pub struct Secret {
+    /// Host name.
+    pub host: String,
+    /// Port (3306 when absent).
+    #[serde(default, deserialize_with = "port")]
+    pub port: Option<u16>,
+    /// User.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// The database: the export's schema.
+    pub dbname: String,
+}
+
+/// RDS writes the port as a number, people as text: either.
+fn port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    use serde::Deserialize as _;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("port out of range")),
+        Some(serde_json::Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("port is not a number")),
+        Some(_) => Err(serde::de::Error::custom("port is not a number")),
+    }
+}
+
+impl Secret {
+    /// Reads the secret's JSON; the error never shows its text (it holds a password).
+    pub fn parse(json: &str) -> Result<Secret, WarehouseError> {
+        use serde_json::error::Category;
+        serde_json::from_str(json).map_err(|e| {
+            let why = match e.classify() {
+                Category::Io => "unreadable",
+                Category::Syntax => "not JSON",
+                Category::Data => "a field is missing or of the wrong type",
+                Category::Eof => "cut short",
+            };
+            WarehouseError::config(format!(
+                "the MySQL secret is not RDS's JSON (host, port, username, password, dbname): {why}"
+            ))
+        })
+    }
+}
+
+/// How the stage is filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageBy {
+    /// `LOAD DATA LOCAL INFILE` from the parts, streamed; multi-row INSERTs where the server
+    /// refuses local data (MySQL 8's `local_infile` is off by default).
+    LoadData,
+    /// Multi-row prepared INSERTs only.
+    Insert,
+}
+
+/// A MySQL (or MariaDB) connection.
+pub struct MySql {
+    conn: Conn,
+    database: String,
+    stage_by: StageBy,
+    /// The rows `LOAD DATA LOCAL INFILE` sends next: what the handler streams, and only that.
+    infile: Arc<Mutex<Vec<u8>>>,
+}
+
+fn my_error(e: mysql::Error) -> WarehouseError {
+    match &e {
+        // A deadlock or a lock wait timed out: another load's, which a retry survives.
+        mysql::Error::MySqlError(m) if matches!(m.code, 1205 | 1213) => {
+            WarehouseError::transient(format!("MySQL {}: {}", m.code, m.message))
+        }
+        mysql::Error::MySqlError(m) => {
+            WarehouseError::sql(format!("MySQL {} ({}): {}", m.code, m.state, m.message))
+        }
+        mysql::Error::IoError(_) | mysql::Error::DriverError(_) => {
+            WarehouseError::transient(format!("MySQL: {e}"))
+        }
+        _ => WarehouseError::sql(format!("MySQL: {e}")),
+    }
+}
+
+/// A cell as text: bytes as UTF-8, numbers as MySQL prints them.
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::UInt(u) => Some(u.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Double(f) => Some(f.to_string()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+    }
+}
+
+fn rows_of(rows: Vec<mysql::Row>) -> Rows {
+    rows.into_iter()
+        .map(|r| r.unwrap().into_iter().map(text).collect())
+        .collect()
+}
+
+impl MySql {
+    /// Connects to `url` (`mysql://user:password@host:port/database`; the crate's parameters,
+    /// such as `root_cert_path=` for RDS's CA bundle, after `?`). The database is the schema
+    /// the loader's tables go in.
+    pub fn connect(url: &str) -> Result<Self, WarehouseError> {
+        let shown = shown(url);
+        let opts = Opts::from_url(url)
+            .map_err(|e| WarehouseError::config(format!("{shown}: not a MySQL URL: {e}")))?;
+        Self::open(opts, shown)
+    }
+
+    /// Connects as RDS's secret says (its JSON: `host`, `port`, `username`, `password`,
+    /// `dbname`), over TLS verified against `tls_ca` (RDS's CA bundle) when given.
+    pub fn connect_to(
+        secret: &Secret,
+        tls_ca: Option<&std::path::Path>,
+    ) -> Result<Self, WarehouseError> {
+        let port = secret.port.unwrap_or(3306);
+        let shown = format!(
+            "mysql://{}@{}:{port}/{}",
+            secret.username, secret.host, secret.dbname
+        );
+        let mut opts = OptsBuilder::new()
+            .ip_or_hostname(Some(secret.host.clone()))
+            .tcp_port(port)
+            .user(Some(secret.username.clone()))
+            .pass(Some(secret.password.clone()))
+            .db_name(Some(secret.dbname.clone()));
+        if let Some(ca) = tls_ca {
+            opts = opts
+                .ssl_opts(mysql::SslOpts::default().with_root_cert_path(Some(ca.to_path_buf())));
+        }
+        Self::open(opts.into(), shown)
+    }
+
+    fn open(opts: Opts, shown: String) -> Result<Self, WarehouseError> {
+        let database = opts.get_db_name().map(String::from).ok_or_else(|| {
+            WarehouseError::config(format!(
+                "{shown}: name the database (mysql://host/database)"
+            ))
+        })?;
+        let infile = Arc::new(Mutex::new(Vec::new()));
+        let rows = infile.clone();
+        // Serves the stage's rows and nothing else, whatever file name the server asks for.
+        let handler = LocalInfileHandler::new(move |_name, out| {
+            let rows =
+                std::mem::take(&mut *rows.lock().map_err(|_| std::io::Error::other("poisoned"))?);
+            out.write_all(&rows)
+        });
+        let opts = OptsBuilder::from_opts(opts)
+            .init(SESSION.to_vec())
+            .local_infile_handler(Some(handler));
+        let conn = Conn::new(opts)
+            .map_err(|e| WarehouseError::transient(format!("cannot connect to {shown}: {e}")))?;
+        Ok(MySql {
+            conn,
+            database,
+            stage_by: StageBy::LoadData,
+            infile,
+        })
+    }
+
+    /// The database named in the URL: the loader's schema.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Fills stages this way from now on.
+    pub fn stage_by(mut self, how: StageBy) -> Self {
+        self.stage_by = how;
+        self
+    }
+
+    /// How the next stage will be filled (`Insert` once the server refused local data).
+    pub fn staging(&self) -> StageBy {
+        self.stage_by
+    }
+
+    /// Runs any query and returns its columns and cells as text (`bondlake sql`).
+    pub fn query_table(&mut self, sql: &str) -> Result<ResultSet, WarehouseError> {
+        use mysql::consts::ColumnType as T;
+        let mut result = self.conn.query_iter(sql).map_err(my_error)?;
+        let mut out = ResultSet::default();
+        if let Some(set) = result.iter() {
+            out.columns = set
+                .columns()
+                .as_ref()
+                .iter()
+                .map(|c| ResultColumn {
+                    name: c.name_str().into_owned(),
+                    kind: match c.column_type() {
+                        T::MYSQL_TYPE_TINY
+                        | T::MYSQL_TYPE_SHORT
+                        | T::MYSQL_TYPE_LONG
+                        | T::MYSQL_TYPE_LONGLONG
+                        | T::MYSQL_TYPE_INT24
+                        | T::MYSQL_TYPE_DECIMAL
+                        | T::MYSQL_TYPE_NEWDECIMAL
+                        | T::MYSQL_TYPE_FLOAT
+                        | T::MYSQL_TYPE_DOUBLE => CellKind::Number,
+                        _ => CellKind::Text,
+                    },
+                })
+                .collect();
+            for row in set {
+                let row = row.map_err(my_error)?;
+                out.rows.push(row.unwrap().into_iter().map(text).collect());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The URL without its password, for messages.
+fn shown(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// One Arrow cell as the text MySQL reads back into the column's type exactly: decimals at
+/// their scale, ISO dates, instants in UTC with microseconds, doubles as Rust's shortest
+/// round-trip form. `None` for NULL.
+fn cell(a: &dyn Array, i: usize) -> Result<Option<String>, String> {
+    if a.is_null(i) {
+        return Ok(None);
+    }
+    Ok(Some(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(i).to_string(),
+        DataType::Date32 => format_date(a.as_primitive::<Date32Type>().value(i)),
+        DataType::Decimal128(_, s) => {
+            format_decimal(a.as_primitive::<Decimal128Type>().value(i), *s as u8)
+        }
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::Int32 => a.as_primitive::<Int32Type>().value(i).to_string(),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(i).to_string(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let us = a.as_primitive::<TimestampMicrosecondType>().value(i);
+            // `2026-11-25T22:15:09.410000Z` as DATETIME(6) reads it.
+            rfc3339(us).trim_end_matches('Z').replace('T', " ")
+        }
+        other => return Err(format!("a column of type {other} has no MySQL form here")),
+    }))
+}
+
+/// Appends a batch's rows as `LOAD DATA`'s default format: tab-separated, `\N` for NULL, tab,
+/// newline and backslash escaped.
+fn append_tsv(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), String> {
+    for i in 0..batch.num_rows() {
+        for (c, column) in batch.columns().iter().enumerate() {
+            if c > 0 {
+                out.push(b'\t');
+            }
+            match cell(column.as_ref(), i)? {
+                None => out.extend_from_slice(b"\\N"),
+                Some(t) => {
+                    for b in t.bytes() {
+                        match b {
+                            b'\t' => out.extend_from_slice(b"\\t"),
+                            b'\n' => out.extend_from_slice(b"\\n"),
+                            b'\r' => out.extend_from_slice(b"\\r"),
+                            b'\\' => out.extend_from_slice(b"\\\\"),
+                            0 => out.extend_from_slice(b"\\0"),
+                            b => out.push(b),
+                        }
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
+/// The per-week count and checksum of `relation`'s rows (`prefix` qualifies its columns): the
+/// key's columns then the control totals', as text, joined by `|`, a NULL as `\N`
+/// (`weekly::row_checksum`).
+fn checksums_sql(table: &TableDef, partition: &str, relation: &str, prefix: &str) -> String {
+    let text = |name: &str| {
+        let ty = table
+            .columns
+            .iter()
+            .find(|c| c.name.name() == name)
+            .map(|c| c.ty);
+        let col = format!("{prefix}\"{name}\"");
+        let shown = match ty {
+            Some(SqlType::Date) => format!("DATE_FORMAT({col}, '%Y-%m-%d')"),
+            Some(SqlType::Varchar(_)) => col,
+            _ => format!("CAST({col} AS CHAR)"),
+        };
+        format!("COALESCE({shown}, '\\\\N')")
+    };
+    let fields: Vec<String> = table
+        .key
+        .iter()
+        .chain(&table.totals)
+        .map(|c| text(c.name()))
+        .collect();
+    format!(
+        "SELECT DATE_FORMAT({prefix}\"{partition}\", '%Y-%m-%d'), CAST(COUNT(*) AS CHAR), \
+         CAST(SUM(CRC32(CONCAT_WS('|', {}))) AS CHAR) FROM {relation} GROUP BY 1",
+        fields.join(", ")
+    )
+}
+
+/// Per week, `rows:checksum`, as the query gives them.
+fn checksums_of(rows: Rows) -> BTreeMap<String, String> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let mut cells = r.into_iter();
+            let week = cells.next()??;
+            let count = cells.next()??;
+            let sum = cells.next().flatten().unwrap_or_else(|| "0".into());
+            Some((week, format!("{count}:{sum}")))
+        })
+        .collect()
+}
+
+/// Where two per-week checksum maps differ, as a message; none when they agree.
+fn differ(want: &BTreeMap<String, String>, got: &BTreeMap<String, String>) -> Option<String> {
+    let weeks: std::collections::BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+    let wrong: Vec<String> = weeks
+        .into_iter()
+        .filter(|w| want.get(*w) != got.get(*w))
+        .take(5)
+        .map(|w| {
+            format!(
+                "{w}: expected {}, found {}",
+                want.get(w).map_or("nothing", String::as_str),
+                got.get(w).map_or("nothing", String::as_str)
+            )
+        })
+        .collect();
+    (!wrong.is_empty()).then(|| wrong.join("; "))
+}
+
+impl MySql {
+    /// Fills the stage with one part's rows.
+    fn stage_part(
+        tx: &mut mysql::Transaction<'_>,
+        infile: &Arc<Mutex<Vec<u8>>>,
+        stage: &str,
+        key: &str,
+        batches: impl RecordBatchReader,
+        by: &mut StageBy,
+    ) -> Result<(), WarehouseError> {
+        let names: Vec<String> = batches
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| bondlake_core::warehouse::ident(f.name()).map(|i| i.to_string()))
+            .collect::<Result<_, _>>()?;
+        let source = |e: String| WarehouseError::source(format!("{key}: {e}"));
+        let batches: Vec<RecordBatch> = batches
+            .collect::<Result<_, _>>()
+            .map_err(|e| source(e.to_string()))?;
+        if *by == StageBy::LoadData {
+            let mut tsv = Vec::new();
+            for b in &batches {
+                append_tsv(b, &mut tsv).map_err(source)?;
+            }
+            *infile.lock().map_err(|_| WarehouseError::sql("poisoned"))? = tsv;
+            let load = format!(
+                "LOAD DATA LOCAL INFILE 'bondlake-stage' INTO TABLE {stage} CHARACTER SET utf8mb4 ({})",
+                names.join(", ")
+            );
+            match tx.query_drop(&load) {
+                Ok(()) => {
+                    // LOCAL turns data errors into warnings: any is a failure here.
+                    if tx.warnings() > 0 {
+                        return Err(WarehouseError::sql(format!(
+                            "{key}: LOAD DATA gave {} warnings (a value MySQL could not take as is)",
+                            tx.warnings()
+                        )));
+                    }
+                    return Ok(());
+                }
+                // The server (or client) refuses local data: INSERTs from now on.
+                Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1148 | 2068 | 3948) => {
+                    tracing::info!(
+                        code = e.code,
+                        "LOAD DATA LOCAL refused; the stage is filled by INSERTs"
+                    );
+                    infile
+                        .lock()
+                        .map_err(|_| WarehouseError::sql("poisoned"))?
+                        .clear();
+                    *by = StageBy::Insert;
+                }
+                Err(e) => return Err(my_error(e)),
+            }
+        }
+        let width = names.len();
+        let row_marks = format!("({})", vec!["?"; width].join(", "));
+        for b in &batches {
+            let mut start = 0;
+            while start < b.num_rows() {
+                let n = INSERT_ROWS.min(b.num_rows() - start);
+                let mut params: Vec<Value> = Vec::with_capacity(n * width);
+                for i in start..start + n {
+                    for column in b.columns() {
+                        params.push(match cell(column.as_ref(), i).map_err(source)? {
+                            Some(t) => Value::Bytes(t.into_bytes()),
+                            None => Value::NULL,
+                        });
+                    }
+                }
+                let sql = format!(
+                    "INSERT INTO {stage} ({}) VALUES {}",
+                    names.join(", "),
+                    vec![row_marks.as_str(); n].join(", ")
+                );
+                tx.exec_drop(&sql, params).map_err(my_error)?;
+                start += n;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn query(
+    tx: &mut mysql::Transaction<'_>,
+    sql: &str,
+    values: &[&str],
+) -> Result<Rows, WarehouseError> {
+    let rows: Vec<mysql::Row> = if values.is_empty() {
+        tx.query(sql).map_err(my_error)?
+    } else {
+        tx.exec(sql, values.to_vec()).map_err(my_error)?
+    };
+    Ok(rows_of(rows))
+}
+
+impl Warehouse for MySql {
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    fn execute(&mut self, sql: &str, values: &[&str]) -> Result<(), WarehouseError> {
+        if values.is_empty() {
+            self.conn.query_drop(sql).map_err(my_error)
+        } else {
+            self.conn.exec_drop(sql, values.to_vec()).map_err(my_error)
+        }
+    }
+
+    fn query(&mut self, sql: &str, values: &[&str]) -> Result<Rows, WarehouseError> {
+        let rows: Vec<mysql::Row> = if values.is_empty() {
+            self.conn.query(sql).map_err(my_error)?
+        } else {
+            self.conn.exec(sql, values.to_vec()).map_err(my_error)?
+        };
+        Ok(rows_of(rows))
+    }
+
+    fn load(&mut self, job: &LoadJob<'_>) -> Result<Loaded, WarehouseError> {
+        let table = job.table;
+        let stage = stage_table(job.manifest_key);
+        let columns = table.stage_columns(None);
+        let partition = job
+            .manifest
+            .outputs
+            .first()
+            .and_then(|o| o.partition.keys().next().cloned());
+        // One load of this table at a time, across sessions: the ledger is read and written
+        // under it, so two deliveries of one manifest cannot both record it.
+        let lock = format!("bondlake:{}", table.qualified());
+        let got: Option<i64> = self
+            .conn
+            .exec_first("SELECT GET_LOCK(?, 60)", (lock.as_str(),))
+            .map_err(my_error)?;
+        if got != Some(1) {
+            return Err(WarehouseError::transient(format!(
+                "another load of {} held its lock for 60 s",
+                table.qualified()
+            )));
+        }
+        let result = self.load_locked(job, &stage, &columns, partition.as_deref());
+        let _ = self
+            .conn
+            .exec_drop("SELECT RELEASE_LOCK(?)", (lock.as_str(),));
+        let _ = self
+            .conn
+            .query_drop(format!("DROP TEMPORARY TABLE IF EXISTS {stage}"));
+        result
+    }
+}
+
+impl MySql {
+    fn load_locked(
+        &mut self,
+        job: &LoadJob<'_>,
+        stage: &str,
+        columns: &[&bondlake_core::warehouse::sql::ColumnDef],
+        partition: Option<&str>,
+    ) -> Result<Loaded, WarehouseError> {
+        let table = job.table;
+        let d = Dialect::MySql;
+        let infile = self.infile.clone();
+        let mut by = self.stage_by;
+        let mut tx = self
+            .conn
+            .start_transaction(TxOpts::default())
+            .map_err(my_error)?;
+        let recorded = query(
+            &mut tx,
+            &ledger_lookup_sql(&table.schema, d),
+            &[job.manifest_key],
+        )?;
+        if !recorded.is_empty() {
+            return Ok(Loaded::AlreadyLoaded);
+        }
+        // Created inside the transaction: MySQL does not commit for a temporary table.
+        tx.query_drop(table.create_stage_sql(stage, columns, d))
+            .map_err(my_error)?;
+        for key in job.part_keys() {
+            let batches = bondlake_core::warehouse::part_batches(job.store, key)?;
+            Self::stage_part(&mut tx, &infile, stage, key, batches, &mut by)?;
+        }
+        self.stage_by = by;
+        let staged = (job.check)(
+            Checkpoint::Staged,
+            &query(&mut tx, &table.reconcile_sql(stage, d), &[])?,
+        )?;
+        let checked = !job.manifest.checksums.is_empty();
+        if let (true, Some(p)) = (checked, partition) {
+            let got = checksums_of(query(&mut tx, &checksums_sql(table, p, stage, ""), &[])?);
+            if let Some(why) = differ(&job.manifest.checksums, &got) {
+                return Err(mismatch(
+                    job.manifest_key,
+                    "staged rows' weekly checksums",
+                    &why,
+                ));
+            }
+        }
+        tx.query_drop(table.delete_superseded_mysql(stage))
+            .map_err(my_error)?;
+        let fresh = (job.check)(
+            Checkpoint::Fresh,
+            &query(&mut tx, &table.reconcile_sql(stage, d), &[])?,
+        )?;
+        let fresh_sums = match (checked, partition) {
+            (true, Some(p)) => Some(checksums_of(query(
+                &mut tx,
+                &checksums_sql(table, p, stage, ""),
+                &[],
+            )?)),
+            _ => None,
+        };
+        tx.query_drop(table.upsert_sql(stage, columns))
+            .map_err(my_error)?;
+        (job.check)(
+            Checkpoint::Merged,
+            &query(&mut tx, &table.reconcile_merged_sql(stage, d), &[])?,
+        )?;
+        if let (Some(want), Some(p)) = (&fresh_sums, partition) {
+            let merged = table.merged_join(stage);
+            let got = checksums_of(query(
+                &mut tx,
+                &checksums_sql(table, p, &merged, "\"t\"."),
+                &[],
+            )?);
+            if let Some(why) = differ(want, &got) {
+                return Err(mismatch(
+                    job.manifest_key,
+                    "merged rows' weekly checksums",
+                    &why,
+                ));
+            }
+        }
+        let ledger = job.ledger_params(fresh.rows);
+        let values: Vec<&str> = ledger.iter().map(String::as_str).collect();
+        tx.exec_drop(ledger_insert_sql(&ledger_table(&table.schema), d), values)
+            .map_err(my_error)?;
+        tx.commit().map_err(my_error)?;
+        Ok(Loaded::Merged {
+            superseded: staged.rows.saturating_sub(fresh.rows),
+            fresh,
+        })
+    }
+}
+
+fn mismatch(manifest_key: &str, what: &str, why: &str) -> WarehouseError {
+    WarehouseError {
+        kind: bondlake_core::warehouse::ErrorKind::Mismatch,
+        message: format!("{manifest_key}: the {what} do not match the manifest ({why})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rds_secret_is_read_and_a_bad_one_is_refused_without_its_text() {
+        let s = Secret::parse(
+            r#"{"engine":"mysql","host":"db.example","port":3306,"username":"app","password":"p4ss{w}ord","dbname":"trends"}"#,
+        )
+        .expect("secret");
+        assert_eq!(
+            (s.host.as_str(), s.port, s.dbname.as_str()),
+            ("db.example", Some(3306), "trends")
+        );
+        let s = Secret::parse(
+            r#"{"host":"h","port":"3307","username":"u","password":"x","dbname":"d"}"#,
+        )
+        .expect("port as text");
+        assert_eq!(s.port, Some(3307));
+        let e = Secret::parse(r#"{"host":"h","username":"u","password":"hunter2"}"#)
+            .err()
+            .expect("no dbname");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            shown("mysql://app:s3cret@db.example:3306/trends"),
+            "mysql://app@db.example:3306/trends"
+        );
+        assert_eq!(shown("mysql://127.0.0.1/test"), "mysql://127.0.0.1/test");
+    }
+
+    #[test]
+    fn tabs_newlines_and_backslashes_are_escaped_for_load_data() {
+        use arrow_array::StringArray;
+        let batch = RecordBatch::try_from_iter([(
+            "s",
+            Arc::new(StringArray::from(vec![Some("a\tb\\c\nd"), None])) as arrow_array::ArrayRef,
+        )])
+        .expect("batch");
+        let mut out = Vec::new();
+        append_tsv(&batch, &mut out).expect("tsv");
+        assert_eq!(out, b"a\\tb\\\\c\\nd\n\\N\n");
+    }
+}
