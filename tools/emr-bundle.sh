@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what EMR runs into one archive, flat: the `bondlake` binary, the `libduckdb.so` it links,
-# the contracts, and emr/backfill.py. emr-launcher's step fetches it to the primary node and
+# the contracts, and the Spark jobs emr/backfill.py and emr/weekly_trends.py. emr-launcher's step fetches it to the primary node and
 # spark-submit --archives unpacks it on every executor (bondlake_emr::StepCommand).
 #   tools/emr-bundle.sh BINARY OUT.tar.gz [CONTRACTS_DIR]
 set -euo pipefail
@@ -22,7 +22,7 @@ if command -v strip >/dev/null; then strip --strip-debug "$stage/bondlake"; fi
 cp "$lib" "$stage/libduckdb.so"
 mkdir "$stage/contracts"
 cp "$contracts"/*.toml "$stage/contracts/"
-cp emr/backfill.py "$stage/backfill.py"
+cp emr/backfill.py emr/weekly_trends.py "$stage/"
 chmod 755 "$stage/bondlake"
 tar -czf "$out" -C "$stage" .
-echo "emr-bundle: $out ($(du -h "$out" | cut -f1): bondlake, libduckdb.so, $(ls "$stage/contracts" | wc -l) contract files, backfill.py)"
+echo "emr-bundle: $out ($(du -h "$out" | cut -f1): bondlake, libduckdb.so, $(ls "$stage/contracts" | wc -l) contract files, backfill.py, weekly_trends.py)"

@@ -11,6 +11,7 @@ mod notify;
 mod s3;
 mod topology;
 mod warehouse;
+mod weekly;
 
 use bondlake_core::contract::{self, Contract};
 use bondlake_core::manifest::{SourceRef, Status};
@@ -63,6 +64,10 @@ enum Command {
         /// Also post the demo's notifications to this Slack incoming webhook.
         #[arg(long, env = "BONDLAKE_SLACK_WEBHOOK", hide_env_values = true)]
         slack_webhook: Option<String>,
+        /// Export the weekly trends into this MySQL (mysql://user:password@host:port/database)
+        /// instead of the embedded warehouse.
+        #[arg(long, env = "BONDLAKE_MYSQL", hide_env_values = true)]
+        mysql: Option<String>,
     },
     /// Process a handed-off object to the end from its hand-off request: the EMR step's command
     /// (emr-launcher's backends submit it), with csv-processor's engine and output keys.
@@ -89,6 +94,10 @@ enum Command {
     /// Serve a folder over the S3 protocol on 127.0.0.1 (each sub-folder a bucket), to try the
     /// Lambda or `process --input s3://...` without AWS.
     S3Server(s3::ServerArgs),
+    /// The weekly job: trend features over each series' whole history from the lake's
+    /// processed weekly_series data, written as the weekly_trends dataset, then exported into
+    /// MySQL (--mysql) or the lake's embedded warehouse.
+    Weekly(weekly::WeeklyArgs),
     /// Load processed files (their manifests) into a warehouse, once each, reconciled.
     Load(warehouse::LoadArgs),
     /// Run a query on a warehouse (validation, the BI views) and print the rows.
@@ -207,7 +216,14 @@ fn main() -> ExitCode {
             dirty,
             seed,
             slack_webhook,
-        } => local::demo(&root, dirty, seed, slack_webhook.as_deref()),
+            mysql,
+        } => local::demo(
+            &root,
+            dirty,
+            seed,
+            slack_webhook.as_deref(),
+            mysql.as_deref().filter(|u| !u.is_empty()),
+        ),
         Command::Handoff(a) => handoff::run(a),
         Command::Backfill(a) => backfill::run(a),
         Command::EmrStep(a) => handoff::emr_step(a),
@@ -215,6 +231,7 @@ fn main() -> ExitCode {
         Command::KafkaReplay(a) => feed::replay(a),
         Command::WebhookReceiver { listen } => notify::receive(&listen),
         Command::S3Server(a) => s3::serve(a),
+        Command::Weekly(a) => weekly::run(a),
         Command::Load(a) => warehouse::load(a),
         Command::Sql(a) => warehouse::sql(a),
         Command::Contracts { dir } => check_contracts(dir.as_deref()),

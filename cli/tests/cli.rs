@@ -148,7 +148,7 @@ fn bad_arguments_are_errors_not_panics() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "bondlake: contract bonds.toml: unknown dataset `bonds` (known: investor_holdings, market_daily, weekly_series)\n"
+        "bondlake: contract bonds.toml: unknown dataset `bonds` (known: investor_holdings, market_daily, weekly_series, weekly_trends)\n"
     );
     std::fs::write(dir.path().join("x.csv"), "a\n1\n").expect("write");
     let out = bondlake(
@@ -182,7 +182,7 @@ fn contracts_command_checks_a_folder() {
             .lines()
             .filter(|l| l.starts_with("ok  "))
             .count(),
-        3
+        4
     );
     std::fs::write(dir.path().join("investor_holdings.toml"), "dataset = 1\n").expect("write");
     let out = bondlake(&["contracts", "--dir", "."], dir.path());
@@ -232,14 +232,15 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         out.contains("300 records: 296 landed, 4 quarantined, none lost."),
         "{out}"
     );
-    assert!(out.contains("41556 records read"), "{out}");
+    assert!(out.contains("41856 records read"), "{out}");
     assert!(out.contains("none lost"), "{out}");
     let events =
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
-    // Three `landed` from the lander; each of the 12 files: `processed` from the csv-processor
+    // Three `landed` from the lander; each of the 15 files: `processed` from the csv-processor
     // (the holdings file, over the demo's hand-off limit, from the EMR step after its `handoff`
-    // and the launcher's `launched`), then `loaded` from the warehouse-loader.
-    assert_eq!(events.lines().count(), 29);
+    // and the launcher's `launched`), then `loaded` from the warehouse-loader; the weekly chain's
+    // `processed` (the trends) and `loaded` (their export).
+    assert_eq!(events.lines().count(), 37);
     assert_eq!(
         events.matches("\"kind\":\"handoff\"").count(),
         1,
@@ -254,7 +255,7 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     assert_eq!(events.matches("\"kind\":\"landed\"").count(), 3, "{events}");
     assert_eq!(
         events.matches("\"kind\":\"loaded\"").count(),
-        12,
+        16,
         "{events}"
     );
     // Told: each poisoned batch alone, the rest as one digest.
@@ -266,17 +267,31 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         "{out}"
     );
     assert!(
-        out.contains("notify: 12 files: 40,966 ok, 590 rejected, 37,486 rows loaded"),
+        out.contains("notify: 15 files: 41,266 ok, 590 rejected, 37,666 rows loaded"),
         "{out}"
     );
-    // With no webhook named, the demo's own stand-in channel received the same four messages.
+    // The weekly chain: the three vendors' twenty weeks (and the day's FT file) made trends,
+    // exported to the embedded warehouse, told.
     assert!(
-        out.contains("Slack: the demo's stand-in channel received 4 posts"),
+        out.contains("weekly: 14 series, 440 rows of history"),
+        "{out}"
+    );
+    assert!(
+        out.contains("export: loaded into bondlake.weekly_trends in the embedded warehouse: 440 rows, reconciled"),
+        "{out}"
+    );
+    assert!(
+        out.contains("notify: weekly trends: 14 series, 72 weeks rebuilt (2016-12-02 to 2026-11-20), 440 rows exported to bondlake.weekly_trends, reconciled"),
+        "{out}"
+    );
+    // With no webhook named, the demo's own stand-in channel received the same five messages.
+    assert!(
+        out.contains("Slack: the demo's stand-in channel received 5 posts"),
         "{out}"
     );
     assert!(
         out.contains(
-            "  12 files: 40,966 ok, 590 rejected, 37,486 rows loaded (3 Block Kit blocks)"
+            "  15 files: 41,266 ok, 590 rejected, 37,666 rows loaded (3 Block Kit blocks)"
         ),
         "{out}"
     );
@@ -334,8 +349,8 @@ fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
         std::fs::read_to_string(root.join("events/pipeline-events.jsonl")).expect("events");
     assert_eq!(
         events.lines().count(),
-        32,
-        "the demo's 29, then processed+loaded for the new file, failed for the stray"
+        40,
+        "the demo's 37, then processed+loaded for the new file, failed for the stray"
     );
 
     // The warehouse, queried as an analyst would: the new file is in, once.
@@ -995,7 +1010,7 @@ fn a_replayed_day_changes_nothing_and_a_new_contract_version_is_merged() {
     assert!(replay.status.success(), "{out}{}", text(&replay.stderr));
     assert_eq!(
         out.matches("warehouse: already loaded").count(),
-        12,
+        15,
         "every file of the day already loaded: {out}"
     );
     assert!(!out.contains("warehouse: loaded"), "{out}");
@@ -1083,9 +1098,10 @@ fn the_s3_server_outlives_a_client_that_drops_a_download() {
         .spawn()
         .expect("s3-server starts");
     let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("its first line");
+    // Kept open to the end: the server ends, as any command does, when its stdout is closed
+    // while it still writes its banner.
+    let mut banner = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    banner.read_line(&mut first).expect("its first line");
     let endpoint = first
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -1117,6 +1133,7 @@ fn the_s3_server_outlives_a_client_that_drops_a_download() {
     }
     let still = runtime.block_on(client.list_objects_v2().bucket("raw").send());
     let alive = server.try_wait().expect("status").is_none();
+    drop(banner);
     let _ = server.kill();
     let out = server.wait_with_output().expect("output");
     assert!(alive, "s3-server ended: {}", text(&out.stderr));

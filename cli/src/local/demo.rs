@@ -1,5 +1,6 @@
 //! `bondlake demo`: one business day of generated vendor files and a Kafka topic's records,
-//! through the same chain as `bondlake run --once`.
+//! through the same chain as `bondlake run --once`, then the weekly chain: twenty weeks of three
+//! vendors' series made into trends and exported (into MySQL when one is named).
 
 use super::{Lake, WAREHOUSE_FILE, default_warehouse, once};
 use crate::notify::{Notifier, SlackStandIn};
@@ -11,13 +12,24 @@ use std::process::ExitCode;
 /// Files over this many MiB are handed off to the EMR launcher (only the holdings file is).
 const DEMO_HANDOFF_MB: u64 = 1;
 
+/// Weeks of history in each vendor's weekly file, and the last of them: Friday 2026-11-20, the
+/// week before the demo's business day.
+const DEMO_WEEKS: u32 = 20;
+const DEMO_LAST_FRIDAY: (i32, u32, u32) = (2026, 11, 20);
+
 /// Records of the demo's Kafka feed: a holdings file published to `investor-holdings`.
 const DEMO_FEED_ROWS: u64 = 300;
 /// Their timestamp: the demo's business day, 2026-11-25 21:00 UTC (the same feed lands the same
 /// objects every time).
 const DEMO_FEED_AT_MS: i64 = 1_795_640_400_000;
 
-pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result<ExitCode, String> {
+pub fn demo(
+    root: &Path,
+    dirty: f64,
+    seed: u64,
+    webhook: Option<&str>,
+    mysql: Option<&str>,
+) -> Result<ExitCode, String> {
     let wiped = fresh_root(root)?;
     let raw = LocalStore::new(root.join("raw"));
     if wiped {
@@ -42,6 +54,24 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
             .create(key)
             .map_err(|e| format!("{}: {e}", raw.locate(key)))?;
         synth::generate_file(&spec, key.ends_with(".gz"), &mut w).map_err(|e| e.to_string())?;
+        w.commit().map_err(|e| e.to_string())?;
+    }
+    // The weekly vendors' files: twenty weeks of each one's series, for the weekly chain.
+    let (y, m, d) = DEMO_LAST_FRIDAY;
+    let last_friday = bondlake_core::parse::days_from_civil(y, m, d).ok_or("demo: no such day")?;
+    for (k, vendor) in synth::weekly::VENDORS.iter().enumerate() {
+        let key = vendor.key(last_friday);
+        let mut w = raw
+            .create(&key)
+            .map_err(|e| format!("{}: {e}", raw.locate(&key)))?;
+        synth::weekly::history(
+            vendor,
+            last_friday,
+            DEMO_WEEKS,
+            seed + 200 + k as u64,
+            &mut w,
+        )
+        .map_err(|e| e.to_string())?;
         w.commit().map_err(|e| e.to_string())?;
     }
     // With no webhook named, the demo posts to a Slack stand-in of its own on 127.0.0.1, so one
@@ -85,6 +115,8 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
     // emr-launcher as a file too big for Lambda would: its local backend runs the step here.
     let mut lake = Lake::open(root, None, None, Some(DEMO_HANDOFF_MB), Some(&url))?;
     let code = once(&mut lake, &notifier, Some(&url), landed)?;
+    drop(lake);
+    let weekly = crate::weekly::demo_step(root, mysql, &notifier)?;
     if let Some(standin) = standin {
         let posts = standin.posts();
         println!(
@@ -95,12 +127,16 @@ pub fn demo(root: &Path, dirty: f64, seed: u64, webhook: Option<&str>) -> Result
             println!("  {post}");
         }
     }
-    Ok(code)
+    Ok(if weekly == ExitCode::SUCCESS {
+        code
+    } else {
+        weekly
+    })
 }
 
 /// Empties the folders a previous demo wrote; refuses a non-empty folder that is not one.
 fn fresh_root(root: &Path) -> Result<bool, String> {
-    const OURS: [&str; 12] = [
+    const OURS: [&str; 13] = [
         "raw",
         "kafka",
         "notifications",
@@ -111,6 +147,7 @@ fn fresh_root(root: &Path) -> Result<bool, String> {
         "launches",
         "events",
         "loads",
+        "state",
         WAREHOUSE_FILE,
         "warehouse.duckdb.wal",
     ];

@@ -213,6 +213,26 @@ pub struct PipelineEvent {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For the weekly trends: how much of them this run rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trends: Option<TrendsInfo>,
+}
+
+/// What a weekly trends manifest covers, for the team's notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendsInfo {
+    /// Series in the history.
+    pub series: u64,
+    /// Weeks rebuilt.
+    pub weeks: u64,
+    /// The first and last of them (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub first_week: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// The last.
+    pub last_week: String,
+    /// Rows written (and, in a `loaded` event, rows merged are the load's).
+    pub rows: u64,
 }
 
 /// What happened to the object, with what only that kind of outcome carries. The JSON's `kind`
@@ -301,6 +321,7 @@ impl PipelineEvent {
             manifest: None,
             quarantine: None,
             error: None,
+            trends: None,
         }
     }
 
@@ -372,6 +393,24 @@ impl PipelineEvent {
             manifest: Some(store.locate(manifest_key)),
             quarantine: manifest.quarantine.as_ref().map(|q| store.locate(&q.key)),
             error: manifest.error.clone(),
+            // A derived manifest lists its weeks' checksums: the weeks it rebuilt.
+            trends: (!manifest.checksums.is_empty()).then(|| TrendsInfo {
+                series: manifest.series,
+                weeks: manifest.checksums.len() as u64,
+                first_week: manifest
+                    .checksums
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default(),
+                last_week: manifest
+                    .checksums
+                    .keys()
+                    .next_back()
+                    .cloned()
+                    .unwrap_or_default(),
+                rows: manifest.rows_written,
+            }),
             ..PipelineEvent::new(outcome, stage, manifest.source.clone())
         }
     }

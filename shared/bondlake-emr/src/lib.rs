@@ -65,7 +65,8 @@ impl Default for ClusterShape {
 }
 
 /// The bundle `tools/publish-emr-artifacts.sh` publishes: `bondlake` (x86_64, built against
-/// glibc 2.17), the `libduckdb.so` it links, `contracts/`, and `backfill.py`, flat.
+/// glibc 2.17), the `libduckdb.so` it links, `contracts/`, `backfill.py` and `weekly_trends.py`,
+/// flat.
 pub const BUNDLE: &str = "bondlake-emr.tar.gz";
 
 /// The step every backend submits: fetch the bundle from the artifacts bucket, then run

@@ -150,6 +150,13 @@ fn facts(e: &PipelineEvent) -> Facts {
     if let Some(h) = e.handoff() {
         notes.push(format!("Handed off ({}): {}", h.reason, h.detail));
     }
+    if let Some(t) = &e.trends {
+        notes.push(format!(
+            "Weekly trends: {}, {} rows written",
+            trends_done(t),
+            count(t.rows)
+        ));
+    }
     if let Some(l) = e.launch() {
         let on = if l.id.is_empty() {
             l.name.clone()
@@ -314,8 +321,20 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
             others.push(render_notice(n).title);
             continue;
         };
-        let (icon, part) = match e.kind() {
-            EventKind::Loaded => {
+        let (icon, part) = match (e.kind(), &e.trends) {
+            (EventKind::Loaded, Some(_)) => {
+                let (outcome, rows, table) = e.load().map_or(("loaded", 0, ""), |l| {
+                    (l.outcome.as_str(), l.rows, l.table.as_str())
+                });
+                loaded_rows += rows;
+                let part = match outcome {
+                    "loaded" => format!("{} rows exported to {table}, reconciled", count(rows)),
+                    other => format!("{} ({table})", other.replace('_', " ")),
+                };
+                (":bank:", part)
+            }
+            (_, Some(t)) => (":chart_with_upwards_trend:", trends_done(t)),
+            (EventKind::Loaded, None) => {
                 let (outcome, rows) = e
                     .load()
                     .map_or(("loaded", 0), |l| (l.outcome.as_str(), l.rows));
@@ -325,18 +344,18 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
                     format!("{} {}", outcome.replace('_', " "), count(rows)),
                 )
             }
-            EventKind::Landed => (
+            (EventKind::Landed, None) => (
                 ":inbox_tray:",
                 format!("landed {} from Kafka", count(e.rows_ok)),
             ),
-            EventKind::Handoff => (
+            (EventKind::Handoff, None) => (
                 ":hourglass_flowing_sand:",
                 format!(
                     "handed off to EMR ({})",
                     e.handoff().map_or("", |h| h.reason.as_str())
                 ),
             ),
-            EventKind::Launched => (
+            (EventKind::Launched, None) => (
                 ":rocket:",
                 match e.launch() {
                     Some(l) if l.state == "RUNNING" => format!("started on EMR ({})", l.id),
@@ -367,11 +386,14 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
             None => files.push((
                 e.source.key.clone(),
                 icon,
-                format!(
-                    "{}: {}",
-                    e.dataset.as_deref().unwrap_or("(no route)"),
-                    file_label(e)
-                ),
+                match &e.trends {
+                    Some(_) => file_label(e),
+                    None => format!(
+                        "{}: {}",
+                        e.dataset.as_deref().unwrap_or("(no route)"),
+                        file_label(e)
+                    ),
+                },
                 vec![part],
             )),
         }
@@ -408,11 +430,16 @@ pub fn render_digest(notices: &[&Notice]) -> Message {
         lines.join("\n")
     };
     let ids: Vec<String> = notices.iter().map(|n| n.id()).collect();
-    let text = format!(
-        "{title}\nRead {} records; every outcome below went well.\n{}",
-        count(read),
-        lines(false)
-    );
+    // A digest of derived runs alone (the weekly trends) read no records of its own.
+    let read_line = if read > 0 {
+        format!(
+            "Read {} records; every outcome below went well.",
+            count(read)
+        )
+    } else {
+        "Every outcome below went well.".to_string()
+    };
+    let text = format!("{title}\n{read_line}\n{}", lines(false));
     Message {
         slack: json!({"text": title, "blocks": [
             header(&format!(":package: {title}")),
@@ -546,6 +573,9 @@ fn short_file(key: &str) -> String {
 
 /// A notice's file as its title names it: a landed span by its offsets, a file by its name.
 fn file_label(e: &PipelineEvent) -> String {
+    if e.trends.is_some() {
+        return "weekly trends".into();
+    }
     match e.kafka() {
         Some(k) => format!(
             "{} p{} offsets {}-{}",
@@ -553,6 +583,21 @@ fn file_label(e: &PipelineEvent) -> String {
         ),
         None => short_file(&e.source.key),
     }
+}
+
+/// What a weekly trends run rebuilt: `52 series, 2 weeks rebuilt (2026-11-20 to 2026-11-27)`.
+fn trends_done(t: &crate::events::TrendsInfo) -> String {
+    let span = match (t.first_week.as_str(), t.last_week.as_str()) {
+        ("", _) => String::new(),
+        (a, b) if a == b || b.is_empty() => format!(" ({a})"),
+        (a, b) => format!(" ({a} to {b})"),
+    };
+    let series = if t.series > 0 {
+        format!("{} series, ", count(t.series))
+    } else {
+        String::new()
+    };
+    format!("{series}{} weeks rebuilt{span}", count(t.weeks))
 }
 
 /// 1234567 as `1,234,567`.

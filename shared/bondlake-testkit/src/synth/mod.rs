@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
 mod from_contract;
+pub mod weekly;
 pub use from_contract::generate_from_contract;
 
 /// What to generate.
