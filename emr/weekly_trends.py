@@ -285,8 +285,13 @@ def trend_rows(sc, series):
     def compute(item):
         key, weeks = item
         ordered = sorted(weeks.items())
-        for (week, o), f in zip(ordered, features([(w, o["value"]) for w, o in ordered])):
-            yield (key, week, o, f)
+        first = 0
+        for i, ((week, o), f) in enumerate(zip(ordered, features([(w, o["value"]) for w, o in ordered]))):
+            # The row's lineage: the newest input it read, over the weeks its features read.
+            while ordered[first][0] < week - 7 * REACH:
+                first += 1
+            lineage = max((p for _, p in ordered[first:i + 1]), key=rank)
+            yield (key, week, o, lineage, f)
 
     items = sorted(series.items())
     slices = max(1, min(len(items), sc.defaultParallelism * 4))
@@ -345,7 +350,7 @@ def run(spark, a, T):
     rows = trend_rows(spark.sparkContext, series)
     utc = datetime.timezone.utc
     out, totals, checksums, nulls = [], [0] * len(TOTALS), {}, 0
-    for key, week, o, f in rows:
+    for key, week, o, lineage, f in rows:
         if week not in weeks:
             continue
         decimals = [o["value"], f[0], f[1], f[2], f[3]]
@@ -356,12 +361,12 @@ def run(spark, a, T):
         c[0] += 1
         c[1] += row_checksum(key[0], key[1], key[2], week, decimals)
         dec = [decimal.Decimal(d).scaleb(-6) if d is not None else None for d in decimals]
-        us = o["ingested_us"]
+        us = lineage["ingested_us"]
         out.append((
             key[0], key[1], key[2], EPOCH + datetime.timedelta(days=week), dec[0], dec[1], dec[2], dec[3], dec[4],
-            f[4], o["source_key"], o["record"],
+            f[4], lineage["source_key"], lineage["record"],
             datetime.datetime(1970, 1, 1, tzinfo=utc) + datetime.timedelta(microseconds=us),
-            o["order"],
+            lineage["order"],
         ))
     schema = T.StructType([
         T.StructField("source", T.StringType(), False),

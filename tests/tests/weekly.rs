@@ -196,6 +196,15 @@ fn the_features_follow_the_definitions_on_the_edge_cases() {
         find(&rows, "RATES", "STEADY", 4)["wow_change"],
         "-35.000000"
     );
+    // A row's lineage is the newest input it read: weeks 3 to 15 read the correction (the
+    // 13-week window), week 2 does not.
+    for (k, file) in [(2, "2026-04-17"), (4, "2026-04-24"), (15, "2026-04-24")] {
+        assert_eq!(
+            find(&rows, "RATES", "STEADY", k)["_source_key"],
+            format!("weekly/FT/RATES/{file}.csv"),
+            "week {k}"
+        );
+    }
     // (40 + 5 + 6 + 7) / 4 = 14.5
     assert_eq!(find(&rows, "RATES", "STEADY", 6)["ma_4w"], "14.500000");
     assert_eq!(

@@ -229,6 +229,11 @@ pub struct Trend<'h> {
     pub week: i32,
     /// The week's observation.
     pub observation: &'h Observation,
+    /// The newest input the row read: the highest-ranked observation of the weeks its features
+    /// read (this one and the [`REACH`] before it). Its lineage is the row's, so that a row a
+    /// later correction changed (a value, or a feature over it) wins its key against the row an
+    /// older run made, in whatever order the two are loaded.
+    pub lineage: &'h Observation,
     /// Its features.
     pub features: Features,
 }
@@ -256,10 +261,16 @@ impl History {
             let values: Vec<(i32, Option<i128>)> =
                 weeks.iter().map(|(&w, o)| (w, o.value)).collect();
             for ((&week, observation), features) in weeks.iter().zip(features::features(&values)) {
+                let lineage = weeks
+                    .range(week - 7 * REACH..=week)
+                    .map(|(_, o)| o)
+                    .max_by(|a, b| a.rank().cmp(&b.rank()))
+                    .unwrap_or(observation);
                 out.push(Trend {
                     key,
                     week,
                     observation,
+                    lineage,
                     features,
                 });
             }
@@ -539,8 +550,8 @@ fn batch(schema: &arrow_schema::SchemaRef, rows: &[&Trend<'_>]) -> Result<Record
     for t in rows {
         weeks.append_value(t.week);
         zscores.append_option(t.features.zscore_13w);
-        records.append_value(t.observation.record_number);
-        ingested.append_value(t.observation.ingested_at_us);
+        records.append_value(t.lineage.record_number);
+        ingested.append_value(t.lineage.ingested_at_us);
     }
     let columns: Vec<ArrayRef> = vec![
         text(&|t| Some(t.key.source.clone())),
@@ -553,10 +564,10 @@ fn batch(schema: &arrow_schema::SchemaRef, rows: &[&Trend<'_>]) -> Result<Record
         decimal(&|t| t.features.ma_4w)?,
         decimal(&|t| t.features.ma_13w)?,
         Arc::new(zscores.finish()),
-        text(&|t| Some(t.observation.source_key.to_string())),
+        text(&|t| Some(t.lineage.source_key.to_string())),
         Arc::new(records.finish()),
         Arc::new(ingested.finish()),
-        text(&|t| t.observation.source_order.as_deref().map(String::from)),
+        text(&|t| t.lineage.source_order.as_deref().map(String::from)),
     ];
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
