@@ -424,3 +424,75 @@ fn the_export_function_loads_what_the_ledger_lacks_oldest_first() {
         "the loaded events say what the trends cover"
     );
 }
+
+/// An older run's export arriving after a newer one's: the rows the newer run already gave
+/// leave the stage (the older values never return), and the stage is held to the older
+/// manifest's weekly checksums before they leave, so a swap inside a superseded week is caught.
+#[test]
+fn an_older_export_after_a_newer_one_keeps_the_newer_values_and_is_still_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    let (key, m) = run_job(dir.path());
+    clean(
+        dir.path(),
+        "weekly/FT/RATES/2026-04-24.csv",
+        "Date,US10Y\n2026-04-10,7.77\n",
+        "2026-04-24T18:00:00Z",
+    );
+    let (key2, m2) = run_job(dir.path());
+    let store = LocalStore::new(dir.path());
+    let db = "t_my_older_after";
+    let mut l = loader(db, StageBy::LoadData, &[contract("weekly_trends")]);
+    l.load(&key2, &m2, &store).expect("the newer first");
+    // The older run's part for the week the newer one corrected, with two values swapped.
+    let part = m
+        .outputs
+        .iter()
+        .find(|o| o.key.contains("2026-04-10"))
+        .expect("the week's part")
+        .key
+        .clone();
+    let original = std::fs::read(dir.path().join(&part)).expect("part");
+    tamper(dir.path(), &part, |v| v.swap(0, 1));
+    let e = l.load(&key, &m, &store).expect_err("caught");
+    assert!(
+        e.to_string().contains("staged rows' weekly checksums"),
+        "{e}"
+    );
+    assert_eq!(ledger(&mut l, db).len(), 1, "nothing recorded");
+    std::fs::write(dir.path().join(&part), &original).expect("restore");
+    let LoadOutcome::Loaded {
+        rows, superseded, ..
+    } = l.load(&key, &m, &store).expect("the older")
+    else {
+        panic!("not loaded")
+    };
+    // US10Y's corrected week and the week after it, whose change reads it; the other series'
+    // rows of those weeks read nothing newer and are the same rows again.
+    assert_eq!((rows, superseded), (46, 2));
+    let stored = table_rows(&mut l, db);
+    assert_eq!(stored.len(), 48);
+    let row = |week: &str| {
+        stored
+            .iter()
+            .find(|r| r[2].as_deref() == Some("US10Y") && r[3].as_deref() == Some(week))
+            .cloned()
+            .expect("row")
+    };
+    assert_eq!(
+        row("2026-04-10")[4].as_deref(),
+        Some("7.770000"),
+        "the newer value stays"
+    );
+    let w15 = row("2026-04-17");
+    assert_eq!(
+        w15[5].as_deref(),
+        Some("-3.620000"),
+        "and the change against it"
+    );
+    assert_eq!(
+        w15[10].as_deref(),
+        Some("weekly/FT/RATES/2026-04-24.csv"),
+        "the row read the correction"
+    );
+}

@@ -18,7 +18,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
 };
-use arrow_array::{Array, RecordBatch, RecordBatchReader};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use bondlake_core::manifest::rfc3339;
 use bondlake_core::parse::{format_date, format_decimal};
@@ -42,6 +42,12 @@ const SESSION: [&str; 3] = [
     "SET SESSION time_zone = '+00:00'",
     "SET NAMES utf8mb4",
 ];
+
+/// Text chunks of rows for `LOAD DATA LOCAL INFILE`, from the thread that makes them.
+type Infile = Arc<Mutex<Option<std::sync::mpsc::Receiver<Result<Vec<u8>, String>>>>>;
+
+/// Batches of rows as a stage is filled with them: read as they are sent.
+type Batches<'a> = Box<dyn Iterator<Item = Result<RecordBatch, WarehouseError>> + Send + 'a>;
 
 /// Rows per INSERT statement when the stage is filled by INSERTs.
 const INSERT_ROWS: usize = 500;
@@ -114,8 +120,9 @@ pub struct MySql {
     conn: Conn,
     database: String,
     stage_by: StageBy,
-    /// The rows `LOAD DATA LOCAL INFILE` sends next: what the handler streams, and only that.
-    infile: Arc<Mutex<Vec<u8>>>,
+    /// The rows `LOAD DATA LOCAL INFILE` sends next, as text chunks from the thread that reads
+    /// and formats them: what the handler streams, and only that.
+    infile: Infile,
 }
 
 fn my_error(e: mysql::Error) -> WarehouseError {
@@ -194,13 +201,19 @@ impl MySql {
                 "{shown}: name the database (mysql://host/database)"
             ))
         })?;
-        let infile = Arc::new(Mutex::new(Vec::new()));
+        let infile: Infile = Arc::new(Mutex::new(None));
         let rows = infile.clone();
-        // Serves the stage's rows and nothing else, whatever file name the server asks for.
+        // Streams the stage's rows and nothing else, whatever file name the server asks for: a
+        // server asking when no load is under way gets an empty file.
         let handler = LocalInfileHandler::new(move |_name, out| {
-            let rows =
-                std::mem::take(&mut *rows.lock().map_err(|_| std::io::Error::other("poisoned"))?);
-            out.write_all(&rows)
+            let chunks = rows
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .take();
+            for chunk in chunks.into_iter().flatten() {
+                out.write_all(&chunk.map_err(std::io::Error::other)?)?;
+            }
+            Ok(())
         });
         let opts = OptsBuilder::from_opts(opts)
             .init(SESSION.to_vec())
@@ -343,12 +356,14 @@ fn checksums_sql(table: &TableDef, partition: &str, relation: &str, prefix: &str
             .find(|c| c.name.name() == name)
             .map(|c| c.ty);
         let col = format!("{prefix}\"{name}\"");
-        let shown = match ty {
-            Some(SqlType::Date) => format!("DATE_FORMAT({col}, '%Y-%m-%d')"),
-            Some(SqlType::Varchar(_)) => col,
-            _ => format!("CAST({col} AS CHAR)"),
-        };
-        format!("COALESCE({shown}, '\\\\N')")
+        // CONCAT_WS writes a DATE as YYYY-MM-DD and a DECIMAL at its scale, as the checksum's
+        // text has them; only a NULL needs its marker (CONCAT_WS would skip it).
+        match ty {
+            Some(SqlType::Date | SqlType::Varchar(_) | SqlType::Decimal(..)) => {
+                format!("IFNULL({col}, '\\\\N')")
+            }
+            _ => format!("IFNULL(CAST({col} AS CHAR), '\\\\N')"),
+        }
     };
     let fields: Vec<String> = table
         .key
@@ -356,24 +371,16 @@ fn checksums_sql(table: &TableDef, partition: &str, relation: &str, prefix: &str
         .chain(&table.totals)
         .map(|c| text(c.name()))
         .collect();
+    let sums: String = table
+        .totals
+        .iter()
+        .map(|t| format!(", CAST(SUM({prefix}{t}) AS CHAR)"))
+        .collect();
     format!(
         "SELECT DATE_FORMAT({prefix}\"{partition}\", '%Y-%m-%d'), CAST(COUNT(*) AS CHAR), \
-         CAST(SUM(CRC32(CONCAT_WS('|', {}))) AS CHAR) FROM {relation} GROUP BY 1",
+         CAST(SUM(CRC32(CONCAT_WS('|', {}))) AS CHAR){sums} FROM {relation} GROUP BY {prefix}\"{partition}\"",
         fields.join(", ")
     )
-}
-
-/// Per week, `rows:checksum`, as the query gives them.
-fn checksums_of(rows: Rows) -> BTreeMap<String, String> {
-    rows.into_iter()
-        .filter_map(|r| {
-            let mut cells = r.into_iter();
-            let week = cells.next()??;
-            let count = cells.next()??;
-            let sum = cells.next().flatten().unwrap_or_else(|| "0".into());
-            Some((week, format!("{count}:{sum}")))
-        })
-        .collect()
 }
 
 /// Where two per-week checksum maps differ, as a message; none when they agree.
@@ -395,87 +402,155 @@ fn differ(want: &BTreeMap<String, String>, got: &BTreeMap<String, String>) -> Op
 }
 
 impl MySql {
-    /// Fills the stage with one part's rows.
-    fn stage_part(
-        tx: &mut mysql::Transaction<'_>,
-        infile: &Arc<Mutex<Vec<u8>>>,
-        stage: &str,
-        key: &str,
-        batches: impl RecordBatchReader,
-        by: &mut StageBy,
+    /// Inserts `batches` into `table` as they are, by `LOAD DATA LOCAL INFILE` or multi-row
+    /// INSERTs (as this connection stages): the server's bulk paths with nothing around them, the
+    /// yardstick `bondlake bench --weekly` holds the export to.
+    pub fn bulk_insert(
+        &mut self,
+        table: &str,
+        batches: &[RecordBatch],
     ) -> Result<(), WarehouseError> {
-        let names: Vec<String> = batches
+        let Some(first) = batches.first() else {
+            return Ok(());
+        };
+        let names: Vec<String> = first
             .schema()
             .fields()
             .iter()
-            .map(|f| bondlake_core::warehouse::ident(f.name()).map(|i| i.to_string()))
-            .collect::<Result<_, _>>()?;
-        let source = |e: String| WarehouseError::source(format!("{key}: {e}"));
-        let batches: Vec<RecordBatch> = batches
-            .collect::<Result<_, _>>()
-            .map_err(|e| source(e.to_string()))?;
-        if *by == StageBy::LoadData {
-            let mut tsv = Vec::new();
-            for b in &batches {
-                append_tsv(b, &mut tsv).map_err(source)?;
+            .map(|f| f.name().clone())
+            .collect();
+        let infile = self.infile.clone();
+        let mut by = self.stage_by;
+        let mut tx = self
+            .conn
+            .start_transaction(TxOpts::default())
+            .map_err(my_error)?;
+        fill(&mut tx, &infile, table, &names, &mut by, &|| {
+            Box::new(batches.iter().cloned().map(Ok))
+        })?;
+        tx.commit().map_err(my_error)
+    }
+}
+
+/// Fills `table` with the rows `batches` gives each time it is called (its columns `names`, by
+/// name). By `LOAD DATA LOCAL INFILE`, a thread of its own reads and formats the rows while the
+/// server takes them; where the server refuses local data, by multi-row INSERTs (`by` then says
+/// so for the next loads).
+fn fill<'a>(
+    tx: &mut mysql::Transaction<'_>,
+    infile: &Infile,
+    table: &str,
+    names: &[String],
+    by: &mut StageBy,
+    batches: &(dyn Fn() -> Batches<'a> + Sync),
+) -> Result<(), WarehouseError> {
+    let columns: Vec<String> = names
+        .iter()
+        .map(|n| bondlake_core::warehouse::ident(n).map(|i| i.to_string()))
+        .collect::<Result<_, _>>()?;
+    if *by == StageBy::LoadData {
+        let load = format!(
+            "LOAD DATA LOCAL INFILE 'bondlake-stage' INTO TABLE {table} CHARACTER SET utf8mb4 ({})",
+            columns.join(", ")
+        );
+        let (loaded, made) = std::thread::scope(|scope| {
+            let (send, receive) = std::sync::mpsc::sync_channel(4);
+            if let Ok(mut slot) = infile.lock() {
+                *slot = Some(receive);
             }
-            *infile.lock().map_err(|_| WarehouseError::sql("poisoned"))? = tsv;
-            let load = format!(
-                "LOAD DATA LOCAL INFILE 'bondlake-stage' INTO TABLE {stage} CHARACTER SET utf8mb4 ({})",
-                names.join(", ")
-            );
-            match tx.query_drop(&load) {
-                Ok(()) => {
-                    // LOCAL turns data errors into warnings: any is a failure here.
-                    if tx.warnings() > 0 {
-                        return Err(WarehouseError::sql(format!(
-                            "{key}: LOAD DATA gave {} warnings (a value MySQL could not take as is)",
-                            tx.warnings()
-                        )));
+            let maker = scope.spawn(move || -> Result<(), WarehouseError> {
+                for batch in batches() {
+                    let mut chunk = Vec::new();
+                    match batch
+                        .and_then(|b| append_tsv(&b, &mut chunk).map_err(WarehouseError::source))
+                    {
+                        Ok(()) => {
+                            if send.send(Ok(chunk)).is_err() {
+                                return Ok(()); // the load ended (or never began)
+                            }
+                        }
+                        Err(e) => {
+                            let _ = send.send(Err(e.message.clone()));
+                            return Err(e);
+                        }
                     }
-                    return Ok(());
                 }
-                // The server (or client) refuses local data: INSERTs from now on.
-                Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1148 | 2068 | 3948) => {
-                    tracing::info!(
-                        code = e.code,
-                        "LOAD DATA LOCAL refused; the stage is filled by INSERTs"
-                    );
-                    infile
-                        .lock()
-                        .map_err(|_| WarehouseError::sql("poisoned"))?
-                        .clear();
-                    *by = StageBy::Insert;
-                }
-                Err(e) => return Err(my_error(e)),
+                Ok(())
+            });
+            let loaded = tx.query_drop(&load);
+            // A refused load never asked for the rows: let the maker go.
+            if let Ok(mut slot) = infile.lock() {
+                slot.take();
             }
+            let made = maker
+                .join()
+                .unwrap_or_else(|_| Err(WarehouseError::source("the rows' reader panicked")));
+            (loaded, made)
+        });
+        match loaded {
+            Ok(()) => {
+                made?;
+                // LOCAL turns data errors into warnings: any is a failure here.
+                if tx.warnings() > 0 {
+                    return Err(WarehouseError::sql(format!(
+                        "LOAD DATA into {table} gave {} warnings (a value MySQL could not take as is)",
+                        tx.warnings()
+                    )));
+                }
+                return Ok(());
+            }
+            // The server (or client) refuses local data: INSERTs from now on.
+            Err(mysql::Error::MySqlError(e)) if matches!(e.code, 1148 | 2068 | 3948) => {
+                tracing::info!(
+                    code = e.code,
+                    "LOAD DATA LOCAL refused; stages are filled by INSERTs"
+                );
+                *by = StageBy::Insert;
+            }
+            Err(e) => return Err(made.err().unwrap_or_else(|| my_error(e))),
         }
-        let width = names.len();
-        let row_marks = format!("({})", vec!["?"; width].join(", "));
-        for b in &batches {
-            let mut start = 0;
-            while start < b.num_rows() {
-                let n = INSERT_ROWS.min(b.num_rows() - start);
-                let mut params: Vec<Value> = Vec::with_capacity(n * width);
-                for i in start..start + n {
-                    for column in b.columns() {
-                        params.push(match cell(column.as_ref(), i).map_err(source)? {
+    }
+    let width = columns.len();
+    let row_marks = format!("({})", vec!["?"; width].join(", "));
+    for batch in batches() {
+        let b = batch?;
+        let mut start = 0;
+        while start < b.num_rows() {
+            let n = INSERT_ROWS.min(b.num_rows() - start);
+            let mut params: Vec<Value> = Vec::with_capacity(n * width);
+            for i in start..start + n {
+                for column in b.columns() {
+                    params.push(
+                        match cell(column.as_ref(), i).map_err(WarehouseError::source)? {
                             Some(t) => Value::Bytes(t.into_bytes()),
                             None => Value::NULL,
-                        });
-                    }
+                        },
+                    );
                 }
-                let sql = format!(
-                    "INSERT INTO {stage} ({}) VALUES {}",
-                    names.join(", "),
-                    vec![row_marks.as_str(); n].join(", ")
-                );
-                tx.exec_drop(&sql, params).map_err(my_error)?;
-                start += n;
             }
+            let sql = format!(
+                "INSERT INTO {table} ({}) VALUES {}",
+                columns.join(", "),
+                vec![row_marks.as_str(); n].join(", ")
+            );
+            tx.exec_drop(&sql, params).map_err(my_error)?;
+            start += n;
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// The batches of the parts `keys` in `store`, each part read when its rows are wanted.
+fn parts<'a>(store: &'a dyn bondlake_core::store::ObjectStore, keys: &'a [String]) -> Batches<'a> {
+    Box::new(keys.iter().flat_map(move |key| {
+        let read: Batches<'a> = match bondlake_core::warehouse::part_batches(store, key) {
+            Ok(reader) => Box::new(
+                reader.map(move |b| b.map_err(|e| WarehouseError::source(format!("{key}: {e}")))),
+            ),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        read
+    }))
 }
 
 fn query(
@@ -573,60 +648,92 @@ impl MySql {
         // Created inside the transaction: MySQL does not commit for a temporary table.
         tx.query_drop(table.create_stage_sql(stage, columns, d))
             .map_err(my_error)?;
-        for key in job.part_keys() {
-            let batches = bondlake_core::warehouse::part_batches(job.store, key)?;
-            Self::stage_part(&mut tx, &infile, stage, key, batches, &mut by)?;
-        }
-        self.stage_by = by;
-        let staged = (job.check)(
-            Checkpoint::Staged,
-            &query(&mut tx, &table.reconcile_sql(stage, d), &[])?,
-        )?;
-        let checked = !job.manifest.checksums.is_empty();
-        if let (true, Some(p)) = (checked, partition) {
-            let got = checksums_of(query(&mut tx, &checksums_sql(table, p, stage, ""), &[])?);
-            if let Some(why) = differ(&job.manifest.checksums, &got) {
-                return Err(mismatch(
-                    job.manifest_key,
-                    "staged rows' weekly checksums",
-                    &why,
-                ));
-            }
-        }
-        tx.query_drop(table.delete_superseded_mysql(stage))
-            .map_err(my_error)?;
-        let fresh = (job.check)(
-            Checkpoint::Fresh,
-            &query(&mut tx, &table.reconcile_sql(stage, d), &[])?,
-        )?;
-        let fresh_sums = match (checked, partition) {
-            (true, Some(p)) => Some(checksums_of(query(
-                &mut tx,
-                &checksums_sql(table, p, stage, ""),
-                &[],
-            )?)),
-            _ => None,
+        let keys: Vec<String> = job.part_keys().map(String::from).collect();
+        let names = match job.stage_columns()?.as_slice() {
+            [] => Vec::new(),
+            listed => listed.iter().map(|c| c.name.name().to_string()).collect(),
         };
+        fill(&mut tx, &infile, stage, &names, &mut by, &|| {
+            parts(job.store, &keys)
+        })?;
+        self.stage_by = by;
+        let staged_rows = query(&mut tx, &table.reconcile_sql(stage, d), &[])?;
+        let staged = (job.check)(Checkpoint::Staged, &staged_rows)?;
+        // With the manifest's weekly checksums, a pass over the rows counts, sums and checksums
+        // them by week at once. Where no newer input holds any of the stage's keys (the rule),
+        // nothing leaves the stage: the merged rows are held to the manifest itself, which proves
+        // the stage too. Otherwise the stage is held to it before the superseded rows leave.
+        let weekly = partition.filter(|_| !job.manifest.checksums.is_empty());
+        let first = |rows: Rows| rows.first().and_then(|r| r.first().cloned().flatten());
+        // Where the table holds no row in the stage's span of partitions (the first export of a
+        // history, a backfill), no row can be superseded or replaced, and the merged rows are the
+        // table's rows of that span: a scan instead of a join on the key.
+        let span = match partition {
+            Some(p) => {
+                tx.query_drop(format!(
+                    "SELECT MIN(\"{p}\"), MAX(\"{p}\") INTO @bondlake_lo, @bondlake_hi FROM {stage}"
+                ))
+                .map_err(my_error)?;
+                let held = query(
+                    &mut tx,
+                    &format!(
+                        "SELECT COUNT(*) FROM {} WHERE \"{p}\" BETWEEN @bondlake_lo AND @bondlake_hi",
+                        table.qualified()
+                    ),
+                    &[],
+                )?;
+                (first(held).as_deref() == Some("0")).then(|| {
+                    format!(
+                        "{} AS \"t\" WHERE \"t\".\"{p}\" BETWEEN @bondlake_lo AND @bondlake_hi",
+                        table.qualified()
+                    )
+                })
+            }
+            None => None,
+        };
+        let superseded = span.is_none()
+            && first(query(&mut tx, &table.newer_count_sql(stage), &[])?).as_deref() != Some("0");
+        let (fresh_rows, fresh_sums) = if superseded {
+            if let Some(week) = weekly {
+                let (_, got) = measure(&mut tx, table, Some(week), stage, "")?;
+                if let Some(why) = got
+                    .as_ref()
+                    .and_then(|g| differ(&job.manifest.checksums, g))
+                {
+                    return Err(mismatch(
+                        job.manifest_key,
+                        "staged rows' weekly checksums",
+                        &why,
+                    ));
+                }
+            }
+            tx.query_drop(table.delete_superseded_mysql(stage))
+                .map_err(my_error)?;
+            measure(&mut tx, table, weekly, stage, "")?
+        } else {
+            (staged_rows, weekly.map(|_| job.manifest.checksums.clone()))
+        };
+        let fresh = (job.check)(Checkpoint::Fresh, &fresh_rows)?;
         tx.query_drop(table.upsert_sql(stage, columns))
             .map_err(my_error)?;
-        (job.check)(
-            Checkpoint::Merged,
-            &query(&mut tx, &table.reconcile_merged_sql(stage, d), &[])?,
-        )?;
-        if let (Some(want), Some(p)) = (&fresh_sums, partition) {
-            let merged = table.merged_join(stage);
-            let got = checksums_of(query(
-                &mut tx,
-                &checksums_sql(table, p, &merged, "\"t\"."),
-                &[],
-            )?);
-            if let Some(why) = differ(want, &got) {
-                return Err(mismatch(
-                    job.manifest_key,
-                    "merged rows' weekly checksums",
-                    &why,
-                ));
-            }
+        let merged = span.unwrap_or_else(|| table.merged_join(stage));
+        let (merged_rows, merged_sums) = measure(&mut tx, table, weekly, &merged, "\"t\".")?;
+        (job.check)(Checkpoint::Merged, &merged_rows)?;
+        if let (Some(want), Some(got)) = (&fresh_sums, &merged_sums)
+            && let Some(why) = differ(want, got)
+        {
+            let against = if superseded {
+                "the rows left to merge"
+            } else {
+                "the manifest"
+            };
+            return Err(WarehouseError {
+                kind: bondlake_core::warehouse::ErrorKind::Mismatch,
+                message: format!(
+                    "{}: the merged rows' weekly checksums do not match {against} ({why})",
+                    job.manifest_key
+                ),
+            });
         }
         let ledger = job.ledger_params(fresh.rows);
         let values: Vec<&str> = ledger.iter().map(String::as_str).collect();
@@ -638,6 +745,78 @@ impl MySql {
             fresh,
         })
     }
+}
+
+/// A reconciliation's row (count, then each control total, as the loader's check reads it) of
+/// `relation`, and, by `week` when given, each week's `rows:checksum`: one pass either way.
+fn measure(
+    tx: &mut mysql::Transaction<'_>,
+    table: &TableDef,
+    week: Option<&str>,
+    relation: &str,
+    prefix: &str,
+) -> Result<(Rows, Option<BTreeMap<String, String>>), WarehouseError> {
+    let Some(week) = week else {
+        let sql = if prefix.is_empty() {
+            table.reconcile_sql(relation, Dialect::MySql)
+        } else {
+            // `relation` is the merged join.
+            format!(
+                "SELECT CAST(COUNT(*) AS CHAR){} FROM {relation}",
+                table
+                    .totals
+                    .iter()
+                    .map(|t| format!(", CAST(SUM({prefix}{t}) AS CHAR)"))
+                    .collect::<String>()
+            )
+        };
+        return Ok((query(tx, &sql, &[])?, None));
+    };
+    let by_week = query(tx, &checksums_sql(table, week, relation, prefix), &[])?;
+    // Each total's scale, to add the weeks' sums exactly.
+    let scales: Vec<u8> = table
+        .totals
+        .iter()
+        .map(
+            |t| match table.columns.iter().find(|c| &c.name == t).map(|c| c.ty) {
+                Some(SqlType::Decimal(_, s)) => s,
+                _ => 0,
+            },
+        )
+        .collect();
+    let mut count = 0u64;
+    let mut sums = vec![0i128; scales.len()];
+    let mut checksums = BTreeMap::new();
+    for row in by_week {
+        let cell = |i: usize| row.get(i).cloned().flatten();
+        let (Some(day), Some(n)) = (cell(0), cell(1)) else {
+            continue;
+        };
+        count += n.parse::<u64>().unwrap_or(0);
+        checksums.insert(
+            day,
+            format!("{n}:{}", cell(2).unwrap_or_else(|| "0".into())),
+        );
+        for (k, scale) in scales.iter().enumerate() {
+            if let Some(text) = cell(3 + k) {
+                sums[k] += parse_total(&text, *scale).ok_or_else(|| {
+                    WarehouseError::sql(format!("a weekly sum `{text}` is not a number"))
+                })?;
+            }
+        }
+    }
+    let mut totals = vec![Some(count.to_string())];
+    totals.extend(
+        sums.iter()
+            .zip(&scales)
+            .map(|(v, s)| Some(format_decimal(*v, *s))),
+    );
+    Ok((vec![totals], Some(checksums)))
+}
+
+/// A decimal the server printed, at `scale` (it prints the column's scale).
+fn parse_total(text: &str, scale: u8) -> Option<i128> {
+    bondlake_core::parse::parse_decimal(text.trim().as_bytes(), 38, scale).ok()
 }
 
 fn mismatch(manifest_key: &str, what: &str, why: &str) -> WarehouseError {

@@ -484,6 +484,17 @@ impl TableDef {
         )
     }
 
+    /// How many of `stage`'s rows a newer input already gave the table (what
+    /// [`TableDef::delete_superseded_sql`] would delete), as a count.
+    pub fn newer_count_sql(&self, stage: &str) -> String {
+        let t = self.qualified();
+        format!(
+            "SELECT COUNT(*) FROM {stage} JOIN {t} ON {} WHERE {}",
+            self.keys_match(&t, stage),
+            self.newer_sql(&t, stage)
+        )
+    }
+
     /// [`TableDef::delete_superseded_sql`] in MySQL's multi-table form.
     pub fn delete_superseded_mysql(&self, stage: &str) -> String {
         let t = self.qualified();
