@@ -45,6 +45,23 @@ pub struct BenchArgs {
     /// PostgreSQL for --load.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres: String,
+    /// Instead: the weekly chain on generated series (--series over --years): the weekly job in
+    /// Rust, and on Spark with --spark-python, then the export into --mysql beside LOAD DATA
+    /// LOCAL INFILE and a multi-row INSERT of the same rows.
+    #[arg(long)]
+    weekly: bool,
+    /// Series for --weekly.
+    #[arg(long, default_value_t = 200)]
+    series: u32,
+    /// Years of weekly history for --weekly.
+    #[arg(long, default_value_t = 10)]
+    years: u32,
+    /// MySQL for --weekly's export (mysql://user:password@host:port/database).
+    #[arg(long)]
+    mysql: Option<String>,
+    /// A Python with pyspark (emr/requirements.txt) for --weekly's Spark job.
+    #[arg(long)]
+    spark_python: Option<String>,
     /// Instead: time a Lambda binary's cold start (exec to its first request for an event,
     /// against a stand-in runtime API on 127.0.0.1) and report its size.
     #[arg(long, value_name = "BINARY")]
@@ -72,6 +89,16 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         return cold_start(binary, a.repeat.max(20));
     }
     std::fs::create_dir_all(&a.work).map_err(|e| format!("{}: {e}", a.work.display()))?;
+    if a.weekly {
+        return crate::bench_weekly::run(&crate::bench_weekly::WeeklyBench {
+            work: &a.work,
+            series: a.series,
+            years: a.years,
+            mysql: a.mysql.as_deref(),
+            spark_python: a.spark_python.as_deref(),
+            repeat: a.repeat,
+        });
+    }
     let input = input_file(&a)?;
     if a.load {
         return crate::bench_load::run(&input, &a.work, &a.postgres, a.repeat.max(1));

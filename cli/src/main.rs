@@ -4,6 +4,7 @@
 mod backfill;
 mod bench;
 mod bench_load;
+mod bench_weekly;
 mod feed;
 mod handoff;
 mod local;

@@ -58,14 +58,25 @@ pub fn history(
     seed: u64,
     out: &mut dyn Write,
 ) -> io::Result<u64> {
+    history_of(vendor.series, last_friday, weeks, seed, out)
+}
+
+/// [`history`] for any series names.
+pub fn history_of<S: AsRef<str>>(
+    series: &[S],
+    last_friday: i32,
+    weeks: u32,
+    seed: u64,
+    out: &mut dyn Write,
+) -> io::Result<u64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Levels in basis points (1/100 of a percent): yields of 1% to 6%, spreads of 80 to 450.
-    let mut level: Vec<i64> = vendor
-        .series
+    // Levels in ten-thousandths: yields of 1% to 6% (and spreads of as many basis points).
+    let mut level: Vec<i64> = series
         .iter()
         .map(|_| rng.random_range(100..=600) * 100)
         .collect();
-    writeln!(out, "Date,{}", vendor.series.join(","))?;
+    let names: Vec<&str> = series.iter().map(AsRef::as_ref).collect();
+    writeln!(out, "Date,{}", names.join(","))?;
     let first = last_friday - 7 * weeks as i32 + 3;
     let mut rows = 0;
     for day in first..=last_friday {
