@@ -17,6 +17,12 @@
     spark-submit weekly_trends.py --processed s3://<processed-bucket> --contracts <dir> \
         [--database bondlake --database-location s3://<processed-bucket>/hive/bondlake.db]
 
+As the EMR launcher submits it, for the weekly schedule's run (shared/bondlake-core/src/weekly/
+request.rs), the database comes from the run's request, and the run's result is written last:
+
+    spark-submit weekly_trends.py --processed s3://<processed-bucket> \
+        --request weeklies/<id>.json --contracts <dir>
+
 The Python on EMR 7 is 3.9: nothing here needs a library Spark does not bring.
 """
 
@@ -305,6 +311,8 @@ def main(argv=None):
     p.add_argument("--contracts", required=True, help="the contracts folder (the bundle's)")
     p.add_argument("--database", default="bondlake", help="the Hive database of the ORC table")
     p.add_argument("--database-location", help="where a new database keeps its tables (s3://...)")
+    p.add_argument("--request", help="a scheduled run's request in the processed bucket (weeklies/<id>.json): "
+                   "its database, and weeklies/<id>.result.json written last")
     a = p.parse_args(argv)
 
     from pyspark.sql import SparkSession
@@ -323,11 +331,20 @@ def main(argv=None):
 def run(spark, a, T):
     started = now_rfc3339()
     store = Store(spark, a.processed)
+    request = getattr(a, "request", None)
+    if request:
+        raw = store.read(request)
+        if raw is None:
+            raise RuntimeError("%s: the request is missing" % store.url(request))
+        asked = json.loads(raw)
+        a.database = asked["database"]
+        a.database_location = asked.get("database_location") or None
     bucket = a.bucket or re.sub(r"^[a-z0-9]+://", "", a.processed).strip("/").split("/")[-1]
     version = contract_version(a.contracts)
     series, inputs, carried, read = read_history(spark, store)
     if not inputs:
         print("weekly: no processed weekly_series data: nothing to compute", file=sys.stderr)
+        finish(store, request, None, 0, 0, 0)
         return 0
     raw_state = store.read(STATE_KEY)
     state = json.loads(raw_state) if raw_state else None
@@ -445,12 +462,30 @@ def run(spark, a, T):
     store.write(manifest_key, json.dumps(manifest, indent=2).encode("utf-8"))
     state = {"inputs": inputs, "previous": before, "manifest": manifest_key, "finished_at": manifest["finished_at"]}
     store.write(STATE_KEY, json.dumps(state, indent=2).encode("utf-8"))
+    finish(store, request, manifest_key, len(series), len(weeks), len(out))
     print(
         "weekly: %d series, %d rows of history, %d weeks rebuilt, %d rows written; manifest %s; Hive %s"
         % (len(series), len(rows), len(weeks), len(out), store.url(manifest_key), table),
         file=sys.stderr,
     )
     return 0
+
+
+def finish(store, request, manifest_key, series, weeks, rows):
+    """A scheduled run's result, written last (WeeklyResult in weekly/request.rs): its S3
+    notification starts the export."""
+    if not request:
+        return
+    base = request[: -len(".json")] if request.endswith(".json") else request
+    result = {
+        "weekly_id": base.rsplit("/", 1)[-1],
+        "manifest": manifest_key,
+        "series": series,
+        "weeks": weeks,
+        "rows": rows,
+        "finished_at": now_rfc3339(),
+    }
+    store.write(base + ".result.json", json.dumps(result, indent=2).encode("utf-8"))
 
 
 if __name__ == "__main__":

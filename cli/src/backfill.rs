@@ -7,6 +7,7 @@
 use crate::s3::{Session, split_url};
 use bondlake_core::backfill::{self, BackfillRequest, ObjectOutcome, Planned};
 use bondlake_core::events::{EventSink, StderrSink, StdoutSink};
+use bondlake_core::launch;
 use bondlake_core::processor::{Processor, Settings};
 use bondlake_core::route::Routes;
 use bondlake_core::store::ObjectStore as _;
@@ -172,8 +173,9 @@ pub fn run(a: BackfillArgs) -> Result<ExitCode, String> {
             )
             .map_err(|e| e.to_string())?;
             let session = Session::connect(endpoint_url.as_deref())?;
-            let location = backfill::store_request(&session.store(processed_bucket), &request)
-                .map_err(|e| e.to_string())?;
+            let location =
+                launch::store_request(&session.store(processed_bucket), &request.key(), &request)
+                    .map_err(|e| e.to_string())?;
             println!("{location}");
             Ok(ExitCode::SUCCESS)
         }

@@ -113,8 +113,8 @@ pub fn run(a: HandoffArgs) -> Result<ExitCode, String> {
 
 #[derive(clap::Args)]
 pub struct EmrStepArgs {
-    /// The request the step runs: `s3://processed-bucket/handoffs/....json` or
-    /// `.../backfills/<id>.json`.
+    /// The request the step runs: `s3://processed-bucket/handoffs/....json`,
+    /// `.../backfills/<id>.json` or `.../weeklies/<id>.json`.
     #[arg(long)]
     request: String,
     /// Where the bundle is: `s3://artifacts-bucket/bondlake/` (the stack's ArtifactsBucketName).
@@ -151,7 +151,7 @@ pub fn emr_step(a: EmrStepArgs) -> Result<ExitCode, String> {
     .map_err(|e| format!("{}: {e}", a.request))?;
     let work: Work = serde_json::from_slice(&text).map_err(|e| {
         format!(
-            "{}: neither a hand-off nor a backfill request: {e}",
+            "{}: not a hand-off, backfill or weekly request: {e}",
             a.request
         )
     })?;

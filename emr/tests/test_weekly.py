@@ -176,3 +176,56 @@ def test_a_later_file_rebuilds_only_its_weeks_partitions_in_both_engines(spark_s
     hive = {(r["series"], r["dataset_code"], str(r["week_ending"])): r for r in
             spark_session.sql("SELECT * FROM bondlake.weekly_trends WHERE week_ending >= '%s'" % friday(14)).collect()}
     assert str(hive[("US10Y", "FRED-X", friday(14))]["value"]) == "7.770000"
+
+
+def test_the_scheduled_step_runs_to_its_result(lakes, server, bundle, workdir):
+    """The weekly step's own script, as `bondlake emr-step` prints it for a scheduled run's
+    request: the aws CLI fetches the bundle, tar unpacks it, spark-submit runs the driver, which
+    reads the request, writes the trends and the Hive table, and the result last. What only EMR
+    has is replaced: YARN by local[2], EMRFS's s3:// by the bucket's folder (s3-server serves it),
+    Glue's metastore by Derby in the work folder."""
+    import subprocess
+    import sys
+
+    rust, _ = lakes
+    bucket = "processed-weekly"
+    folder = server.bucket(bucket)
+    for sub in ("manifests/weekly_series", "processed/weekly_series"):
+        shutil.copytree(os.path.join(rust, sub), os.path.join(folder, sub))
+    artifacts = os.path.join(server.bucket("artifacts"), "bondlake")
+    os.makedirs(artifacts, exist_ok=True)
+    shutil.copy(bundle, os.path.join(artifacts, "bondlake-emr.tar.gz"))
+    request = {
+        "weekly_version": 1, "processed_bucket": bucket, "scheduled": "2026-04-18T11:00:00Z",
+        "database": "scheduled", "requested_at": "2026-04-18T11:00:02Z",
+    }
+    os.makedirs(os.path.join(folder, "weeklies"), exist_ok=True)
+    with open(os.path.join(folder, "weeklies", "0a1b2c.json"), "w") as f:
+        json.dump(request, f)
+    name = "bondlake-0a1b2c-a1-%d" % os.getpid()
+    script = harness.step_script(server, "s3://%s/weeklies/0a1b2c.json" % bucket, "s3://artifacts/bondlake/", name)
+    here = os.path.join(workdir, "scheduled-step")
+    os.makedirs(here, exist_ok=True)
+    for emr_only, local in [
+        ("--master yarn --deploy-mode client", "--master local[2] --conf spark.ui.enabled=false "
+         "--conf spark.sql.warehouse.dir=%s/warehouse" % here),
+        ("--processed 's3://%s'" % bucket, "--processed 'file://%s'" % folder),
+    ]:
+        assert emr_only in script, script
+        script = script.replace(emr_only, local)
+    env = server.env()
+    env["AWS_ENDPOINT_URL_S3"] = server.endpoint
+    env["PATH"] = os.pathsep.join([os.path.dirname(harness.aws_cli()), os.path.dirname(harness.spark_submit()), env["PATH"]])
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=here)
+    finally:
+        shutil.rmtree(os.path.join("/mnt/tmp", name), ignore_errors=True)
+    assert ran.returncode == 0, ran.stdout[-5000:] + ran.stderr[-5000:]
+    with open(os.path.join(folder, "weeklies", "0a1b2c.result.json")) as f:
+        result = json.load(f)
+    assert result["weekly_id"] == "0a1b2c"
+    assert (result["series"], result["weeks"], result["rows"]) == (10, 16, 7 * 16 + 15 + 2 * 16), result
+    assert os.path.isfile(os.path.join(folder, result["manifest"]))
+    parts = glob.glob(os.path.join(here, "warehouse", "scheduled.db", "weekly_trends", "week_ending=*"))
+    assert len(parts) == 16, parts

@@ -117,7 +117,9 @@ fn a_hand_off_on_the_local_backend_writes_what_the_lambda_would_have_once() {
         Arc::new(JsonLinesSink::new(emr.path().join("events.jsonl"))),
         Arc::new(LocalBackend::new(move |job| match &job.work {
             Work::Handoff(request) => step.run_handoff(request).map(|_| ()),
-            Work::Backfill(_) => Err(HandleError::Config("not a hand-off".into())),
+            Work::Backfill(_) | Work::Weekly(_) => {
+                Err(HandleError::Config("not a hand-off".into()))
+            }
         })),
     );
     let Launched::Submitted(launched) = launcher.launch(&handoff.id(), &request).expect("launched")

@@ -423,3 +423,85 @@ fn a_rerun_writes_the_same_keys_and_a_new_file_rebuilds_only_its_weeks() {
     );
     assert_eq!(manifest_third.inputs.len(), 5);
 }
+
+/// The weekly schedule's run through the EMR launcher (its local backend runs this job): claimed
+/// once per scheduled time, the result written last with what the run did, a `launched` event
+/// saying `weekly`; the schedule's retried delivery does nothing; an EMR failure of the run is
+/// told once, with the retry that sends it again.
+#[test]
+fn the_launcher_runs_a_scheduled_weekly_once_and_tells_its_failure() {
+    use bondlake_core::events::{EventKind, JsonLinesSink};
+    use bondlake_core::launch::{Launched, Launcher, LocalBackend, StateChange, Work};
+    use bondlake_core::weekly::{WeeklyRequest, WeeklyResult};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    edge_lake(dir.path());
+    let store = Arc::new(LocalStore::new(dir.path()));
+    let processed = store.clone();
+    let launcher = Launcher::new(
+        store.clone(),
+        Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl"))),
+        Arc::new(LocalBackend::new(move |job| match &job.work {
+            Work::Weekly(r) => weekly::request::run_here(processed.as_ref(), r, None).map(|_| ()),
+            _ => panic!("only the weekly job here"),
+        })),
+    );
+    let request =
+        WeeklyRequest::new("processed", "2026-04-18T11:00:00Z", "bondlake", "", "").expect("ok");
+    let Launched::Submitted(event) = launcher.weekly(&request).expect("launched") else {
+        panic!("not submitted")
+    };
+    let launch = event.launch().expect("launch info");
+    assert_eq!((launch.work.as_str(), launch.attempt), ("weekly", 1));
+    assert_eq!(event.dataset.as_deref(), Some("weekly_trends"));
+    let result: WeeklyResult = serde_json::from_slice(
+        &std::fs::read(dir.path().join(request.result_key())).expect("the result"),
+    )
+    .expect("json");
+    assert_eq!((result.series, result.weeks), (9, 16));
+    assert_eq!(result.rows, 7 * 16 + 15 + 16);
+    let manifest = result.manifest.expect("a manifest");
+    assert!(dir.path().join(&manifest).exists(), "{manifest}");
+    // The schedule delivers the same time again: done already.
+    let again =
+        WeeklyRequest::new("processed", "2026-04-18T11:00:00Z", "bondlake", "", "").expect("ok");
+    assert!(matches!(
+        launcher.weekly(&again).expect("again"),
+        Launched::AlreadyDone
+    ));
+
+    // On EMR: the next week's run fails; its failure is told once, with the command to retry.
+    let next =
+        WeeklyRequest::new("processed", "2026-04-25T11:00:00Z", "bondlake", "", "").expect("ok");
+    let failing = Launcher::new(
+        store.clone(),
+        Arc::new(JsonLinesSink::new(dir.path().join("events-2.jsonl"))),
+        Arc::new(LocalBackend::new(|_| Ok(()))),
+    );
+    failing.weekly(&next).expect("submitted");
+    let change = StateChange {
+        name: format!("bondlake-{}-a1", next.id()),
+        id: "j-WEEKLY/s-1".into(),
+        state: "FAILED".into(),
+        message: "Step failed".into(),
+        logs: Some("s3://logs/emr/j-WEEKLY/steps/s-1/".into()),
+    };
+    let told = failing
+        .state_changed(&change)
+        .expect("told")
+        .expect("an event");
+    assert_eq!(told.kind(), EventKind::LaunchFailed);
+    assert!(
+        failing.state_changed(&change).expect("again").is_none(),
+        "once"
+    );
+    let notice =
+        bondlake_core::notify::render_notice(&bondlake_core::notify::Notice::Event(Box::new(told)));
+    for part in [
+        "weekly",
+        "s3://logs/emr/j-WEEKLY/steps/s-1/",
+        &format!("\"handoff_event_id\":\"{}\"", next.id()),
+    ] {
+        assert!(notice.text.contains(part), "{part} in {}", notice.text);
+    }
+}

@@ -496,3 +496,34 @@ fn an_older_export_after_a_newer_one_keeps_the_newer_values_and_is_still_checked
         "the row read the correction"
     );
 }
+
+/// A warm export function keeps its session for hours between weekly runs; the server may have
+/// dropped it (its `wait_timeout`, a failover). The next call connects again instead of failing
+/// every retry on the dead session.
+#[test]
+fn a_session_the_server_dropped_is_opened_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    let (key, m) = run_job(dir.path());
+    let store = LocalStore::new(dir.path());
+    let db = "t_my_dropped";
+    let mut l = loader(db, StageBy::LoadData, &[contract("weekly_trends")]);
+    let id = l
+        .warehouse()
+        .query("SELECT CONNECTION_ID()", &[])
+        .expect("id")[0][0]
+        .clone()
+        .expect("an id");
+    let mut admin = MySql::connect(&server()).expect("admin");
+    admin.execute(&format!("KILL {id}"), &[]).expect("killed");
+    assert!(matches!(
+        l.load(&key, &m, &store).expect("loaded on a new session"),
+        LoadOutcome::Loaded { rows: 48, .. }
+    ));
+    let again = l
+        .warehouse()
+        .query("SELECT CONNECTION_ID()", &[])
+        .expect("id")[0][0]
+        .clone();
+    assert_ne!(again.as_deref(), Some(id.as_str()), "a new session");
+}

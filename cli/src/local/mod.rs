@@ -26,6 +26,7 @@ use bondlake_core::processor::{Budget, ObjectCreated, Processor, Settings};
 use bondlake_core::route::Routes;
 use bondlake_core::store::{LocalStore, ObjectStore, file_etag};
 use bondlake_core::warehouse::Loader;
+use bondlake_core::weekly;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -160,12 +161,19 @@ impl Lake {
         );
         let step = processor.clone();
         let whole = Arc::new(processor.without_handoffs().map_err(|e| e.to_string())?);
+        let contracts_dir = contracts.map(Path::to_path_buf);
         let backend = LocalBackend::new(move |job| match &job.work {
             Work::Handoff(request) => step.run_handoff(request).map(|_| ()),
             Work::Backfill(request) => backfill::run_here(&whole, request).map(|_| ()),
+            Work::Weekly(request) => {
+                weekly::request::run_here(whole.processed(), request, contracts_dir.as_deref())
+                    .map(|_| ())
+            }
         });
         let launcher = emr_launcher::handler::State {
             raw_bucket: RAW_BUCKET.into(),
+            processed_bucket: PROCESSED_BUCKET.into(),
+            hive: Default::default(),
             launcher: Launcher::new(
                 Arc::new(LocalStore::new(root)),
                 topic.clone(),

@@ -1,7 +1,8 @@
 //! The invocation: `handoff` events from the pipeline-events topic (through the launcher's queue,
 //! whose subscription lets only `kind = handoff` through), EMR state changes from EventBridge,
 //! the sweep's schedule, retries by hand, and backfills (`{"backfill": {"prefix": …, "from": …,
-//! "to": …}}`: one EMR job over the raw objects they select). Each hand-off is launched once
+//! "to": …}}`: one EMR job over the raw objects they select), and the weekly schedule's
+//! `{"weekly": {"scheduled": …}}` (the weekly job, once per scheduled time). Each is launched once
 //! ([`bondlake_core::launch`]); a failure worth retrying (throttling, storage) goes back to the
 //! queue, anything else to its dead-letter queue for a person.
 
@@ -11,6 +12,7 @@ use bondlake_core::events::{self, EventError};
 use bondlake_core::failure::HandleError;
 use bondlake_core::launch::{Launched, Launcher, StateChange};
 use bondlake_core::vars::Vars;
+use bondlake_core::weekly::WeeklyRequest;
 use bondlake_emr::{ClusterShape, StepCommand, log_location};
 use bondlake_lambda::{FunctionError, TopicDelivery, TopicMessage, topic_messages};
 use lambda_runtime::LambdaEvent;
@@ -47,6 +49,26 @@ pub struct Settings {
     pub log_uri: String,
     /// A claim older than this with no manifest is reported stuck by the sweep.
     pub stuck_after: Duration,
+    /// The weekly job's Hive database, and where a new one keeps its tables.
+    pub hive: Hive,
+}
+
+/// The weekly job's Hive database (`HIVE_DATABASE`, `HIVE_DATABASE_LOCATION`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hive {
+    /// The database's name.
+    pub database: String,
+    /// Where a new database keeps its tables; empty: the metastore's default.
+    pub location: String,
+}
+
+impl Default for Hive {
+    fn default() -> Self {
+        Hive {
+            database: "bondlake".into(),
+            location: String::new(),
+        }
+    }
 }
 
 impl Settings {
@@ -114,6 +136,12 @@ impl Settings {
             backend,
             log_uri,
             stuck_after: Duration::from_secs(number("STUCK_AFTER_MINUTES", 240)?.max(1) * 60),
+            hive: Hive {
+                database: vars
+                    .get("HIVE_DATABASE")
+                    .unwrap_or_else(|| Hive::default().database),
+                location: vars.get("HIVE_DATABASE_LOCATION").unwrap_or_default(),
+            },
         })
     }
 }
@@ -124,6 +152,10 @@ pub struct State {
     pub launcher: Launcher,
     /// The raw bucket a backfill selects from.
     pub raw_bucket: String,
+    /// The processed bucket the weekly job reads and writes.
+    pub processed_bucket: String,
+    /// The weekly job's Hive database.
+    pub hive: Hive,
     /// The sweep's bound.
     pub stuck_after: Duration,
     /// Where EMR writes cluster logs (to point a failure's notice at its step's log).
@@ -152,6 +184,20 @@ pub enum Invocation {
     /// "dataset": "investor_holdings", "label": ""}}`, every field optional: the raw objects
     /// under the prefix last written on those days (UTC), run again by one EMR job.
     Backfill(BackfillSelection),
+    /// The weekly schedule's `{"weekly": {"scheduled": "<aws.scheduler.scheduled-time>"}}`
+    /// (`label` to run the same time again on purpose): the weekly job, once per scheduled time.
+    Weekly(WeeklyRun),
+}
+
+/// Which weekly run an invocation asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyRun {
+    /// When the schedule meant it to run (RFC 3339).
+    pub scheduled: String,
+    /// A new label runs the same scheduled time again on purpose.
+    #[serde(default)]
+    pub label: String,
 }
 
 /// What a backfill invocation selects (the raw bucket is the stack's).
@@ -205,6 +251,11 @@ pub fn invocation(payload: Value) -> Result<Invocation, HandleError> {
         return serde_json::from_value(selection.clone())
             .map(Invocation::Backfill)
             .map_err(|e| HandleError::InvalidInput(format!("backfill: {e}")));
+    }
+    if let Some(run) = payload.get("weekly") {
+        return serde_json::from_value(run.clone())
+            .map(Invocation::Weekly)
+            .map_err(|e| HandleError::InvalidInput(format!("weekly: {e}")));
     }
     topic_messages(payload).map(Invocation::Topic)
 }
@@ -331,6 +382,21 @@ pub fn run(state: &State, invocation: Invocation) -> Result<Value, HandleError> 
                 "launched": format!("{launched:?}"),
             }))
         }
+        Invocation::Weekly(run) => {
+            let request = WeeklyRequest::new(
+                &state.processed_bucket,
+                &run.scheduled,
+                &state.hive.database,
+                &state.hive.location,
+                &run.label,
+            )?;
+            let launched = state.launcher.weekly(&request)?;
+            Ok(json!({
+                "weekly": request.id(),
+                "run": request.describe(),
+                "launched": format!("{launched:?}"),
+            }))
+        }
     }
 }
 
@@ -431,6 +497,16 @@ mod tests {
         assert_eq!(selection.to, None);
         let e = invocation(json!({"backfill": {"form": "2026-11-01"}})).expect_err("typo");
         assert!(e.to_string().contains("form"), "{e}");
+        let Ok(Invocation::Weekly(run)) =
+            invocation(fixture("scheduler-weekly.json")).map_err(|e| e.to_string())
+        else {
+            panic!("not a weekly run")
+        };
+        assert_eq!(run.scheduled, "2026-12-05T11:00:00Z");
+        assert!(
+            invocation(json!({"weekly": {}})).is_err(),
+            "the time is needed"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! emr-launcher: hand-offs (the pipeline-events topic through its queue, `kind = handoff`), EMR
-//! state changes (EventBridge `aws.emr`), the sweep's schedule and retries → runs on EMR, once
-//! each. This file only wires: logs, settings read once, clients built once.
+//! state changes (EventBridge `aws.emr`), the sweep's and the weekly job's schedules, backfills
+//! and retries → runs on EMR, once each. This file only wires: logs, settings read once, clients built once.
 
 use emr_launcher::handler;
 
@@ -45,6 +45,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let state = Arc::new(State {
         launcher,
         raw_bucket: settings.raw_bucket.clone(),
+        processed_bucket: settings.processed_bucket.clone(),
+        hive: settings.hive.clone(),
         stuck_after: settings.stuck_after,
         log_uri: settings.log_uri.clone(),
     });

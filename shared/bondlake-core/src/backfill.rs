@@ -379,23 +379,6 @@ pub fn finish(
     Ok(result)
 }
 
-/// Writes `request` at its key, unless a request with its id is there already (the same
-/// backfill sent again keeps the first one's record).
-pub fn store_request(
-    processed: &dyn ObjectStore,
-    request: &BackfillRequest,
-) -> Result<String, HandleError> {
-    let key = request.key();
-    let json =
-        serde_json::to_vec_pretty(request).map_err(|e| HandleError::Config(e.to_string()))?;
-    processed
-        .put_if(&key, &json, crate::store::Precondition::Absent)
-        .map_err(|e| {
-            HandleError::storage(format_args!("writing {}", processed.locate(&key)), &e)
-        })?;
-    Ok(processed.locate(&key))
-}
-
 /// Reads the request at `key` in the processed bucket.
 pub fn read_request(
     processed: &dyn ObjectStore,

@@ -16,14 +16,16 @@
 //! `bondlake-<handoff event id>-a<attempt>`, which is also how an EMR state change maps back to
 //! its hand-off. A backfill ([`crate::backfill`]) is claimed the same way under its request's id,
 //! and is done when its result is written. The launcher runs one at a time (reserved concurrency 1), so no two invocations
-//! race between the check and the submission.
+//! race between the check and the submission. The weekly job ([`crate::weekly::request`]) is
+//! claimed the same way under its scheduled run's id.
 
-use crate::backfill::{self, BackfillRequest};
+use crate::backfill::BackfillRequest;
 use crate::events::{EventSink, LaunchInfo, Outcome, PipelineEvent};
 use crate::failure::HandleError;
 use crate::manifest::{SourceRef, now_us, parse_rfc3339_us, rfc3339};
 use crate::processor::HandoffRequest;
 use crate::store::{ObjectStore, Precondition};
+use crate::weekly::WeeklyRequest;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -38,7 +40,7 @@ pub const CLAIMS_PREFIX: &str = "launches/";
 /// Attempts per hand-off: after that a person decides (the notice says how to send it again).
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// What a run does: one handed-off object, or a backfill over many.
+/// What a run does: one handed-off object, a backfill over many, or the weekly job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Work {
@@ -46,22 +48,27 @@ pub enum Work {
     Handoff(HandoffRequest),
     /// `emr/backfill.py` (on a cluster) or `bondlake backfill run`: raw objects run again.
     Backfill(BackfillRequest),
+    /// `emr/weekly_trends.py` (on a cluster) or `bondlake weekly`'s job: the trends.
+    Weekly(WeeklyRequest),
 }
 
 impl Work {
-    /// `handoff` or `backfill`: the events' `launch.work`.
+    /// `handoff`, `backfill` or `weekly`: the events' `launch.work`.
     pub fn kind(&self) -> &'static str {
         match self {
             Work::Handoff(_) => "handoff",
             Work::Backfill(_) => "backfill",
+            Work::Weekly(_) => "weekly",
         }
     }
 
-    /// What exists once the run succeeded: the hand-off's manifest, the backfill's result.
+    /// What exists once the run succeeded: the hand-off's manifest, the backfill's or the
+    /// weekly job's result.
     pub fn done_key(&self) -> String {
         match self {
             Work::Handoff(r) => r.manifest_key.clone(),
             Work::Backfill(r) => r.result_key(),
+            Work::Weekly(r) => r.result_key(),
         }
     }
 
@@ -70,6 +77,16 @@ impl Work {
         match self {
             Work::Handoff(r) => Some(&r.dataset),
             Work::Backfill(r) => r.dataset.as_deref(),
+            Work::Weekly(_) => Some(crate::weekly::TRENDS),
+        }
+    }
+
+    /// The id a backfill or a weekly run is claimed under (a hand-off's is its event's).
+    fn own_id(&self) -> Option<String> {
+        match self {
+            Work::Handoff(_) => None,
+            Work::Backfill(r) => Some(r.id()),
+            Work::Weekly(r) => Some(r.id()),
         }
     }
 
@@ -80,6 +97,12 @@ impl Work {
             Work::Backfill(r) => SourceRef {
                 bucket: r.raw_bucket.clone(),
                 key: r.prefix.clone(),
+                ..Default::default()
+            },
+            // The job reads every weekly_series manifest.
+            Work::Weekly(r) => SourceRef {
+                bucket: r.processed_bucket.clone(),
+                key: format!("manifests/{}/", crate::weekly::SERIES),
                 ..Default::default()
             },
         }
@@ -253,12 +276,12 @@ impl Launcher {
                 "{request_location}: the request is missing (expired by the bucket's lifecycle?)"
             ))
         })?;
-        if let Work::Backfill(b) = &work
-            && b.id() != handoff_event_id
+        if let Some(id) = work.own_id()
+            && id != handoff_event_id
         {
             return Err(HandleError::InvalidInput(format!(
-                "{request_location} is backfill {}, not {handoff_event_id}",
-                b.id()
+                "{request_location} is {} {id}, not {handoff_event_id}",
+                work.kind()
             )));
         }
         if self.exists(&work.done_key())? {
@@ -331,7 +354,15 @@ impl Launcher {
     /// selection sent again is the same backfill: nothing more is submitted while it runs or
     /// once it is done, and a new attempt only after the last one ended failed.
     pub fn backfill(&self, request: &BackfillRequest) -> Result<Launched, HandleError> {
-        let location = backfill::store_request(self.processed.as_ref(), request)?;
+        let location = store_request(self.processed.as_ref(), &request.key(), request)?;
+        self.launch(&request.id(), &location)
+    }
+
+    /// Launches a weekly run once: its request is stored at `weeklies/<id>.json`, then claimed
+    /// and submitted like a backfill. The schedule's retried delivery (the same scheduled time)
+    /// is the same run.
+    pub fn weekly(&self, request: &WeeklyRequest) -> Result<Launched, HandleError> {
+        let location = store_request(self.processed.as_ref(), &request.key(), request)?;
         self.launch(&request.id(), &location)
     }
 
@@ -531,6 +562,21 @@ impl Launcher {
     fn storage(&self, doing: &str, key: &str, e: &io::Error) -> HandleError {
         HandleError::storage(format_args!("{doing} {}", self.processed.locate(key)), e)
     }
+}
+
+/// Writes `request` at `key` in the processed bucket unless something is there already (the
+/// same request sent again keeps the first one's record); its location.
+pub fn store_request(
+    processed: &dyn ObjectStore,
+    key: &str,
+    request: &impl Serialize,
+) -> Result<String, HandleError> {
+    let json =
+        serde_json::to_vec_pretty(request).map_err(|e| HandleError::Config(e.to_string()))?;
+    processed
+        .put_if(key, &json, Precondition::Absent)
+        .map_err(|e| HandleError::storage(format_args!("writing {}", processed.locate(key)), &e))?;
+    Ok(processed.locate(key))
 }
 
 /// `launches/<id>/a<NN>.<what>.json`.

@@ -4,7 +4,8 @@
 //! `AddJobFlowSteps`). Both run the same step ([`StepCommand`]) from the artifacts bucket's
 //! bundle: `bondlake handoff --request s3://…` (csv-processor's engine) for a hand-off, and for a
 //! backfill `spark-submit backfill.py`, which spreads the objects over the executors, each run by
-//! the same binary.
+//! the same binary; for the weekly job `spark-submit weekly_trends.py`, on a cluster whose Spark
+//! keeps its Hive tables in the Glue Data Catalog ([`glue_catalog`]).
 //!
 //! Errors are classified once, by the API's error code and HTTP status ([`disposition`]):
 //! throttling and 5xx are retried; access denied and a request EMR refuses as made are
@@ -13,8 +14,8 @@
 use aws_sdk_emr::Client;
 use aws_sdk_emr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_emr::types::{
-    ActionOnFailure, Application, AutoTerminationPolicy, HadoopJarStepConfig, InstanceGroupConfig,
-    InstanceRoleType, JobFlowInstancesConfig, MarketType, StepConfig, Tag,
+    ActionOnFailure, Application, AutoTerminationPolicy, Configuration, HadoopJarStepConfig,
+    InstanceGroupConfig, InstanceRoleType, JobFlowInstancesConfig, MarketType, StepConfig, Tag,
 };
 use bondlake_core::failure::HandleError;
 use bondlake_core::launch::{Backend, Job, Submission, Work};
@@ -108,6 +109,22 @@ impl StepCommand {
                  --conf spark.task.maxFailures=2 \
                  {dir}/backfill.py --request {request} --bondlake-dir {dir} --events-topic-arn {topic}"
             ),
+            // The driver reads the request and writes the trends, the Hive table (the cluster's
+            // metastore: Glue's, see `glue_catalog`) and last the result; the features are
+            // computed on the executors.
+            Work::Weekly(_) => {
+                let processed = job
+                    .request_location
+                    .strip_suffix(&job.request_key)
+                    .unwrap_or(&job.request_location)
+                    .trim_end_matches('/');
+                format!(
+                    "exec spark-submit --master yarn --deploy-mode client \
+                     {dir}/weekly_trends.py --processed {} --request {} --contracts {dir}/contracts",
+                    shell_word(processed),
+                    shell_word(&job.request_key)
+                )
+            }
         };
         vec!["bash".into(), "-c".into(), fetch + &run]
     }
@@ -123,6 +140,19 @@ impl StepCommand {
             .hadoop_jar_step(jar)
             .build()
     }
+}
+
+/// Spark's Hive metastore on the cluster: the Glue Data Catalog (EMR's `spark-hive-site`
+/// classification), so the weekly job's ORC table outlives the transient cluster and Athena or
+/// another cluster reads it. A cluster the steps backend adds to needs the same configuration.
+pub fn glue_catalog() -> Configuration {
+    Configuration::builder()
+        .classification("spark-hive-site")
+        .properties(
+            "hive.metastore.client.factory.class",
+            "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+        )
+        .build()
 }
 
 /// A word as the shell reads it: the keys bondlake writes have no quotes, but a vendor's key may.
@@ -255,6 +285,7 @@ impl Backend for TransientCluster {
             .job_flow_role(&s.instance_profile)
             .instances(instances)
             .applications(Application::builder().name("Spark").build())
+            .set_configurations(matches!(job.work, Work::Weekly(_)).then(|| vec![glue_catalog()]))
             .steps(self.step.step(job, ActionOnFailure::TerminateCluster))
             .auto_termination_policy(
                 AutoTerminationPolicy::builder()
@@ -502,6 +533,61 @@ mod tests {
         assert!(tags.contains(&("bondlake:event_id".into(), job.handoff_event_id.clone())));
     }
 
+    fn weekly_job() -> Job {
+        let request = bondlake_core::weekly::WeeklyRequest::new(
+            "processed",
+            "2026-12-05T06:00:00Z",
+            "bondlake",
+            "s3://processed/hive/bondlake.db",
+            "",
+        )
+        .expect("request");
+        let id = request.id();
+        Job {
+            name: format!("bondlake-{id}-a1"),
+            handoff_event_id: id,
+            attempt: 1,
+            request_key: request.key(),
+            request_location: format!("s3://processed/{}", request.key()),
+            work: Work::Weekly(request),
+        }
+    }
+
+    #[test]
+    fn the_weekly_step_runs_the_trends_driver_on_a_cluster_whose_metastore_is_glue() {
+        let job = weekly_job();
+        let script = &step().args(&job)[2];
+        let dir = format!("/mnt/tmp/{}", job.name);
+        let want = format!(
+            "exec spark-submit --master yarn --deploy-mode client {dir}/weekly_trends.py \
+             --processed 's3://processed' --request '{}' --contracts {dir}/contracts",
+            job.request_key
+        );
+        assert!(script.ends_with(&want), "{want} at the end of {script}");
+        assert!(
+            !script.contains("--archives"),
+            "the driver alone needs the bundle"
+        );
+        let rule = mock!(Client::run_job_flow)
+            .match_requests(|r| {
+                let glue = r.configurations().iter().any(|c| {
+                    c.classification() == Some("spark-hive-site")
+                        && c.properties().and_then(|p| p.get("hive.metastore.client.factory.class"))
+                            == Some(&"com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory".to_string())
+                });
+                glue && r.tags().iter().any(|t| {
+                    t.key() == Some("bondlake:work") && t.value() == Some("weekly")
+                })
+            })
+            .then_output(|| RunJobFlowOutput::builder().job_flow_id("j-WEEKLY").build());
+        let client = mock_client!(aws_sdk_emr, [&rule]);
+        let rt = runtime();
+        let backend =
+            TransientCluster::new(client, rt.handle().clone(), ClusterShape::default(), step());
+        backend.submit(&job).expect("submitted");
+        assert_eq!(rule.num_calls(), 1, "Glue's metastore, tagged weekly");
+    }
+
     #[test]
     fn a_transient_cluster_has_the_seed_shape_its_name_tags_and_one_step() {
         let rule = mock!(Client::run_job_flow)
@@ -541,6 +627,7 @@ mod tests {
                     && r.log_uri() == Some("s3://logs/emr/")
                     && tags.contains(&("bondlake:event_id", "5d0c0f1a9b7e3c21d4e8a6f0"))
                     && tags.contains(&("bondlake:attempt", "2"))
+                    && r.configurations().is_empty()
                     && steps.len() == 1
                     && steps[0].name() == Some("bondlake-5d0c0f1a9b7e3c21d4e8a6f0-a2")
                     && steps[0].action_on_failure() == Some(&ActionOnFailure::TerminateCluster)

@@ -118,6 +118,9 @@ pub enum StageBy {
 /// A MySQL (or MariaDB) connection.
 pub struct MySql {
     conn: Conn,
+    /// How to connect again when the server has dropped the session (its `wait_timeout`, a
+    /// failover): a warm Lambda keeps its connection for hours between weekly runs.
+    opts: Opts,
     database: String,
     stage_by: StageBy,
     /// The rows `LOAD DATA LOCAL INFILE` sends next, as text chunks from the thread that reads
@@ -134,7 +137,8 @@ fn my_error(e: mysql::Error) -> WarehouseError {
         mysql::Error::MySqlError(m) => {
             WarehouseError::sql(format!("MySQL {} ({}): {}", m.code, m.state, m.message))
         }
-        mysql::Error::IoError(_) | mysql::Error::DriverError(_) => {
+        // The connection itself failed (dropped, reset, unreadable): a new session may pass.
+        mysql::Error::IoError(_) | mysql::Error::CodecError(_) | mysql::Error::DriverError(_) => {
             WarehouseError::transient(format!("MySQL: {e}"))
         }
         _ => WarehouseError::sql(format!("MySQL: {e}")),
@@ -218,14 +222,27 @@ impl MySql {
         let opts = OptsBuilder::from_opts(opts)
             .init(SESSION.to_vec())
             .local_infile_handler(Some(handler));
-        let conn = Conn::new(opts)
+        let opts: Opts = opts.into();
+        let conn = Conn::new(opts.clone())
             .map_err(|e| WarehouseError::transient(format!("cannot connect to {shown}: {e}")))?;
         Ok(MySql {
             conn,
+            opts,
             database,
             stage_by: StageBy::LoadData,
             infile,
         })
+    }
+
+    /// The session, connected again if the server has dropped it since the last call.
+    fn session(&mut self) -> Result<&mut Conn, WarehouseError> {
+        if self.conn.ping().is_err() {
+            tracing::info!(database = %self.database, "MySQL session lost; connecting again");
+            self.conn = Conn::new(self.opts.clone()).map_err(|e| {
+                WarehouseError::transient(format!("cannot connect to MySQL again: {e}"))
+            })?;
+        }
+        Ok(&mut self.conn)
     }
 
     /// The database named in the URL: the loader's schema.
@@ -247,7 +264,7 @@ impl MySql {
     /// Runs any query and returns its columns and cells as text (`bondlake sql`).
     pub fn query_table(&mut self, sql: &str) -> Result<ResultSet, WarehouseError> {
         use mysql::consts::ColumnType as T;
-        let mut result = self.conn.query_iter(sql).map_err(my_error)?;
+        let mut result = self.session()?.query_iter(sql).map_err(my_error)?;
         let mut out = ResultSet::default();
         if let Some(set) = result.iter() {
             out.columns = set
@@ -422,7 +439,7 @@ impl MySql {
         let infile = self.infile.clone();
         let mut by = self.stage_by;
         let mut tx = self
-            .conn
+            .session()?
             .start_transaction(TxOpts::default())
             .map_err(my_error)?;
         fill(&mut tx, &infile, table, &names, &mut by, &|| {
@@ -572,18 +589,20 @@ impl Warehouse for MySql {
     }
 
     fn execute(&mut self, sql: &str, values: &[&str]) -> Result<(), WarehouseError> {
+        let conn = self.session()?;
         if values.is_empty() {
-            self.conn.query_drop(sql).map_err(my_error)
+            conn.query_drop(sql).map_err(my_error)
         } else {
-            self.conn.exec_drop(sql, values.to_vec()).map_err(my_error)
+            conn.exec_drop(sql, values.to_vec()).map_err(my_error)
         }
     }
 
     fn query(&mut self, sql: &str, values: &[&str]) -> Result<Rows, WarehouseError> {
+        let conn = self.session()?;
         let rows: Vec<mysql::Row> = if values.is_empty() {
-            self.conn.query(sql).map_err(my_error)?
+            conn.query(sql).map_err(my_error)?
         } else {
-            self.conn.exec(sql, values.to_vec()).map_err(my_error)?
+            conn.exec(sql, values.to_vec()).map_err(my_error)?
         };
         Ok(rows_of(rows))
     }
@@ -601,7 +620,7 @@ impl Warehouse for MySql {
         // under it, so two deliveries of one manifest cannot both record it.
         let lock = format!("bondlake:{}", table.qualified());
         let got: Option<i64> = self
-            .conn
+            .session()?
             .exec_first("SELECT GET_LOCK(?, 60)", (lock.as_str(),))
             .map_err(my_error)?;
         if got != Some(1) {

@@ -263,6 +263,12 @@ fn launch_next(e: &PipelineEvent) -> String {
         .launch()
         .and_then(|l| l.logs.as_deref())
         .map_or(String::new(), |l| format!(" at {l}"));
+    if e.launch().is_some_and(|l| l.work == "weekly") {
+        return format!(
+            "The trends were not rebuilt and nothing was exported; the last run's stay as they were. Read the step's log{logs} (the Spark driver's stderr says which input or week failed), fix the cause (an input, the contract, the Glue Data Catalog's permissions, or the cluster's capacity), then {} Running it twice does no harm: the same inputs give the same trends.",
+            send_again(e)
+        );
+    }
     format!(
         "Nothing was loaded. Read the step's log{logs} (stderr names the file, record and column), fix the cause (the file, the contract, or the cluster's capacity), then {}",
         send_again(e)

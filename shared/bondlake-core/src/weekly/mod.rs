@@ -21,8 +21,10 @@
 //!    ([`row_checksum`]), which a loader can check the stored rows against; then the state.
 
 pub mod features;
+pub mod request;
 
 pub use features::Features;
+pub use request::{WeeklyRequest, WeeklyResult};
 
 use crate::contract::Contract;
 use crate::error::Error;
