@@ -13,7 +13,7 @@ lambda_bootstrap = cargo lambda build --profile $(PROFILE) --arm64 --bin $(1) --
 	&& mkdir -p "$(ARTIFACTS_DIR)" && cp "$(LAMBDA_DIR)/$(1)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
 
 .PHONY: build-CsvProcessorFunction build-WarehouseLoaderFunction build-MskLanderFunction build-NotifierFunction \
-	build-EmrLauncherFunction
+	build-EmrLauncherFunction build-WeeklyExportFunction
 
 build-CsvProcessorFunction:
 	$(call lambda_bootstrap,csv-processor)
@@ -29,3 +29,9 @@ build-NotifierFunction:
 
 build-EmrLauncherFunction:
 	$(call lambda_bootstrap,emr-launcher)
+
+# The weekly export is warehouse-loader with WAREHOUSE=mysql, shipped with RDS's CA bundle
+# (MYSQL_TLS_CA=/var/task/rds-ca-bundle.pem): TLS to the database, verified.
+build-WeeklyExportFunction:
+	$(call lambda_bootstrap,warehouse-loader)
+	cp certs/rds-ca-bundle.pem "$(ARTIFACTS_DIR)/rds-ca-bundle.pem"

@@ -37,6 +37,9 @@ EVERYTHING = {
     "MskProvisionedPollers": "true",
     "RedshiftClusterId": "bondlake",
     "NotifyEmail": "data-team@example.com",
+    "MySqlSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:bondlake/mysql-AbCdEf",
+    "MySqlSubnetIds": ["subnet-0123456789abcdef2"],
+    "MySqlSecurityGroupIds": ["sg-0123456789abcdef1"],
 }
 # The functions whose S3 calls the tests make, and the role each runs as.
 FUNCTION_ROLES = {
@@ -45,6 +48,8 @@ FUNCTION_ROLES = {
     "msk-lander": "MskLanderFunctionRole",
     "notifier": "NotifierFunctionRole",
     "emr-launcher": "EmrLauncherFunctionRole",
+    # warehouse-loader's binary with WAREHOUSE=mysql: the weekly chain's export.
+    "weekly-export": "WeeklyExportFunctionRole",
     # The EMR step (bondlake handoff) runs as the nodes' instance profile.
     "emr-step": "EmrInstanceRole",
 }
@@ -291,21 +296,22 @@ def structure(cfn):
     check(sse["SSEAlgorithm"] == "aws:kms", "processed bucket must use KMS")
     tls = json.dumps(res["ProcessedBucketPolicy"]["Properties"]["PolicyDocument"])
     check('"aws:SecureTransport": "false"' in tls, "processed bucket must deny non-TLS requests")
-    for q in ("RawEventsQueue", "ManifestEventsQueue", "NotifyQueue", "HandoffsQueue"):
+    for q in ("RawEventsQueue", "ManifestEventsQueue", "NotifyQueue", "HandoffsQueue", "WeeklyResultsQueue"):
         redrive = res[q]["Properties"]["RedrivePolicy"]
         check("deadLetterTargetArn" in redrive, f"{q} needs a dead-letter queue")
         # Lambda's pollers may receive a message more than once before the function sees it.
         check(int(redrive["maxReceiveCount"]) >= 5, f"{q}: maxReceiveCount at least 5")
     mappings = {n: res[n]["Properties"] for n in by_type.get("AWS::Lambda::EventSourceMapping", [])}
     sqs = {n: m for n, m in mappings.items() if "Topics" not in m}
-    check(len(sqs) == 4, f"four SQS event sources (raw, manifests, notify, handoffs): {sorted(sqs)}")
+    check(len(sqs) == 5, f"five SQS event sources (raw, manifests, notify, handoffs, weekly results): {sorted(sqs)}")
     for n, m in sqs.items():
         check(m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], f"{n}: partial batch responses")
         if n.startswith("EmrLauncher"):
             continue  # capped at one by its reserved concurrency, below (SQS's cap is at least 2)
         # Reserved concurrency alone lets throttled messages reach the dead-letter queue untried.
         check("MaximumConcurrency" in m.get("ScalingConfig", {}), f"{n}: capped by MaximumConcurrency")
-    for f in ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier", "EmrLauncher"):
+    functions = ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier", "EmrLauncher", "WeeklyExport")
+    for f in functions:
         props = res[f"{f}Function"]["Properties"]
         check(props["Runtime"] == "provided.al2023" and props["Architectures"] == ["arm64"],
               f"{f}: provided.al2023 on arm64")
@@ -318,7 +324,8 @@ def structure(cfn):
           and res["WarehouseLoaderRole"]["Properties"]["RoleName"] == {"Fn::Sub": "bondlake-${Stage}-warehouse-loader"},
           "the loader's role has the fixed name bondlake-<Stage>-warehouse-loader")
     notifications = processed["NotificationConfiguration"]["QueueConfigurations"]
-    check(any(r["Name"] == "prefix" and r["Value"] == "manifests/" for n in notifications for r in n["Filter"]["S3Key"]["Rules"]),
+    check(any(r["Name"] == "prefix" and r["Value"] == "manifests/" for n in notifications if "Filter" in n
+              for r in n["Filter"]["S3Key"]["Rules"]),
           "the processed bucket must announce manifests (and only them) to the loader's queue")
     check(res["MskLanderFunction"].get("Condition") == "HasMskCluster", "msk-lander exists only when a cluster is named")
     # Kafka event source mappings take functions with a timeout of at most 14 minutes.
@@ -357,7 +364,7 @@ def structure(cfn):
         check('"s3:*"' not in json.dumps(res[role]["Properties"]), f"{role}: no s3:*")
     # Safe to leave running: logs kept for a set time, alarms on every function and queue, data
     # that outlives the stack, expiring scratch prefixes, capped concurrency.
-    for f in ("CsvProcessor", "WarehouseLoader", "MskLander", "Notifier", "EmrLauncher"):
+    for f in functions:
         props = res[f"{f}Function"]["Properties"]
         logging = props.get("LoggingConfig", {})
         check(logging.get("LogGroup") == {"Ref": f"{f}LogGroup"}, f"{f}: logs go to its own log group")
@@ -372,7 +379,7 @@ def structure(cfn):
             check(props.get("ReservedConcurrentExecutions") == 1, "emr-launcher: reserved concurrency 1")
         else:
             check("ReservedConcurrentExecutions" not in props, f"{f}: no reserved concurrency (it throttles); cap the event source")
-    for q in ("RawEvents", "ManifestEvents", "Notify", "Handoffs"):
+    for q in ("RawEvents", "ManifestEvents", "Notify", "Handoffs", "WeeklyResults"):
         a = res[f"{q}QueueAgeAlarm"]["Properties"]
         check(a["MetricName"] == "ApproximateAgeOfOldestMessage", f"{q}: an alarm on the oldest message's age")
     # The launcher: hand-offs only, EMR's state changes of our runs, the sweep, the nodes' role.
@@ -405,9 +412,35 @@ def structure(cfn):
     check(res["RawBucket"]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled", "the raw bucket is versioned")
     rules = {r.get("Prefix"): r for r in processed["LifecycleConfiguration"]["Rules"]}
     for prefix, param in (("quarantine/", "QuarantineRetentionDays"), ("handoffs/", "HandoffRetentionDays"),
-                          ("launches/", "HandoffRetentionDays"),
+                          ("launches/", "HandoffRetentionDays"), ("weeklies/", "HandoffRetentionDays"),
                           ("notifications/sent/", "SentLogRetentionDays")):
         check(rules.get(prefix, {}).get("ExpirationInDays") == {"Ref": param}, f"{prefix} expires after {param}")
+    # The weekly chain: a schedule in the chosen time zone names its run by the scheduled time
+    # (the launcher's claim), the result cues the export, which exists only with a database,
+    # reads its password from the secret and verifies RDS's certificate.
+    schedules = [res[n]["Properties"] for n in by_type.get("AWS::Scheduler::Schedule", [])]
+    check(len(schedules) == 1, "one weekly schedule")
+    weekly = schedules[0]
+    check(weekly["ScheduleExpressionTimezone"] == {"Ref": "WeeklyScheduleTimezone"}
+          and "WeeklyScheduleHour" in json.dumps(weekly["ScheduleExpression"]),
+          "the weekly schedule's hour and time zone are parameters")
+    target = weekly["Target"]
+    check(target["Arn"] == {"Fn::GetAtt": ["EmrLauncherFunction", "Arn"]}
+          and json.loads(target["Input"]) == {"weekly": {"scheduled": "<aws.scheduler.scheduled-time>"}},
+          "the schedule invokes the launcher with its scheduled time")
+    check("DeadLetterConfig" in target and "RetryPolicy" in target, "the schedule retries, then keeps what failed")
+    export = res["WeeklyExportFunction"]
+    check(export.get("Condition") == "HasMySql", "the export exists only when MySqlSecretArn names a database")
+    env = export["Properties"]["Environment"]["Variables"]
+    check(env.get("WAREHOUSE") == "mysql" and env.get("MYSQL_SECRET_ARN") == {"Ref": "MySqlSecretArn"}
+          and env.get("MYSQL_TLS_CA") == "/var/task/rds-ca-bundle.pem"
+          and not any("PASSWORD" in k for k in env),
+          "the export: MySQL from the secret, TLS verified against the shipped RDS bundle")
+    cues = [n for n in notifications if isinstance(n, dict) and "Fn::If" in n]
+    check(len(cues) == 1 and cues[0]["Fn::If"][0] == "HasMySql"
+          and cues[0]["Fn::If"][1]["Queue"] == {"Fn::GetAtt": ["WeeklyResultsQueue", "Arn"]}
+          and {"Name": "suffix", "Value": ".result.json"} in cues[0]["Fn::If"][1]["Filter"]["S3Key"]["Rules"],
+          "the weekly job's result cues the export, when there is one")
     return by_type
 
 

@@ -101,6 +101,28 @@ grep -q '\\"landed\\":2,\\"quarantined\\":1' "$work/msk-lander.json" \
 test -n "$(find "$work/s3/$processed/quarantine/kafka" -name '*.csv.gz' -print -quit)" \
   || { echo "ci: msk-lander wrote no quarantine object" >&2; exit 1; }
 
+# The weekly export as deployed (WeeklyExportFunction): warehouse-loader with WAREHOUSE=mysql, cued
+# by a weekly result through SQS, its connection from "Secrets Manager", into this machine's
+# MariaDB. The trends are the demo's, copied into the processed bucket as the weekly job leaves them.
+command -v mysql > /dev/null || { echo "ci: the mysql client is missing (apt-get install mariadb-client)" >&2; exit 1; }
+"$bin/bondlake" demo --root "$work/demo" > "$work/demo.log" 2>&1 \
+  || { cat "$work/demo.log"; echo "ci: bondlake demo failed" >&2; exit 1; }
+mkdir -p "$work/s3/$processed/manifests" "$work/s3/$processed/processed"
+cp -r "$work/demo/manifests/weekly_trends" "$work/s3/$processed/manifests/"
+cp -r "$work/demo/processed/weekly_trends" "$work/s3/$processed/processed/"
+trend_rows=$(python3 -c 'import json, glob, sys; print(sum(json.load(open(m))["rows_written"] for m in glob.glob(sys.argv[1] + "/*.json")))' \
+  "$work/s3/$processed/manifests/weekly_trends")
+mysql_db="ci_weekly_export_$$"
+mysql -h127.0.0.1 -P3306 -uroot -e "DROP DATABASE IF EXISTS $mysql_db; CREATE DATABASE $mysql_db"
+# MYSQL_TLS_CA blank: this server has no TLS (the shipped bundle's refusal of it is a unit test).
+# shellcheck disable=SC2046
+FAKE_SECRET_STRING="{\"host\":\"127.0.0.1\",\"port\":3306,\"username\":\"root\",\"password\":\"\",\"dbname\":\"$mysql_db\"}" \
+  invoke warehouse-loader events/sqs-weekly-results.json $(env_of WeeklyExportFunction) PIPELINE_EVENTS_TOPIC_ARN=stdout MYSQL_TLS_CA=
+exported=$(mysql -h127.0.0.1 -P3306 -uroot -N -e "SELECT COUNT(*) FROM $mysql_db.weekly_trends" 2>&1 || true)
+mysql -h127.0.0.1 -P3306 -uroot -e "DROP DATABASE IF EXISTS $mysql_db"
+grep -q '\\"batchItemFailures\\":\[\]' "$work/warehouse-loader.json" && [ "$exported" = "$trend_rows" ] \
+  || { cat "$work/warehouse-loader.json" "$work/warehouse-loader.log"; echo "ci: the weekly export put $exported of $trend_rows rows into MySQL" >&2; exit 1; }
+
 # The notifier: Slack from "Secrets Manager"; no e-mail topic here (it would need AWS).
 # shellcheck disable=SC2046
 FAKE_SECRET_STRING="{\"url\": \"$webhook\"}" invoke notifier events/sqs-notifications.json \
@@ -113,4 +135,5 @@ posts=$(grep -c '^received:' "$work/slack.log" || true)
 token=${webhook##*/}
 if grep -q "$token" "$work/notifier.log"; then echo "ci: the webhook URL is in the notifier's log" >&2; exit 1; fi
 echo "ci: the EMR step's script ran a hand-off against the S3-protocol server ($(grep -o 'manifest s3://[^ ]*' "$work/handoff.log" | head -1));" >&2
+echo "ci: the weekly export put $exported trend rows into MariaDB, cued by an SQS-wrapped result;" >&2
 echo "ci: csv-processor cleaned the holdings file; msk-lander landed 2 and quarantined 1; the notifier posted $posts messages, the URL not in its log"

@@ -373,7 +373,7 @@ fn a_contract_adding_a_column_migrates_the_table_and_older_manifests_still_load(
 fn the_export_function_loads_what_the_ledger_lacks_oldest_first() {
     use bondlake_core::events::JsonLinesSink;
     use std::sync::{Arc, Mutex};
-    use warehouse_loader::handler::{Invocation, Settings, State, export_weekly};
+    use warehouse_loader::handler::{Invocation, Settings, State, WarehouseKind, dispatch};
     let dir = tempfile::tempdir().expect("tempdir");
     lake(dir.path());
     let (first, _) = run_job(dir.path());
@@ -385,18 +385,36 @@ fn the_export_function_loads_what_the_ledger_lacks_oldest_first() {
     );
     let (second, _) = run_job(dir.path());
     let db = "t_my_export";
-    let state = State {
-        settings: Settings::local("processed"),
-        loader: Mutex::new(loader(db, StageBy::LoadData, &[contract("weekly_trends")])),
+    // The function as the template configures it: WAREHOUSE=mysql.
+    let mut settings = Settings::local("processed");
+    settings.warehouse = WarehouseKind::MySql {
+        secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:mysql".into(),
+        tls_ca: None,
+    };
+    let state = |loader| State {
+        settings: settings.clone(),
+        loader: Mutex::new(loader),
         processed: Arc::new(LocalStore::new(dir.path())),
         events: Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl"))),
     };
-    let invocation: Invocation =
-        serde_json::from_value(serde_json::json!({"weekly_export": {}})).expect("invocation");
-    assert!(matches!(invocation, Invocation::WeeklyExport));
-    let done = export_weekly(&state).expect("exported");
+    // In AWS the cue is the weekly job's result: its S3 notification, through the queue.
+    let notification = serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-12-05T11:20:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "processed", "arn": "arn:aws:s3:::processed"},
+               "object": {"key": "weeklies/0a1b2c.result.json", "size": 200,
+                          "eTag": "e", "sequencer": "0055"}}}]});
+    let cue = serde_json::json!({"Records": [{
+        "messageId": "m1", "receiptHandle": "r", "body": notification.to_string(),
+        "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"}]});
+    let cue: Invocation = serde_json::from_value(cue).expect("an SQS batch");
+    let s = state(loader(db, StageBy::LoadData, &[contract("weekly_trends")]));
+    let done = dispatch(&s, cue).expect("exported");
     assert_eq!(done["exported"], 2, "{done}");
-    let mut l = state.loader.into_inner().expect("loader");
+    assert_eq!(done["batchItemFailures"], serde_json::json!([]), "{done}");
+    let mut l = s.loader.into_inner().expect("loader");
     let keys: Vec<Option<String>> = ledger(&mut l, db)
         .into_iter()
         .map(|r| r[0].clone())
@@ -410,13 +428,12 @@ fn the_export_function_loads_what_the_ledger_lacks_oldest_first() {
             .iter()
             .any(|r| r[3].as_deref() == Some("2026-04-10") && r[4].as_deref() == Some("7.770000"))
     );
-    let state = State {
-        settings: Settings::local("processed"),
-        loader: Mutex::new(l),
-        processed: Arc::new(LocalStore::new(dir.path())),
-        events: Arc::new(JsonLinesSink::new(dir.path().join("events.jsonl"))),
-    };
-    assert_eq!(export_weekly(&state).expect("again")["exported"], 0);
+    // Asked again by hand: nothing is left to load.
+    let by_hand: Invocation =
+        serde_json::from_value(serde_json::json!({"weekly_export": {}})).expect("invocation");
+    assert!(matches!(by_hand, Invocation::WeeklyExport));
+    let again = dispatch(&state(l), by_hand).expect("again");
+    assert_eq!(again["exported"], 0, "{again}");
     let told = std::fs::read_to_string(dir.path().join("events.jsonl")).expect("events");
     assert_eq!(told.matches("\"kind\":\"loaded\"").count(), 2);
     assert!(

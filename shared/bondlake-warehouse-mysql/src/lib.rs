@@ -193,6 +193,14 @@ impl MySql {
             .pass(Some(secret.password.clone()))
             .db_name(Some(secret.dbname.clone()));
         if let Some(ca) = tls_ca {
+            // Checked here: the driver's own error would not say which file, nor where to get it.
+            if !ca.is_file() {
+                return Err(WarehouseError::config(format!(
+                    "{shown}: the CA bundle {} is missing (MYSQL_TLS_CA; the build ships \
+                     certs/rds-ca-bundle.pem, refreshed by certs/update.sh)",
+                    ca.display()
+                )));
+            }
             opts = opts
                 .ssl_opts(mysql::SslOpts::default().with_root_cert_path(Some(ca.to_path_buf())));
         }
@@ -868,6 +876,35 @@ mod tests {
             .err()
             .expect("no dbname");
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    /// What the deployed export does: TLS verified against the shipped RDS bundle. The server
+    /// here has no TLS, so the connection must be refused, never made in plain text.
+    #[test]
+    fn with_a_ca_bundle_a_server_without_tls_is_refused_and_a_missing_bundle_is_named() {
+        let secret = Secret {
+            host: "127.0.0.1".into(),
+            port: Some(3306),
+            username: "root".into(),
+            password: String::new(),
+            dbname: "test".into(),
+        };
+        let bundle =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/rds-ca-bundle.pem");
+        let plain = MySql::connect_to(&secret, None).expect("the test server, in plain text");
+        drop(plain);
+        let e = MySql::connect_to(&secret, Some(&bundle))
+            .err()
+            .expect("refused without TLS");
+        // The bundle was read; the driver refused the server for lacking TLS.
+        assert!(e.to_string().contains("requires secure connection"), "{e}");
+        let e = MySql::connect_to(&secret, Some(std::path::Path::new("/nowhere/ca.pem")))
+            .err()
+            .expect("no bundle");
+        assert!(
+            e.to_string().contains("/nowhere/ca.pem") && e.to_string().contains("certs/update.sh"),
+            "{e}"
+        );
     }
 
     #[test]
