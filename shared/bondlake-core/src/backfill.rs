@@ -17,7 +17,7 @@ use crate::route::Routes;
 use crate::store::{Listed, ObjectStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{self, Write as _};
+use std::io;
 use std::time::Instant;
 
 /// Version of the backfill request's layout.
@@ -369,13 +369,9 @@ pub fn finish(
         finished_at: rfc3339(now_us()),
     };
     let key = request.result_key();
-    let json =
-        serde_json::to_vec_pretty(&result).map_err(|e| HandleError::Config(e.to_string()))?;
-    let storage =
-        |e: io::Error| HandleError::storage(format_args!("writing {}", processed.locate(&key)), &e);
-    let mut w = processed.create(&key).map_err(storage)?;
-    w.write_all(&json).map_err(storage)?;
-    w.commit().map_err(storage)?;
+    crate::store::write_json(processed, &key, &result).map_err(|e| {
+        HandleError::storage(format_args!("writing {}", processed.locate(&key)), &e)
+    })?;
     Ok(result)
 }
 

@@ -47,6 +47,18 @@ pub enum Precondition<'a> {
     Matches(&'a str),
 }
 
+/// Writes `value` as pretty JSON at `key`, replacing what is there (a run's result, written last).
+pub fn write_json(
+    store: &dyn ObjectStore,
+    key: &str,
+    value: &impl serde::Serialize,
+) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    let mut w = store.create(key)?;
+    w.write_all(&json)?;
+    w.commit().map(drop)
+}
+
 /// Where outputs go and inputs come from.
 pub trait ObjectStore: Send + Sync {
     /// Starts writing the object `key`.

@@ -14,7 +14,6 @@ use crate::manifest::{now_us, parse_rfc3339_us, rfc3339};
 use crate::store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{self, Write as _};
 
 /// Version of the weekly request's layout.
 pub const WEEKLY_VERSION: u32 = 1;
@@ -152,13 +151,9 @@ pub fn finish(
         finished_at: rfc3339(now_us()),
     };
     let key = request.result_key();
-    let json =
-        serde_json::to_vec_pretty(&result).map_err(|e| HandleError::Config(e.to_string()))?;
-    let storage =
-        |e: io::Error| HandleError::storage(format_args!("writing {}", processed.locate(&key)), &e);
-    let mut w = processed.create(&key).map_err(storage)?;
-    w.write_all(&json).map_err(storage)?;
-    w.commit().map_err(storage)?;
+    crate::store::write_json(processed, &key, &result).map_err(|e| {
+        HandleError::storage(format_args!("writing {}", processed.locate(&key)), &e)
+    })?;
     Ok(result)
 }
 
