@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// against a stand-in runtime API on 127.0.0.1) and report its size.
     #[arg(long, value_name = "BINARY")]
     cold_start: Option<PathBuf>,
+    /// Instead: the engine's hot kernels, each beside the path it replaced (decimal parsing
+    /// through a 64-bit accumulator against the 128-bit one), best of --repeat.
+    #[arg(long)]
+    kernels: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +91,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     }
     if let Some(binary) = &a.cold_start {
         return cold_start(binary, a.repeat.max(20));
+    }
+    if a.kernels {
+        return crate::bench_kernels::run(a.repeat);
     }
     std::fs::create_dir_all(&a.work).map_err(|e| format!("{}: {e}", a.work.display()))?;
     if a.weekly {

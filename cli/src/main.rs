@@ -3,6 +3,7 @@
 
 mod backfill;
 mod bench;
+mod bench_kernels;
 mod bench_load;
 mod bench_weekly;
 mod feed;
