@@ -10,13 +10,12 @@
 //! claims it like a hand-off; [`finish`] writes `backfills/<id>.result.json` last.
 
 use crate::failure::HandleError;
-use crate::manifest::{now_us, parse_rfc3339_us, rfc3339};
+use crate::manifest::{digest_hex, now_us, parse_rfc3339_us, rfc3339};
 use crate::parse::days_from_civil;
 use crate::processor::{Budget, ObjectCreated, Processor};
 use crate::route::Routes;
 use crate::store::{Listed, ObjectStore};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::io;
 use std::time::Instant;
 
@@ -109,20 +108,17 @@ impl BackfillRequest {
     /// Hexadecimal, from what selects the objects (not when it was asked): the same backfill
     /// sent twice is one backfill, claimed once.
     pub fn id(&self) -> String {
-        let mut h = Sha256::new();
-        let fields = [
-            self.raw_bucket.as_str(),
-            &self.prefix,
-            self.from.as_deref().unwrap_or(""),
-            self.to.as_deref().unwrap_or(""),
-            self.dataset.as_deref().unwrap_or(""),
-            &self.label,
-        ];
-        for f in fields {
-            h.update(f.as_bytes());
-            h.update([0u8]);
-        }
-        hex::encode(&h.finalize()[..12])
+        digest_hex(
+            &[
+                &self.raw_bucket,
+                &self.prefix,
+                self.from.as_deref().unwrap_or(""),
+                self.to.as_deref().unwrap_or(""),
+                self.dataset.as_deref().unwrap_or(""),
+                &self.label,
+            ],
+            12,
+        )
     }
 
     /// `backfills/<id>.json`.

@@ -169,6 +169,18 @@ pub fn rfc3339(us: i64) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// The first `bytes` bytes of the SHA-256 of `parts`, each ended by a NUL, in hexadecimal: the
+/// ids that name outputs and requests after what identifies them.
+pub fn digest_hex(parts: &[&str], bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..bytes])
+}
+
 /// Now, in microseconds since the epoch.
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()

@@ -15,7 +15,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use sha2::{Digest, Sha256};
 
 /// Writes `manifest` at `key`: the commit marker, so always the last object of a run.
 pub fn write_manifest(
@@ -76,13 +75,7 @@ impl OutputNames {
         key: &str,
         etag: &str,
     ) -> Self {
-        let mut h = Sha256::new();
-        for part in [bucket, key, etag, dataset, contract_version] {
-            h.update(part.as_bytes());
-            h.update([0u8]);
-        }
-        let digest = h.finalize();
-        let hex = hex::encode(&digest[..8]);
+        let hex = crate::manifest::digest_hex(&[bucket, key, etag, dataset, contract_version], 8);
         let file = key.rsplit('/').next().unwrap_or(key);
         let stem: String = file
             .split('.')

@@ -10,10 +10,9 @@
 
 use super::Ran;
 use crate::failure::HandleError;
-use crate::manifest::{now_us, parse_rfc3339_us, rfc3339};
+use crate::manifest::{digest_hex, now_us, parse_rfc3339_us, rfc3339};
 use crate::store::ObjectStore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Version of the weekly request's layout.
 pub const WEEKLY_VERSION: u32 = 1;
@@ -89,18 +88,16 @@ impl WeeklyRequest {
 
     /// Hexadecimal, from the bucket, the scheduled time, the database and the label.
     pub fn id(&self) -> String {
-        let mut h = Sha256::new();
-        for f in [
-            "weekly",
-            self.processed_bucket.as_str(),
-            &self.scheduled,
-            &self.database,
-            &self.label,
-        ] {
-            h.update(f.as_bytes());
-            h.update([0u8]);
-        }
-        hex::encode(&h.finalize()[..12])
+        digest_hex(
+            &[
+                "weekly",
+                &self.processed_bucket,
+                &self.scheduled,
+                &self.database,
+                &self.label,
+            ],
+            12,
+        )
     }
 
     /// `weeklies/<id>.json`.
