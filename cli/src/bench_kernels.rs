@@ -58,8 +58,8 @@ fn decimal_texts(int_digits: u32, scale: u32) -> Vec<String> {
         .collect()
 }
 
-/// The fastest pass of `parse` over `texts`, in nanoseconds a value, and the pass's checksum.
-fn best_pass(
+/// One pass of `parse` over `texts`: nanoseconds a value, and the pass's checksum.
+fn one_pass(
     texts: &[String],
     precision: u8,
     scale: u8,
@@ -85,8 +85,8 @@ pub fn run(repeat: usize) -> Result<ExitCode, String> {
         let texts = decimal_texts(u32::from(precision - scale), u32::from(scale));
         let (mut wide, mut narrow) = (f64::MAX, f64::MAX);
         for _ in 0..repeat.max(3) {
-            let (w, ws) = best_pass(&texts, precision, scale, parse_decimal_wide);
-            let (n, ns) = best_pass(&texts, precision, scale, parse_decimal);
+            let (w, ws) = one_pass(&texts, precision, scale, parse_decimal_wide);
+            let (n, ns) = one_pass(&texts, precision, scale, parse_decimal);
             if ws != ns {
                 return Err(format!(
                     "decimal({precision},{scale}): the paths disagree (checksums {ws} and {ns})"

@@ -49,6 +49,29 @@ pub fn contract(dataset: &str) -> Contract {
     bondlake_core::load_dataset(dataset, None).expect("built-in contract loads")
 }
 
+/// Cleans the weekly_series file `text` as the raw object `key` into the local lake `lake`,
+/// written (its S3 event time, which orders the files) at `at`; its manifest.
+pub fn clean_weekly(lake: &Path, key: &str, text: &str, at: &str) -> Manifest {
+    let source = SourceRef {
+        bucket: "raw".into(),
+        key: key.into(),
+        etag: format!("etag-{at}"),
+        bytes: text.len() as u64,
+        event_time: Some(at.into()),
+        ..Default::default()
+    };
+    bondlake_core::process(
+        &contract("weekly_series"),
+        None,
+        source,
+        std::io::Cursor::new(text.as_bytes().to_vec()),
+        &LocalStore::new(lake),
+        &options(),
+    )
+    .expect("processed")
+    .manifest
+}
+
 /// Options that make runs comparable: a fixed `_ingested_at`.
 pub fn options() -> Options {
     Options {

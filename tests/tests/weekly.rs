@@ -5,11 +5,10 @@
 //! numbers worked out by hand, and against the same features computed independently by DuckDB's
 //! SQL from the same Parquet parts. Then reruns and the weeks rebuilt.
 
-use bondlake_core::manifest::SourceRef;
 use bondlake_core::output::OutputOptions;
 use bondlake_core::store::{LocalStore, ObjectStore as _};
 use bondlake_core::weekly;
-use bondlake_tests::{contract, options, read_parquet};
+use bondlake_tests::{clean_weekly, contract, read_parquet};
 use bondlake_warehouse_duckdb::DuckDb;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,28 +23,8 @@ fn friday(k: i32) -> String {
 
 /// Cleans a wide file `text` as the raw object `key`, written (its event time) at `at`.
 fn clean(lake: &Path, key: &str, text: &str, at: &str) {
-    let source = SourceRef {
-        bucket: "raw".into(),
-        key: key.into(),
-        etag: format!("etag-{at}"),
-        bytes: text.len() as u64,
-        event_time: Some(at.into()),
-        ..Default::default()
-    };
-    let m = bondlake_core::process(
-        &contract("weekly_series"),
-        None,
-        source,
-        std::io::Cursor::new(text.as_bytes().to_vec()),
-        &LocalStore::new(lake),
-        &options(),
-    )
-    .expect("processed");
-    assert_eq!(
-        m.manifest.rows_rejected, 0,
-        "{key}: {:?}",
-        m.manifest.reject_reasons
-    );
+    let m = clean_weekly(lake, key, text, at);
+    assert_eq!(m.rows_rejected, 0, "{key}: {:?}", m.reject_reasons);
 }
 
 /// A wide file: `Date,<series...>` and one row per week `k` in `weeks` with `cell(series, k)`.

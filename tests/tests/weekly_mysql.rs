@@ -9,7 +9,7 @@ use bondlake_core::output::OutputOptions;
 use bondlake_core::store::LocalStore;
 use bondlake_core::warehouse::{LoadOutcome, Loader, Warehouse, read_manifest};
 use bondlake_core::weekly;
-use bondlake_tests::{contract, options, read_parquet};
+use bondlake_tests::{clean_weekly, contract, read_parquet};
 use bondlake_warehouse_mysql::{MySql, StageBy};
 use std::path::Path;
 
@@ -59,7 +59,7 @@ fn lake(dir: &Path) {
             "1.25"
         ));
     }
-    clean(
+    clean_weekly(
         dir,
         "weekly/FT/RATES/2026-04-17.csv",
         &text,
@@ -67,24 +67,14 @@ fn lake(dir: &Path) {
     );
 }
 
-fn clean(dir: &Path, key: &str, text: &str, at: &str) {
-    let source = bondlake_core::manifest::SourceRef {
-        bucket: "raw".into(),
-        key: key.into(),
-        etag: format!("etag-{at}"),
-        bytes: text.len() as u64,
-        event_time: Some(at.into()),
-        ..Default::default()
-    };
-    bondlake_core::process(
-        &contract("weekly_series"),
-        None,
-        source,
-        std::io::Cursor::new(text.as_bytes().to_vec()),
-        &LocalStore::new(dir),
-        &options(),
-    )
-    .expect("processed");
+/// The vendor corrects US10Y for the week of 2026-04-10 (week 14) in a later file.
+fn correct_week_14(dir: &Path) {
+    clean_weekly(
+        dir,
+        "weekly/FT/RATES/2026-04-24.csv",
+        "Date,US10Y\n2026-04-10,7.77\n",
+        "2026-04-24T18:00:00Z",
+    );
 }
 
 fn run_job(dir: &Path) -> (String, bondlake_core::Manifest) {
@@ -212,13 +202,7 @@ fn a_corrected_week_from_a_later_file_replaces_the_older_values() {
     let mut l = loader(db, StageBy::LoadData, &[contract("weekly_trends")]);
     let (key, m) = run_job(dir.path());
     l.load(&key, &m, &store).expect("first");
-    // The vendor corrects US10Y for the week of 2026-04-10 (week 14).
-    clean(
-        dir.path(),
-        "weekly/FT/RATES/2026-04-24.csv",
-        "Date,US10Y\n2026-04-10,7.77\n",
-        "2026-04-24T18:00:00Z",
-    );
+    correct_week_14(dir.path());
     let (key2, m2) = run_job(dir.path());
     assert_eq!(
         m2.checksums.keys().collect::<Vec<_>>(),
@@ -345,12 +329,7 @@ fn a_contract_adding_a_column_migrates_the_table_and_older_manifests_still_load(
         )
         .expect("nulls");
     assert_eq!(nulls[0][0].as_deref(), Some("48"));
-    clean(
-        dir.path(),
-        "weekly/FT/RATES/2026-04-24.csv",
-        "Date,US10Y\n2026-04-10,7.77\n",
-        "2026-04-24T18:00:00Z",
-    );
+    correct_week_14(dir.path());
     let (key2, m2) = run_job(dir.path());
     assert!(matches!(
         l.load(&key2, &m2, &store),
@@ -366,9 +345,10 @@ fn a_contract_adding_a_column_migrates_the_table_and_older_manifests_still_load(
     let _ = read_manifest(&store, &key2).expect("manifest readable");
 }
 
-/// The weekly chain's export as AWS runs it: warehouse-loader's handler, invoked with
-/// `{"weekly_export": {}}` after the weekly job, loads every trends manifest its MySQL ledger
-/// lacks (a run it missed included), oldest first; invoked again, it does nothing.
+/// The weekly chain's export as AWS runs it: warehouse-loader's handler with WAREHOUSE=mysql,
+/// cued by the weekly job's result through SQS, loads every trends manifest its MySQL ledger
+/// lacks (a run it missed included), oldest first; asked again with `{"weekly_export": {}}`, it
+/// does nothing.
 #[test]
 fn the_export_function_loads_what_the_ledger_lacks_oldest_first() {
     use bondlake_core::events::JsonLinesSink;
@@ -377,12 +357,7 @@ fn the_export_function_loads_what_the_ledger_lacks_oldest_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     lake(dir.path());
     let (first, _) = run_job(dir.path());
-    clean(
-        dir.path(),
-        "weekly/FT/RATES/2026-04-24.csv",
-        "Date,US10Y\n2026-04-10,7.77\n",
-        "2026-04-24T18:00:00Z",
-    );
+    correct_week_14(dir.path());
     let (second, _) = run_job(dir.path());
     let db = "t_my_export";
     // The function as the template configures it: WAREHOUSE=mysql.
@@ -450,12 +425,7 @@ fn an_older_export_after_a_newer_one_keeps_the_newer_values_and_is_still_checked
     let dir = tempfile::tempdir().expect("tempdir");
     lake(dir.path());
     let (key, m) = run_job(dir.path());
-    clean(
-        dir.path(),
-        "weekly/FT/RATES/2026-04-24.csv",
-        "Date,US10Y\n2026-04-10,7.77\n",
-        "2026-04-24T18:00:00Z",
-    );
+    correct_week_14(dir.path());
     let (key2, m2) = run_job(dir.path());
     let store = LocalStore::new(dir.path());
     let db = "t_my_older_after";

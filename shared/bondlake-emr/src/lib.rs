@@ -460,14 +460,19 @@ mod tests {
             "",
         )
         .expect("request");
-        let id = request.id();
+        request_job(request.id(), request.key(), Work::Backfill(request))
+    }
+
+    /// The first attempt at a request stored at `key` in the processed bucket, as the launcher
+    /// makes it.
+    fn request_job(id: String, key: String, work: Work) -> Job {
         Job {
-            name: format!("bondlake-{id}-a1"),
+            name: bondlake_core::launch::job_name(&id, 1),
             handoff_event_id: id,
             attempt: 1,
-            request_key: request.key(),
-            request_location: format!("s3://processed/{}", request.key()),
-            work: Work::Backfill(request),
+            request_location: format!("s3://processed/{key}"),
+            request_key: key,
+            work,
         }
     }
 
@@ -542,15 +547,7 @@ mod tests {
             "",
         )
         .expect("request");
-        let id = request.id();
-        Job {
-            name: format!("bondlake-{id}-a1"),
-            handoff_event_id: id,
-            attempt: 1,
-            request_key: request.key(),
-            request_location: format!("s3://processed/{}", request.key()),
-            work: Work::Weekly(request),
-        }
+        request_job(request.id(), request.key(), Work::Weekly(request))
     }
 
     #[test]
