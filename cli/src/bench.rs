@@ -81,6 +81,8 @@ struct Measure {
     rows_per_s: f64,
     peak_rss_mib: f64,
     note: String,
+    /// Seconds per stage, summed over threads (bondlake only).
+    stages: Vec<(String, f64)>,
 }
 
 pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
@@ -131,6 +133,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
         let process = |input: &str, out: &str| {
             let mut cmd = Command::new(&exe);
             cmd.args(["process", "--dataset", "investor_holdings", "--report-rss"])
+                .arg("--stage-times")
                 .args(["--threads", &threads.to_string()])
                 .args(["--input", input, "--out", out])
                 .args(["--source-key", "holdings/bench/holdings.csv.gz"]);
@@ -246,6 +249,8 @@ fn input_file(a: &BenchArgs) -> Result<PathBuf, String> {
 struct Run {
     seconds: f64,
     rss_kib: u64,
+    /// bondlake's time per stage (`--stage-times`), seconds, in pipeline order.
+    stages: Vec<(String, f64)>,
 }
 
 fn keep_fastest(best: &mut Option<Run>, r: Run) {
@@ -408,7 +413,17 @@ fn run_child(mut cmd: Command) -> Result<Run, String> {
         .find_map(|l| l.strip_prefix("peak_rss_kib="))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    Ok(Run { seconds, rss_kib })
+    let stages = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("stage_ns."))
+        .filter_map(|l| l.split_once('='))
+        .filter_map(|(name, ns)| Some((name.to_string(), ns.trim().parse::<f64>().ok()? / 1e9)))
+        .collect();
+    Ok(Run {
+        seconds,
+        rss_kib,
+        stages,
+    })
 }
 
 fn measure(engine: &str, threads: usize, r: Run, mb: f64, rows: u64, note: &str) -> Measure {
@@ -420,6 +435,7 @@ fn measure(engine: &str, threads: usize, r: Run, mb: f64, rows: u64, note: &str)
         rows_per_s: rows as f64 / r.seconds,
         peak_rss_mib: r.rss_kib as f64 / 1024.0,
         note: note.into(),
+        stages: r.stages,
     }
 }
 
@@ -430,6 +446,24 @@ fn print_table(results: &[Measure], cores: usize) {
         println!(
             "{:<10} {:>7} {:>9.2} {:>9.1} {:>12.0} {:>10.1}  {}",
             m.engine, m.threads, m.seconds, m.mb_per_s, m.rows_per_s, m.peak_rss_mib, m.note
+        );
+    }
+    for m in results.iter().filter(|m| !m.stages.is_empty()) {
+        let total: f64 = m.stages.iter().map(|(_, s)| s).sum();
+        println!();
+        println!(
+            "{} at {} thread(s), {}: where the time goes (seconds summed over threads)",
+            m.engine, m.threads, m.note
+        );
+        for (name, s) in &m.stages {
+            println!(
+                "  {name:<13} {s:>7.2} s  {:>5.1}%",
+                100.0 * s / total.max(f64::MIN_POSITIVE)
+            );
+        }
+        println!(
+            "  {:<13} {:>7.2} s  (the rest of {:.2} s: start-up, waiting, the manifest)",
+            "stages", total, m.seconds
         );
     }
     let get = |e: &str, t: usize| {

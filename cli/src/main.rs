@@ -25,6 +25,7 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -190,6 +191,9 @@ struct ProcessArgs {
     /// Print the process's peak RSS on stderr at the end (used by `bondlake bench`).
     #[arg(long, hide = true)]
     report_rss: bool,
+    /// Print the time spent in each stage on stderr at the end (used by `bondlake bench`).
+    #[arg(long, hide = true)]
+    stage_times: bool,
 }
 
 fn main() -> ExitCode {
@@ -388,6 +392,9 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
             row_group_rows: a.row_group_rows.max(1),
             ..OutputOptions::default()
         },
+        stage_times: a
+            .stage_times
+            .then(|| Arc::new(bondlake_core::stages::StageTimes::default())),
         ..defaults
     };
     let outcome = pipeline::process(
@@ -401,6 +408,9 @@ fn process(a: ProcessArgs) -> Result<ExitCode, String> {
     .map_err(|e| e.to_string())?;
     if a.report_rss {
         eprintln!("peak_rss_kib={}", peak_rss_kib());
+    }
+    if let Some(times) = &opts.stage_times {
+        eprint!("{}", times.lines());
     }
     println!("{}", store.locate(&outcome.manifest_key));
     let m = &outcome.manifest;

@@ -182,6 +182,42 @@ fn threads_do_not_change_the_output() {
     }
 }
 
+#[test]
+fn stage_times_are_counted_and_change_nothing() {
+    use bondlake_core::stages::{Stage, StageTimes};
+    let (bytes, _) = generated("investor_holdings", "standard", 20_000, 5, 0.1);
+    let gz = gzip(&bytes);
+    let go = |opts: &bondlake_core::Options| {
+        run_with(
+            "investor_holdings",
+            None,
+            "holdings/x/h.csv.gz",
+            std::io::Cursor::new(gz.clone()),
+            opts,
+        )
+    };
+    for threads in [1, 2] {
+        let mut opts = options();
+        opts.threads = threads;
+        let plain = fingerprint(&go(&opts));
+        let times = std::sync::Arc::new(StageTimes::default());
+        opts.stage_times = Some(times.clone());
+        assert!(
+            fingerprint(&go(&opts)) == plain,
+            "timing changed the output"
+        );
+        // Record rules run inside the row-at-a-time check, counted with the columns for now.
+        for stage in Stage::ALL.into_iter().filter(|&s| s != Stage::Rules) {
+            assert!(
+                times.get(stage) > 0,
+                "{threads} thread(s): no time counted for {}:\n{}",
+                stage.name(),
+                times.lines()
+            );
+        }
+    }
+}
+
 /// How a test feeds and runs the pipeline.
 #[derive(Clone, Copy)]
 struct Feed {

@@ -39,6 +39,7 @@ pub mod processor;
 pub mod reason;
 pub mod route;
 pub mod schema;
+pub mod stages;
 pub mod store;
 pub mod value;
 pub mod vars;

@@ -19,12 +19,13 @@ use crate::manifest::{
 use crate::output::{OutputNames, OutputOptions, PartitionedWriter, QuarantineWriter};
 use crate::parse::format_decimal;
 use crate::schema::{output_schema, statistics_columns};
+use crate::stages::{Stage, StageTimes, TimedRead, timed};
 use crate::store::ObjectStore;
 use crate::wide::WideCleaner;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::Mutex;
 use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// How to run one file.
@@ -45,6 +46,8 @@ pub struct Options {
     /// Stop cleanly when this instant passes: outputs removed, no manifest, and
     /// [`Error::DeadlineExceeded`] returned, so the caller can hand the file off.
     pub deadline: Option<Instant>,
+    /// Where the time goes, stage by stage, when given (`bondlake bench`).
+    pub stage_times: Option<Arc<StageTimes>>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             output: OutputOptions::default(),
             ingested_at_us: None,
             deadline: None,
+            stage_times: None,
         }
     }
 }
@@ -322,6 +326,13 @@ fn run_file(
     opts: &Options,
 ) -> Result<Produced, RunError> {
     let decoded = input::open(body, &opts.limits)?;
+    let decoded: input::Decoded = match &opts.stage_times {
+        Some(times) => Box::new(TimedRead {
+            inner: decoded,
+            times: times.clone(),
+        }),
+        None => decoded,
+    };
     let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
     let unterminated = chunker.unterminated();
     let unterminated = move || unterminated.load(std::sync::atomic::Ordering::Relaxed);
@@ -348,7 +359,7 @@ fn run_file(
             stats = s;
             rows_written = written;
         });
-        let (outputs, quarantine) = finish(result, opts.deadline, writer, quarantine)?;
+        let (outputs, quarantine) = finish(result, opts, writer, quarantine)?;
         return Ok(Produced {
             profile: profile.name.clone(),
             stats,
@@ -373,13 +384,14 @@ fn run_file(
         dedup: &mut dedup,
         writer: &mut writer,
         quarantine: &mut quarantine,
+        times: opts.stage_times.as_deref(),
     };
     let result = if opts.threads <= 1 {
         run_sequential(&run, chunker, &mut sink)
     } else {
         run_parallel(&run, chunker, &mut sink)
     };
-    let (outputs, quarantine) = finish(result, opts.deadline, writer, quarantine)?;
+    let (outputs, quarantine) = finish(result, opts, writer, quarantine)?;
     Ok(Produced {
         profile: profile.name.clone(),
         rows_written: dedup.stats.rows_ok,
@@ -422,6 +434,7 @@ struct Sink<'a, 's> {
     dedup: &'a mut Deduper<'s>,
     writer: &'a mut PartitionedWriter<'s>,
     quarantine: &'a mut QuarantineWriter<'s>,
+    times: Option<&'a StageTimes>,
 }
 
 impl Sink<'_, '_> {
@@ -429,8 +442,10 @@ impl Sink<'_, '_> {
         // Checked here too: a slow store can hold the writer past the deadline after every
         // chunk has been read and checked.
         check_deadline(self.deadline)?;
-        let out = self.dedup.apply(checked, chunk)?;
-        write_output(self.writer, self.quarantine, out)
+        let out = timed(self.times, Stage::Keys, || self.dedup.apply(checked, chunk))?;
+        timed(self.times, Stage::Parquet, || {
+            write_output(self.writer, self.quarantine, out)
+        })
     }
 }
 
@@ -441,9 +456,10 @@ fn run_sequential(
     sink: &mut Sink<'_, '_>,
 ) -> Result<(), RunError> {
     let mut checker = run.checker();
-    while let Some(chunk) = chunker.next_chunk(run.opts.batch_rows.max(1), CHUNK_BYTES)? {
+    let times = run.opts.stage_times.as_deref();
+    while let Some(chunk) = next_chunk(&mut chunker, run.opts.batch_rows.max(1), times)? {
         check_deadline(run.opts.deadline)?;
-        let checked = checker.process(&chunk)?;
+        let checked = timed(times, Stage::Columns, || checker.process(&chunk))?;
         sink.take(checked, &chunk)?;
     }
     Ok(())
@@ -477,7 +493,7 @@ fn run_parallel(
             let mut seq = 0u64;
             // A token per chunk: the sequencer hands one back for each chunk it has written.
             while token_rx.recv().is_ok() {
-                let next = chunker.next_chunk(batch_rows, CHUNK_BYTES);
+                let next = next_chunk(&mut chunker, batch_rows, opts.stage_times.as_deref());
                 let last = !matches!(next, Ok(Some(_)));
                 match next {
                     Ok(Some(c)) => {
@@ -507,7 +523,9 @@ fn run_parallel(
                     let Ok((seq, item)) = next else { break };
                     let result = item.map_err(RunError::from).and_then(|chunk| {
                         check_deadline(opts.deadline)?;
-                        let checked = checker.process(&chunk)?;
+                        let checked = timed(opts.stage_times.as_deref(), Stage::Columns, || {
+                            checker.process(&chunk)
+                        })?;
                         Ok((chunk, checked))
                     });
                     if done_tx.send((seq, result)).is_err() {
@@ -542,6 +560,25 @@ fn run_parallel(
     })
 }
 
+/// The next chunk of records; the time it takes, less the reads' own, counts as splitting.
+fn next_chunk(
+    chunker: &mut CsvChunker<input::Decoded>,
+    max_records: usize,
+    times: Option<&StageTimes>,
+) -> Result<Option<Chunk>, FileError> {
+    let Some(t) = times else {
+        return chunker.next_chunk(max_records, CHUNK_BYTES);
+    };
+    let (inflated, start) = (t.get(Stage::Inflate), Instant::now());
+    let chunk = chunker.next_chunk(max_records, CHUNK_BYTES);
+    let spent = start.elapsed().as_nanos() as u64;
+    t.add(
+        Stage::Split,
+        spent.saturating_sub(t.get(Stage::Inflate) - inflated),
+    );
+    chunk
+}
+
 fn check_deadline(deadline: Option<Instant>) -> Result<(), FileError> {
     match deadline {
         Some(d) if Instant::now() >= d => Err(FileError::Stopped(
@@ -567,12 +604,15 @@ fn write_output(
 /// Past the deadline nothing is committed: the time left is for cleaning up and handing off.
 fn finish(
     result: Result<(), RunError>,
-    deadline: Option<Instant>,
+    opts: &Options,
     writer: PartitionedWriter<'_>,
     quarantine: QuarantineWriter<'_>,
 ) -> Result<(Vec<OutputFile>, Option<QuarantineFile>), RunError> {
-    match result.and_then(|()| Ok(check_deadline(deadline)?)) {
-        Ok(()) => Ok((writer.finish()?, quarantine.finish()?)),
+    let times = opts.stage_times.as_deref();
+    match result.and_then(|()| Ok(check_deadline(opts.deadline)?)) {
+        Ok(()) => timed(times, Stage::Parquet, || {
+            Ok((writer.finish()?, quarantine.finish()?))
+        }),
         Err(e) => {
             writer.abort();
             quarantine.abort();

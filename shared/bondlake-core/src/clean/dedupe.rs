@@ -9,6 +9,9 @@ pub(crate) struct Deduper<'c> {
     contract: &'c Contract,
     encoding: Encoding,
     seen: crate::keyset::KeySet,
+    /// Per key of the chunk at hand: whether it was new (reused from chunk to chunk).
+    fresh: Vec<bool>,
+    hashes: Vec<u64>,
     /// Counts and sums of the file so far.
     pub stats: Stats,
 }
@@ -20,6 +23,8 @@ impl<'c> Deduper<'c> {
             contract,
             encoding: profile.encoding,
             seen: crate::keyset::KeySet::default(),
+            fresh: Vec::new(),
+            hashes: Vec::new(),
             stats: Stats::for_contract(contract),
         }
     }
@@ -33,10 +38,15 @@ impl<'c> Deduper<'c> {
         self.stats.merge(&checked.stats);
         let mut drop: Vec<Vec<bool>> = Vec::new();
         let mut duplicates = Vec::new();
-        for k in &checked.keys {
-            if self.seen.insert(k.hash) {
-                continue;
-            }
+        self.hashes.clear();
+        self.hashes.extend(checked.keys.iter().map(|k| k.hash));
+        self.seen.insert_batch(&self.hashes, &mut self.fresh);
+        for (k, _) in checked
+            .keys
+            .iter()
+            .zip(&self.fresh)
+            .filter(|(_, new)| !**new)
+        {
             if drop.is_empty() {
                 drop = checked
                     .batches
