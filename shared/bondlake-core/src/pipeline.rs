@@ -461,6 +461,7 @@ fn run_sequential(
         check_deadline(run.opts.deadline)?;
         let checked = timed(times, Stage::Columns, || checker.process(&chunk))?;
         sink.take(checked, &chunk)?;
+        chunker.recycle(chunk);
     }
     Ok(())
 }
@@ -481,9 +482,11 @@ fn run_parallel(
     let workers = opts.threads;
     let in_flight = workers * 4;
     let batch_rows = opts.batch_rows.max(1);
-    let (token_tx, token_rx) = sync_channel::<()>(in_flight);
+    // A token is a chunk's place in flight; the sequencer's tokens bring back the chunks it is
+    // done with, whose buffers the reader reuses.
+    let (token_tx, token_rx) = sync_channel::<Option<Chunk>>(in_flight);
     for _ in 0..in_flight {
-        let _ = token_tx.send(());
+        let _ = token_tx.send(None);
     }
     let (chunk_tx, chunk_rx) = sync_channel::<(u64, Result<Chunk, FileError>)>(in_flight);
     let chunk_rx = Mutex::new(chunk_rx);
@@ -492,7 +495,10 @@ fn run_parallel(
         s.spawn(move || {
             let mut seq = 0u64;
             // A token per chunk: the sequencer hands one back for each chunk it has written.
-            while token_rx.recv().is_ok() {
+            while let Ok(spent) = token_rx.recv() {
+                if let Some(chunk) = spent {
+                    chunker.recycle(chunk);
+                }
                 let next = next_chunk(&mut chunker, batch_rows, opts.stage_times.as_deref());
                 let last = !matches!(next, Ok(Some(_)));
                 match next {
@@ -545,7 +551,7 @@ fn run_parallel(
                 while let Some(result) = pending.remove(&next) {
                     let (chunk, checked) = result?;
                     sink.take(checked, &chunk)?;
-                    let _ = token_tx.send(());
+                    let _ = token_tx.send(Some(chunk));
                     next += 1;
                 }
             }
@@ -638,6 +644,7 @@ fn run_wide(
         let rejects = cleaner.process(&chunk);
         quarantine.write(&rejects)?;
         cleaner.check_cells()?;
+        chunker.recycle(chunk);
     }
     let (written, stats) = cleaner.finish(opts.batch_rows, &mut |part, batch| {
         writer.write(&part, &batch)
