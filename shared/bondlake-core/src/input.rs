@@ -579,14 +579,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Records as (number, fields), how the input ended, and whether its last line had no end.
+    type Split = (Vec<(u64, Vec<Vec<u8>>)>, String, bool);
+
     /// Every record of `text` as (number, fields), and how the input ended, read `step` bytes
     /// at a time in chunks of up to `batch` records, with or without the plain-line fast path.
-    fn split(
-        text: &[u8],
-        step: usize,
-        batch: usize,
-        fast: bool,
-    ) -> (Vec<(u64, Vec<Vec<u8>>)>, String, bool) {
+    fn split(text: &[u8], step: usize, batch: usize, fast: bool) -> Split {
         let limits = Limits {
             max_record_bytes: 64,
             ..Limits::default()
