@@ -431,6 +431,7 @@ impl<'a> FileRun<'a> {
             self.opts.limits,
             self.ctx.clone(),
             self.opts.batch_rows,
+            self.opts.stage_times.clone(),
         )
     }
 }
@@ -466,7 +467,7 @@ fn run_sequential(
     let times = run.opts.stage_times.as_deref();
     while let Some(chunk) = next_chunk(&mut chunker, run.opts.batch_rows.max(1), times)? {
         check_deadline(run.opts.deadline)?;
-        let checked = timed(times, Stage::Columns, || checker.process(&chunk))?;
+        let checked = checker.process(&chunk)?;
         sink.take(checked, &chunk)?;
         chunker.recycle(chunk);
     }
@@ -536,9 +537,7 @@ fn run_parallel(
                     let Ok((seq, item)) = next else { break };
                     let result = item.map_err(RunError::from).and_then(|chunk| {
                         check_deadline(opts.deadline)?;
-                        let checked = timed(opts.stage_times.as_deref(), Stage::Columns, || {
-                            checker.process(&chunk)
-                        })?;
+                        let checked = checker.process(&chunk)?;
                         Ok((chunk, checked))
                     });
                     if done_tx.send((seq, result)).is_err() {

@@ -2,6 +2,8 @@
 //! record-level rules, into Arrow builders or the quarantine.
 
 use super::*;
+use crate::stages::{Stage, StageTimes, timed};
+use std::sync::Arc;
 
 /// A vendor's longer code cut to the common form: a value of exactly `from` ASCII characters keeps
 /// its first `to`; any other value is left as it is (and checked as usual).
@@ -29,7 +31,11 @@ pub(crate) struct RecordsCleaner<'c> {
     batch_rows: usize,
     key_buf: Vec<u8>,
     derived: Vec<DerivedVal<'c>>,
+    times: Option<Arc<StageTimes>>,
 }
+
+/// Rows a phase takes at a time: their values (a few kilobytes) stay in cache between phases.
+const BLOCK: usize = 64;
 
 impl<'c> RecordsCleaner<'c> {
     /// A cleaner for one file, with its plan.
@@ -40,6 +46,7 @@ impl<'c> RecordsCleaner<'c> {
         limits: Limits,
         ctx: FileContext,
         batch_rows: usize,
+        times: Option<Arc<StageTimes>>,
     ) -> Self {
         let schema = crate::schema::output_schema(contract);
         RecordsCleaner {
@@ -56,17 +63,21 @@ impl<'c> RecordsCleaner<'c> {
             batch_rows,
             key_buf: Vec::with_capacity(128),
             derived: Vec::with_capacity(contract.derived.len()),
+            times,
         }
     }
 
-    /// Cleans one chunk of records.
     /// Checks one chunk by every rule but `duplicate_key` (see [`Deduper`]).
+    ///
+    /// Rows go in blocks of [`BLOCK`]: first each row's columns in contract order (stopping at
+    /// the first that fails), then the record-level rules and the key of the rows that passed,
+    /// then each row in record order to its batch or the quarantine. A row's reason is the
+    /// one the row-at-a-time order gives; the phases are what `bondlake bench` times apart.
     pub fn process(&mut self, chunk: &Chunk) -> Result<Checked, crate::error::Error> {
         let mut out = Checked::default();
         self.stats = Stats::for_contract(self.contract);
         self.keys.clear();
         let n_cols = self.contract.columns.len();
-        let mut row: Vec<Val<'_>> = Vec::with_capacity(n_cols);
         // Valid UTF-8 as a whole (the usual case): fields are then sliced from it, not re-validated.
         let text = ChunkText {
             text: (self.profile.encoding == Encoding::Utf8)
@@ -78,43 +89,82 @@ impl<'c> RecordsCleaner<'c> {
             all_ascii: chunk.data().is_ascii(),
             has_nul: memchr::memchr(0, chunk.data()).is_some(),
         };
-        for i in 0..chunk.len() {
-            let rec = chunk.record(i);
-            let number = chunk.first_record + i as u64;
-            self.stats.rows_read += 1;
+        let times = self.times.clone();
+        let times = times.as_deref();
+        // The block's rows, `n_cols` values each, and each row's outcome.
+        let mut values: Vec<Val<'_>> = Vec::with_capacity(BLOCK * n_cols);
+        let mut outcome: Vec<Result<u64, (Reason, Option<Culprit>)>> = Vec::with_capacity(BLOCK);
+        for first in (0..chunk.len()).step_by(BLOCK) {
+            let rows = first..(first + BLOCK).min(chunk.len());
             self.scratch.clear();
-            row.clear();
-            match self.check_record(&rec, &mut row, text) {
-                Ok(hash) => self.accept(&row, number, hash),
-                Err((reason, field)) => {
-                    let (column, value) = match field {
-                        Some(Culprit::Field(j)) => (
-                            self.plan.header.get(j).cloned().unwrap_or_default(),
-                            escape_bytes_in(self.profile.encoding, rec.field(j)),
-                        ),
-                        Some(Culprit::Column(c, j)) => (
-                            self.contract.columns[c].name.clone(),
-                            j.map(|j| escape_bytes_in(self.profile.encoding, rec.field(j)))
-                                .unwrap_or_default(),
-                        ),
-                        None => (String::new(), String::new()),
-                    };
-                    let rejected = Rejected {
-                        record_number: number,
-                        column,
-                        reason,
-                        value,
-                        record: join_record(self.profile.encoding, &rec),
-                    };
-                    self.stats.reject(&rejected);
-                    out.rejects.push(rejected);
+            values.clear();
+            outcome.clear();
+            timed(times, Stage::Columns, || {
+                for i in rows.clone() {
+                    let start = values.len();
+                    let checked = self.check_columns(&chunk.record(i), &mut values, text);
+                    // A failed row keeps its place (nulls), so row k's values stay at k * n_cols.
+                    values.resize(start + n_cols, Val::Null);
+                    outcome.push(checked.map(|()| 0));
                 }
-            }
+            });
+            timed(times, Stage::Rules, || {
+                for (k, o) in outcome.iter_mut().enumerate() {
+                    if o.is_ok() {
+                        *o = self.check_rules(&values[k * n_cols..(k + 1) * n_cols]);
+                    }
+                }
+            });
+            timed(times, Stage::Columns, || {
+                for (k, i) in rows.enumerate() {
+                    let number = chunk.first_record + i as u64;
+                    self.stats.rows_read += 1;
+                    match outcome[k] {
+                        Ok(hash) => {
+                            self.accept(&values[k * n_cols..(k + 1) * n_cols], number, hash)
+                        }
+                        Err((reason, field)) => {
+                            let rejected = self.rejected(&chunk.record(i), number, reason, field);
+                            self.stats.reject(&rejected);
+                            out.rejects.push(rejected);
+                        }
+                    }
+                }
+            });
         }
-        out.batches = self.flush()?;
+        out.batches = timed(times, Stage::Columns, || self.flush())?;
         out.keys = std::mem::take(&mut self.keys);
         out.stats = std::mem::take(&mut self.stats);
         Ok(out)
+    }
+
+    /// The quarantine's entry for a record, naming the column (or header field) at fault.
+    fn rejected(
+        &self,
+        rec: &Record<'_>,
+        number: u64,
+        reason: Reason,
+        field: Option<Culprit>,
+    ) -> Rejected {
+        let (column, value) = match field {
+            Some(Culprit::Field(j)) => (
+                self.plan.header.get(j).cloned().unwrap_or_default(),
+                escape_bytes_in(self.profile.encoding, rec.field(j)),
+            ),
+            Some(Culprit::Column(c, j)) => (
+                self.contract.columns[c].name.clone(),
+                j.map(|j| escape_bytes_in(self.profile.encoding, rec.field(j)))
+                    .unwrap_or_default(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        Rejected {
+            record_number: number,
+            column,
+            reason,
+            value,
+            record: join_record(self.profile.encoding, rec),
+        }
     }
 
     /// Finishes the open builders into batches.
@@ -128,13 +178,15 @@ impl<'c> RecordsCleaner<'c> {
         Ok(batches)
     }
 
-    /// Checks one record into `row`; on failure, the reason and where it lies.
-    fn check_record<'r>(
+    /// Checks one record's fields and columns, appending its values to `values` (the block's,
+    /// so this row's start where `values` ended); on failure, the reason and where it lies.
+    fn check_columns<'r>(
         &mut self,
         rec: &Record<'r>,
-        row: &mut Vec<Val<'r>>,
+        values: &mut Vec<Val<'r>>,
         text: ChunkText<'r>,
-    ) -> Result<u64, (Reason, Option<Culprit>)> {
+    ) -> Result<(), (Reason, Option<Culprit>)> {
+        let base = values.len();
         if rec.len() != self.plan.n_fields {
             return Err((Reason::Ragged, None));
         }
@@ -181,7 +233,7 @@ impl<'c> RecordsCleaner<'c> {
             }
             if v == Val::Null
                 && let Some(d) = &col.default_from
-                && let Val::Enum(i) = row[d.column]
+                && let Val::Enum(i) = values[base + d.column]
                 && let Some(domain) = &self.contract.columns[d.column].domain
                 && let Some(default) = d.map.get(&domain.values[i as usize])
             {
@@ -194,8 +246,13 @@ impl<'c> RecordsCleaner<'c> {
             if v == Val::Null && col.required {
                 return Err((Reason::Required, Some(Culprit::Column(c, input))));
             }
-            row.push(v);
+            values.push(v);
         }
+        Ok(())
+    }
+
+    /// The record-level rules over a row whose columns passed, then its key's hash.
+    fn check_rules(&mut self, row: &[Val<'_>]) -> Result<u64, (Reason, Option<Culprit>)> {
         for rule in &self.contract.record_rules {
             if let Some(reason) = record_rule(rule, row, &self.contract.columns) {
                 return Err((reason, None));
