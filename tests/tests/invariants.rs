@@ -229,6 +229,43 @@ fn the_csv_fast_path_changes_no_output() {
 }
 
 #[test]
+fn rows_of_two_partitions_interleaved_with_duplicates_land_as_one_at_a_time() {
+    // Two as-of dates alternating, then 30 records again: duplicates in both partitions, found
+    // within a block and across blocks, must take out exactly the later copies.
+    let (text, _) = generated("investor_holdings", "standard", 400, 8, 0.0);
+    let text = String::from_utf8(text).expect("utf-8");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for (i, line) in lines.iter_mut().enumerate().skip(1) {
+        if i % 2 == 1 {
+            *line = line.replacen("2026-11-25", "2026-11-24", 1);
+        }
+    }
+    let again: Vec<String> = lines[10..40].to_vec();
+    lines.extend(again);
+    let text = lines.join("\n") + "\n";
+    let go = |batch_rows: usize| {
+        let mut opts = options();
+        opts.batch_rows = batch_rows;
+        run_with(
+            "investor_holdings",
+            None,
+            "holdings/x/h.csv",
+            std::io::Cursor::new(text.clone().into_bytes()),
+            &opts,
+        )
+    };
+    let one_at_a_time = go(1);
+    assert_eq!(one_at_a_time.manifest.rows_rejected, 30);
+    assert_eq!(one_at_a_time.manifest.outputs.len(), 2, "two partitions");
+    for batch_rows in [7, 64, 100, 4096] {
+        assert!(
+            fingerprint(&go(batch_rows)) == fingerprint(&one_at_a_time),
+            "batches of {batch_rows} changed the output"
+        );
+    }
+}
+
+#[test]
 fn stage_times_are_counted_and_change_nothing() {
     use bondlake_core::stages::{Stage, StageTimes};
     let (bytes, _) = generated("investor_holdings", "standard", 20_000, 5, 0.1);

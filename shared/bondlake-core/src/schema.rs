@@ -187,58 +187,111 @@ impl BatchBuilder {
         self.rows == 0
     }
 
-    /// Appends a contract column's value.
+    /// Appends a contract column's values, one per row, and nulls where a value does not fit
+    /// the column's type. The type is matched once for the run of values.
     #[inline]
-    pub fn push_val(&mut self, i: usize, col: &Column, v: Val<'_>, scratch: &str) {
-        match (&mut self.cols[i], v) {
-            (ColBuilder::Utf8(b), Val::Str(s)) => b.append_value(s),
-            (ColBuilder::Utf8(b), Val::Scratch(a, z)) => {
-                b.append_value(&scratch[a as usize..z as usize])
+    pub fn push_column<'v>(
+        &mut self,
+        i: usize,
+        col: &Column,
+        values: impl Iterator<Item = Val<'v>>,
+        scratch: &str,
+    ) {
+        match &mut self.cols[i] {
+            ColBuilder::Utf8(b) => {
+                for v in values {
+                    match v {
+                        Val::Str(s) => b.append_value(s),
+                        Val::Scratch(a, z) => b.append_value(&scratch[a as usize..z as usize]),
+                        Val::Enum(e) => match &col.domain {
+                            Some(d) => b.append_value(&d.values[e as usize]),
+                            None => b.append_null(),
+                        },
+                        _ => b.append_null(),
+                    }
+                }
             }
-            (ColBuilder::Utf8(b), Val::Enum(e)) => match &col.domain {
-                Some(d) => b.append_value(&d.values[e as usize]),
-                None => b.append_null(),
-            },
-            (ColBuilder::Date(b), Val::Date(d)) => b.append_value(d),
-            (ColBuilder::Dec(b, ..), Val::Num(n)) => b.append_value(n),
-            (ColBuilder::I64(b), Val::Num(n)) => b.append_value(n as i64),
-            (c, _) => c.append_null(),
+            ColBuilder::Date(b) => {
+                for v in values {
+                    match v {
+                        Val::Date(d) => b.append_value(d),
+                        _ => b.append_null(),
+                    }
+                }
+            }
+            ColBuilder::Dec(b, ..) => {
+                for v in values {
+                    match v {
+                        Val::Num(n) => b.append_value(n),
+                        _ => b.append_null(),
+                    }
+                }
+            }
+            ColBuilder::I64(b) => {
+                for v in values {
+                    match v {
+                        Val::Num(n) => b.append_value(n as i64),
+                        _ => b.append_null(),
+                    }
+                }
+            }
+            c => values.for_each(|_| c.append_null()),
         }
     }
 
-    /// Appends a derived column's value.
+    /// Appends a derived column's values.
     #[inline]
-    pub fn push_derived(&mut self, i: usize, v: &DerivedVal<'_>) {
-        match (&mut self.cols[i], v) {
-            (ColBuilder::I32(b), DerivedVal::Int(x)) => b.append_option(*x),
-            (ColBuilder::Utf8(b), DerivedVal::Label(x)) => b.append_option(*x),
-            (c, _) => c.append_null(),
+    pub fn push_derived_column<'v>(
+        &mut self,
+        i: usize,
+        values: impl Iterator<Item = DerivedVal<'v>>,
+    ) {
+        match &mut self.cols[i] {
+            ColBuilder::I32(b) => {
+                for v in values {
+                    match v {
+                        DerivedVal::Int(x) => b.append_option(x),
+                        _ => b.append_null(),
+                    }
+                }
+            }
+            ColBuilder::Utf8(b) => {
+                for v in values {
+                    match v {
+                        DerivedVal::Label(x) => b.append_option(x),
+                        _ => b.append_null(),
+                    }
+                }
+            }
+            c => values.for_each(|_| c.append_null()),
         }
     }
 
-    /// Appends the four lineage values starting at column `i`, and counts the row.
+    /// Appends the four lineage columns starting at column `i` for rows of the given record
+    /// numbers, and counts the rows.
     #[inline]
-    pub fn push_lineage(
+    pub fn push_lineage_rows(
         &mut self,
         i: usize,
         source_key: &str,
-        record_number: u64,
+        record_numbers: impl ExactSizeIterator<Item = u64>,
         ingested_at_us: i64,
         source_order: Option<&str>,
     ) {
+        let n = record_numbers.len();
         if let ColBuilder::Utf8(b) = &mut self.cols[i] {
-            b.append_value(source_key);
+            (0..n).for_each(|_| b.append_value(source_key));
         }
         if let ColBuilder::I64(b) = &mut self.cols[i + 1] {
-            b.append_value(record_number as i64);
+            record_numbers.for_each(|r| b.append_value(r as i64));
         }
         if let ColBuilder::Ts(b) = &mut self.cols[i + 2] {
-            b.append_value(ingested_at_us);
+            b.append_value_n(ingested_at_us, n);
         }
         if let ColBuilder::Utf8(b) = &mut self.cols[i + 3] {
-            b.append_option(source_order);
+            (0..n).for_each(|_| b.append_option(source_order));
         }
-        self.rows += 1;
+        self.rows += n;
     }
 
     /// Finishes the batch.

@@ -389,12 +389,12 @@ impl<'c> WideCleaner<'c> {
                 } else {
                     Val::Null
                 };
-                b.push_val(c, col, v, "");
+                b.push_column(c, col, std::iter::once(v), "");
             }
-            b.push_lineage(
+            b.push_lineage_rows(
                 n_cols,
                 &self.source_key,
-                record,
+                std::iter::once(record),
                 self.ingested_at_us,
                 self.source_order.as_deref(),
             );
