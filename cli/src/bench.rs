@@ -67,7 +67,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "BINARY")]
     cold_start: Option<PathBuf>,
     /// Instead: the engine's hot kernels, each beside the path it replaced (decimal parsing
-    /// through a 64-bit accumulator against the 128-bit one), best of --repeat.
+    /// through a 64-bit accumulator against the 128-bit one; the duplicate-key set's batched
+    /// inserts against one at a time), best of --repeat.
     #[arg(long)]
     kernels: bool,
 }

@@ -1,12 +1,11 @@
 //! `bondlake bench --kernels`: the engine's hot kernels, each beside the path it replaced, in
 //! the same run over the same generated values (best of `--repeat`, interleaved so that a busy
 //! machine slows both alike). Today: decimals through the 64-bit accumulator (precision ≤ 18)
-//! against the 128-bit one.
+//! against the 128-bit one, and the duplicate-key set's batched, prefetched inserts against
+//! one at a time.
 
-use bondlake_core::input::{CsvChunker, Limits};
 use bondlake_core::keyset::KeySet;
 use bondlake_core::parse::{parse_decimal, parse_decimal_wide};
-use bondlake_testkit::synth;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -100,31 +99,6 @@ fn keyset_pass(hashes: &[u64], batched: bool) -> (f64, usize) {
     (ns, black_box(new))
 }
 
-/// Splits `text` into chunks of 4,096 records, with or without the plain-line fast path:
-/// nanoseconds a record, and the fields seen.
-fn split_pass(text: &[u8], fast: bool) -> Result<(f64, usize), String> {
-    let limits = Limits::default();
-    let start = Instant::now();
-    let mut chunker = CsvChunker::new(std::io::Cursor::new(text), 256 << 10, &limits);
-    if !fast {
-        chunker = chunker.without_fast_path();
-    }
-    chunker.read_header().map_err(|e| e.to_string())?;
-    let (mut records, mut fields) = (0usize, 0usize);
-    while let Some(chunk) = chunker
-        .next_chunk(4096, 32 << 20)
-        .map_err(|e| e.to_string())?
-    {
-        records += chunk.len();
-        fields += (0..chunk.len())
-            .map(|i| chunk.record(i).len())
-            .sum::<usize>();
-        chunker.recycle(black_box(chunk));
-    }
-    let ns = start.elapsed().as_nanos() as f64 / records.max(1) as f64;
-    Ok((ns, fields))
-}
-
 pub fn run(repeat: usize) -> Result<ExitCode, String> {
     println!(
         "{:<22} {:>9} {:>16} {:>17} {:>8}",
@@ -176,34 +150,6 @@ pub fn run(repeat: usize) -> Result<ExitCode, String> {
         single = single.min(s);
         batched = batched.min(b);
     }
-    // CSV splitting over 200,000 generated holdings records (in memory, so inflate is not timed).
-    let mut text = Vec::new();
-    let spec = synth::Spec {
-        dataset: "investor_holdings".into(),
-        profile: "standard".into(),
-        rows: 200_000,
-        seed: 7,
-        dirty: 0.0,
-    };
-    synth::generate(&spec, &mut text).map_err(|e| e.to_string())?;
-    let (mut core, mut plain) = (f64::MAX, f64::MAX);
-    for _ in 0..repeat.max(3) {
-        let (c, cf) = split_pass(&text, false)?;
-        let (p, pf) = split_pass(&text, true)?;
-        if cf != pf {
-            return Err(format!("split: the paths disagree ({cf} and {pf} fields)"));
-        }
-        core = core.min(c);
-        plain = plain.min(p);
-    }
-    println!(
-        "{:<22} {:>9} {:>16.2} {:>17.2} {:>7.2}x   (ns a record)",
-        "csv split (plain)",
-        spec.rows,
-        core,
-        plain,
-        core / plain
-    );
     println!(
         "{:<22} {:>9} {:>16.2} {:>17.2} {:>7.2}x",
         "key set (batched)",

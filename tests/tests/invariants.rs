@@ -182,52 +182,6 @@ fn threads_do_not_change_the_output() {
     }
 }
 
-/// Every dataset and profile the generator writes.
-const PROFILES: [(&str, &str); 8] = [
-    ("investor_holdings", "standard"),
-    ("market_daily", "us"),
-    ("market_daily", "jpx"),
-    ("market_daily", "jquants"),
-    ("market_daily", "us_flat"),
-    ("market_daily", "bse"),
-    ("market_daily", "bse_udiff"),
-    ("weekly_series", "wide"),
-];
-
-#[test]
-fn the_csv_fast_path_changes_no_output() {
-    for (dataset, profile) in PROFILES {
-        for dirty in [0.0, 0.15, 0.4] {
-            let (text, _) = generated(dataset, profile, 600, 21, dirty);
-            let key = suggested_key(dataset, profile);
-            for (batch_rows, read_buffer) in [(1, 7), (100, 65_536), (4096, 1000)] {
-                let go = |fast: bool| {
-                    let mut opts = options();
-                    opts.batch_rows = batch_rows;
-                    opts.read_buffer = read_buffer;
-                    opts.csv_fast_path = fast;
-                    run_with(
-                        dataset,
-                        Some(profile),
-                        &key,
-                        std::io::Cursor::new(gzip(&text)),
-                        &opts,
-                    )
-                };
-                let (fast, core) = (go(true), go(false));
-                let counts = |r: &Run| {
-                    let m = &r.manifest;
-                    (m.rows_read, m.rows_ok, m.rows_rejected, m.status)
-                };
-                assert!(
-                    fingerprint(&fast) == fingerprint(&core) && counts(&fast) == counts(&core),
-                    "{dataset}/{profile}, dirty {dirty}, batch {batch_rows}, reads of {read_buffer}: the fast path changed the output"
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn rows_of_two_partitions_interleaved_with_duplicates_land_as_one_at_a_time() {
     // Two as-of dates alternating, then 30 records again: duplicates in both partitions, found

@@ -351,10 +351,6 @@ pub struct CsvChunker<R> {
     unterminated: Arc<std::sync::atomic::AtomicBool>,
     /// Chunks handed back ([`CsvChunker::recycle`]), whose buffers the next chunks reuse.
     spare: Vec<Chunk>,
-    /// Split plain lines without csv-core (see [`CsvChunker::split_plain_line`]).
-    plain_fast_path: bool,
-    /// csv-core has read once (it strips a byte-order mark only before its first read).
-    core_started: bool,
 }
 
 impl<R: Read> CsvChunker<R> {
@@ -378,16 +374,7 @@ impl<R: Read> CsvChunker<R> {
             last_byte: None,
             unterminated: Default::default(),
             spare: Vec::new(),
-            plain_fast_path: true,
-            core_started: false,
         }
-    }
-
-    /// Every record through csv-core, as before the plain-line fast path (for the tests that
-    /// hold the two equal).
-    pub fn without_fast_path(mut self) -> Self {
-        self.plain_fast_path = false;
-        self
     }
 
     /// Hands a spent chunk back: the next chunk reuses its buffers instead of allocating (and,
@@ -427,41 +414,32 @@ impl<R: Read> CsvChunker<R> {
         let mut used = 0usize;
         let mut rec_start = 0usize;
         let mut ends_scratch = [0usize; 64];
-        // csv-core is between records (so a plain line may bypass it).
-        let mut at_record_start = true;
         loop {
             if self.in_pos == self.in_len && !self.eof {
                 self.refill()?;
             }
-            let res = if at_record_start && self.split_plain_line(&mut chunk, &mut used) {
-                csv_core::ReadRecordResult::Record
-            } else {
-                if used == chunk.data.len() {
-                    let grown = chunk.data.len() * 2;
-                    chunk.data.resize(grown, 0);
-                }
-                let (res, nin, nout, nend) = self.reader.read_record(
-                    &self.inbuf[self.in_pos..self.in_len],
-                    &mut chunk.data[used..],
-                    &mut ends_scratch,
-                );
-                self.core_started = true;
-                self.in_pos += nin;
-                used += nout;
-                // csv_core reports field ends relative to the record's start.
-                chunk
-                    .ends
-                    .extend(ends_scratch[..nend].iter().map(|&e| (rec_start + e) as u32));
-                if used - rec_start > self.max_record_bytes {
-                    return Err(FileError::RecordTooLong {
-                        record: self.next_record + 1,
-                        limit: self.max_record_bytes,
-                    });
-                }
-                res
-            };
+            if used == chunk.data.len() {
+                let grown = chunk.data.len() * 2;
+                chunk.data.resize(grown, 0);
+            }
+            let (res, nin, nout, nend) = self.reader.read_record(
+                &self.inbuf[self.in_pos..self.in_len],
+                &mut chunk.data[used..],
+                &mut ends_scratch,
+            );
+            self.in_pos += nin;
+            used += nout;
+            // csv_core reports field ends relative to the record's start.
+            chunk
+                .ends
+                .extend(ends_scratch[..nend].iter().map(|&e| (rec_start + e) as u32));
+            if used - rec_start > self.max_record_bytes {
+                return Err(FileError::RecordTooLong {
+                    record: self.next_record + 1,
+                    limit: self.max_record_bytes,
+                });
+            }
             use csv_core::ReadRecordResult as R;
-            at_record_start = matches!(res, R::Record);
             match res {
                 R::InputEmpty | R::OutputFull | R::OutputEndsFull => {}
                 R::Record => {
@@ -495,52 +473,6 @@ impl<R: Read> CsvChunker<R> {
         Ok((!chunk.is_empty()).then_some(chunk))
     }
 
-    /// The usual record, split without csv-core: a whole line in the buffer holding no quote
-    /// and no CR but one before its LF. Such a line means the same to csv-core (fields between
-    /// commas, taken as they are), so the output does not change; anything else (quotes, a bare
-    /// CR, a line running past the buffer, a line over the record limit) is left to csv-core,
-    /// and nothing is consumed. Line ends before the record are skipped, as csv-core skips them.
-    fn split_plain_line(&mut self, chunk: &mut Chunk, used: &mut usize) -> bool {
-        if !self.plain_fast_path || !self.core_started {
-            return false;
-        }
-        let avail = &self.inbuf[self.in_pos..self.in_len];
-        let blank = avail
-            .iter()
-            .position(|&b| b != b'\n' && b != b'\r')
-            .unwrap_or(avail.len());
-        let rest = &avail[blank..];
-        let Some(nl) = memchr::memchr(b'\n', rest) else {
-            return false;
-        };
-        let line = match &rest[..nl] {
-            [line @ .., b'\r'] => line,
-            line => line,
-        };
-        if line.is_empty()
-            || line.len() > self.max_record_bytes
-            || memchr::memchr2(b'"', b'\r', line).is_some()
-        {
-            return false;
-        }
-        if chunk.data.len() - *used < line.len() {
-            let grown = (chunk.data.len() * 2).max(*used + line.len());
-            chunk.data.resize(grown, 0);
-        }
-        // Fields between commas found by memchr (SIMD), each copied whole (bench --kernels:
-        // csv split; a byte-at-a-time loop and a branch-free one measured slower).
-        let mut start = 0;
-        for end in memchr::memchr_iter(b',', line).chain(std::iter::once(line.len())) {
-            let field = &line[start..end];
-            chunk.data[*used..*used + field.len()].copy_from_slice(field);
-            *used += field.len();
-            chunk.ends.push(*used as u32);
-            start = end + 1;
-        }
-        self.in_pos += blank + nl + 1;
-        true
-    }
-
     /// Reads the header record: its fields, or `None` for an empty file. Records after it are
     /// numbered from 1.
     pub fn read_header(&mut self) -> Result<Option<Vec<Vec<u8>>>, FileError> {
@@ -571,91 +503,5 @@ impl<R: Read> CsvChunker<R> {
                 Err(e) => return Err(FileError::read(e)),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// Records as (number, fields), how the input ended, and whether its last line had no end.
-    type Split = (Vec<(u64, Vec<Vec<u8>>)>, String, bool);
-
-    /// Every record of `text` as (number, fields), and how the input ended, read `step` bytes
-    /// at a time in chunks of up to `batch` records, with or without the plain-line fast path.
-    fn split(text: &[u8], step: usize, batch: usize, fast: bool) -> Split {
-        let limits = Limits {
-            max_record_bytes: 64,
-            ..Limits::default()
-        };
-        let mut chunker = CsvChunker::new(Cursor::new(text.to_vec()), step, &limits);
-        if !fast {
-            chunker = chunker.without_fast_path();
-        }
-        let unterminated = chunker.unterminated();
-        let mut records = Vec::new();
-        let end = match chunker.read_header() {
-            Ok(Some(h)) => {
-                records.push((0, h));
-                loop {
-                    match chunker.next_chunk(batch, 4096) {
-                        Ok(Some(chunk)) => {
-                            for i in 0..chunk.len() {
-                                let fields = chunk.record(i).fields().map(<[u8]>::to_vec).collect();
-                                records.push((chunk.first_record + i as u64, fields));
-                            }
-                            chunker.recycle(chunk);
-                        }
-                        Ok(None) => break "end".to_string(),
-                        Err(e) => break e.to_string(),
-                    }
-                }
-            }
-            Ok(None) => "empty".into(),
-            Err(e) => e.to_string(),
-        };
-        (records, end, unterminated.load(Ordering::Relaxed))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-        /// The plain-line fast path splits every input exactly as csv-core alone does: quotes,
-        /// bare CRs, CRLF, blank and space-only lines, long records, records across reads.
-        #[test]
-        fn the_fast_path_splits_as_csv_core_does(
-            text in proptest::collection::vec(prop::sample::select(b"ab ,,,\"\r\n\n\n\t\xc3\xa9".to_vec()), 0..400),
-            step in 1usize..80,
-            batch in 1usize..9,
-        ) {
-            prop_assert_eq!(split(&text, step, batch, true), split(&text, step, batch, false));
-        }
-    }
-
-    #[test]
-    fn plain_lines_go_the_fast_way_and_others_do_not() {
-        let text = b"a,b,c\r\n1,2,3\n\n\"x,y\",5,6\r\n7,,9\n  \n10,11,12";
-        let (fast, end, unterminated) = split(text, 1 << 10, 100, true);
-        assert_eq!(
-            (fast.clone(), end.clone(), unterminated),
-            split(text, 1 << 10, 100, false)
-        );
-        let fields: Vec<Vec<&[u8]>> = fast
-            .iter()
-            .map(|(_, f)| f.iter().map(Vec::as_slice).collect())
-            .collect();
-        assert_eq!(
-            fields,
-            vec![
-                vec![&b"a"[..], b"b", b"c"],
-                vec![&b"1"[..], b"2", b"3"],
-                vec![&b"x,y"[..], b"5", b"6"],
-                vec![&b"7"[..], b"", b"9"],
-                vec![&b"10"[..], b"11", b"12"],
-            ]
-        );
-        assert!(unterminated, "the last line has no line end");
-        assert_eq!(fast.last().map(|r| r.0), Some(4));
     }
 }

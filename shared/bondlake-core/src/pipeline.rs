@@ -48,9 +48,6 @@ pub struct Options {
     pub deadline: Option<Instant>,
     /// Where the time goes, stage by stage, when given (`bondlake bench`).
     pub stage_times: Option<Arc<StageTimes>>,
-    /// Split plain CSV lines without csv-core (the default). Off, every record goes through
-    /// csv-core: the path before, kept for the tests that hold the two equal.
-    pub csv_fast_path: bool,
 }
 
 impl Default for Options {
@@ -64,7 +61,6 @@ impl Default for Options {
             ingested_at_us: None,
             deadline: None,
             stage_times: None,
-            csv_fast_path: true,
         }
     }
 }
@@ -338,9 +334,6 @@ fn run_file(
         None => decoded,
     };
     let mut chunker = CsvChunker::new(decoded, opts.read_buffer, &opts.limits);
-    if !opts.csv_fast_path {
-        chunker = chunker.without_fast_path();
-    }
     let unterminated = chunker.unterminated();
     let unterminated = move || unterminated.load(std::sync::atomic::Ordering::Relaxed);
     let header = chunker.read_header()?.ok_or(FileError::Empty)?;

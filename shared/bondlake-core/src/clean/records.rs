@@ -93,7 +93,7 @@ impl<'c> RecordsCleaner<'c> {
             // Asked of the whole chunk once (SIMD over a mebibyte), so that records of a chunk
             // that is all ASCII and free of NULs (the usual case) skip both scans.
             all_ascii: chunk.data().is_ascii(),
-            has_nul: memchr::memchr(0, chunk.data()).is_some(),
+            has_nul: chunk.data().contains(&0),
         };
         let times = self.times.clone();
         let times = times.as_deref();
