@@ -99,6 +99,34 @@ fn keyset_pass(hashes: &[u64], batched: bool) -> (f64, usize) {
     (ns, black_box(new))
 }
 
+/// Times `before` and `after` in turn, best of `repeat` (at least 3), checks that they agree
+/// (each pass returns nanoseconds a value and a checksum), and prints the line.
+fn compare<T: PartialEq + std::fmt::Debug>(
+    kernel: &str,
+    values: usize,
+    repeat: usize,
+    mut before: impl FnMut() -> (f64, T),
+    mut after: impl FnMut() -> (f64, T),
+) -> Result<(), String> {
+    let (mut old, mut new) = (f64::MAX, f64::MAX);
+    for _ in 0..repeat.max(3) {
+        let (o, os) = before();
+        let (n, ns) = after();
+        if os != ns {
+            return Err(format!(
+                "{kernel}: the paths disagree (checksums {os:?} and {ns:?})"
+            ));
+        }
+        old = old.min(o);
+        new = new.min(n);
+    }
+    println!(
+        "{kernel:<22} {values:>9} {old:>16.2} {new:>17.2} {:>7.2}x",
+        old / new
+    );
+    Ok(())
+}
+
 pub fn run(repeat: usize) -> Result<ExitCode, String> {
     println!(
         "{:<22} {:>9} {:>16} {:>17} {:>8}",
@@ -106,26 +134,13 @@ pub fn run(repeat: usize) -> Result<ExitCode, String> {
     );
     for (precision, scale) in [(18u8, 2u8), (18, 6), (9, 6)] {
         let texts = decimal_texts(u32::from(precision - scale), u32::from(scale));
-        let (mut wide, mut narrow) = (f64::MAX, f64::MAX);
-        for _ in 0..repeat.max(3) {
-            let (w, ws) = one_pass(&texts, precision, scale, parse_decimal_wide);
-            let (n, ns) = one_pass(&texts, precision, scale, parse_decimal);
-            if ws != ns {
-                return Err(format!(
-                    "decimal({precision},{scale}): the paths disagree (checksums {ws} and {ns})"
-                ));
-            }
-            wide = wide.min(w);
-            narrow = narrow.min(n);
-        }
-        println!(
-            "{:<22} {:>9} {:>16.2} {:>17.2} {:>7.2}x",
-            format!("decimal({precision},{scale})"),
+        compare(
+            &format!("decimal({precision},{scale})"),
             texts.len(),
-            wide,
-            narrow,
-            wide / narrow
-        );
+            repeat,
+            || one_pass(&texts, precision, scale, parse_decimal_wide),
+            || one_pass(&texts, precision, scale, parse_decimal),
+        )?;
     }
     // The duplicate-key set over a 2,000,000-row file's keys: uniform 64-bit hashes (splitmix64,
     // as xxh3's are), one in a thousand repeated.
@@ -138,25 +153,12 @@ pub fn run(repeat: usize) -> Result<ExitCode, String> {
             z ^ (z >> 31)
         })
         .collect();
-    let (mut single, mut batched) = (f64::MAX, f64::MAX);
-    for _ in 0..repeat.max(3) {
-        let (s, sn) = keyset_pass(&hashes, false);
-        let (b, bn) = keyset_pass(&hashes, true);
-        if sn != bn {
-            return Err(format!(
-                "key set: the paths disagree ({sn} and {bn} new keys)"
-            ));
-        }
-        single = single.min(s);
-        batched = batched.min(b);
-    }
-    println!(
-        "{:<22} {:>9} {:>16.2} {:>17.2} {:>7.2}x",
+    compare(
         "key set (batched)",
         hashes.len(),
-        single,
-        batched,
-        single / batched
-    );
+        repeat,
+        || keyset_pass(&hashes, false),
+        || keyset_pass(&hashes, true),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

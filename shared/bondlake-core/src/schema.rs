@@ -211,30 +211,17 @@ impl BatchBuilder {
                     }
                 }
             }
-            ColBuilder::Date(b) => {
-                for v in values {
-                    match v {
-                        Val::Date(d) => b.append_value(d),
-                        _ => b.append_null(),
-                    }
-                }
-            }
-            ColBuilder::Dec(b, ..) => {
-                for v in values {
-                    match v {
-                        Val::Num(n) => b.append_value(n),
-                        _ => b.append_null(),
-                    }
-                }
-            }
-            ColBuilder::I64(b) => {
-                for v in values {
-                    match v {
-                        Val::Num(n) => b.append_value(n as i64),
-                        _ => b.append_null(),
-                    }
-                }
-            }
+            ColBuilder::Date(b) => values
+                .for_each(|v| b.append_option(if let Val::Date(d) = v { Some(d) } else { None })),
+            ColBuilder::Dec(b, ..) => values
+                .for_each(|v| b.append_option(if let Val::Num(n) = v { Some(n) } else { None })),
+            ColBuilder::I64(b) => values.for_each(|v| {
+                b.append_option(if let Val::Num(n) = v {
+                    Some(n as i64)
+                } else {
+                    None
+                })
+            }),
             c => values.for_each(|_| c.append_null()),
         }
     }
@@ -247,22 +234,15 @@ impl BatchBuilder {
         values: impl Iterator<Item = DerivedVal<'v>>,
     ) {
         match &mut self.cols[i] {
-            ColBuilder::I32(b) => {
-                for v in values {
-                    match v {
-                        DerivedVal::Int(x) => b.append_option(x),
-                        _ => b.append_null(),
-                    }
-                }
-            }
-            ColBuilder::Utf8(b) => {
-                for v in values {
-                    match v {
-                        DerivedVal::Label(x) => b.append_option(x),
-                        _ => b.append_null(),
-                    }
-                }
-            }
+            ColBuilder::I32(b) => values
+                .for_each(|v| b.append_option(if let DerivedVal::Int(x) = v { x } else { None })),
+            ColBuilder::Utf8(b) => values.for_each(|v| {
+                b.append_option(if let DerivedVal::Label(x) = v {
+                    x
+                } else {
+                    None
+                })
+            }),
             c => values.for_each(|_| c.append_null()),
         }
     }
