@@ -28,7 +28,7 @@ impl KeySet {
     /// Adds `hash`; false when it was already there.
     #[inline]
     pub fn insert(&mut self, hash: u64) -> bool {
-        let shard = &mut self.shards[(hash >> (64 - SHARD_BITS)) as usize];
+        let shard = &mut self.shards[shard_of(hash)];
         let bytes = hash.to_be_bytes();
         let rest = &bytes[8 - WIDTH..];
         let want = hash & ((1 << (8 * WIDTH)) - 1);
@@ -61,7 +61,6 @@ impl KeySet {
         const AHEAD: usize = 16;
         fresh.clear();
         fresh.reserve(hashes.len());
-        let shard_of = |h: u64| (h >> (64 - SHARD_BITS)) as usize;
         for (i, &h) in hashes.iter().enumerate() {
             if let Some(&later) = hashes.get(i + AHEAD) {
                 prefetch(&self.shards[shard_of(later)] as *const Vec<u8> as *const u8);
@@ -89,6 +88,12 @@ impl KeySet {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// The shard a hash lives in: its top bits.
+#[inline(always)]
+fn shard_of(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
 }
 
 /// Asks the CPU to bring the cache line holding `p` in, without waiting for it (a no-op where

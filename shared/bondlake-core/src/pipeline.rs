@@ -638,7 +638,9 @@ fn run_wide(
     opts: &Options,
 ) -> Result<(u64, Stats), RunError> {
     let mut cleaner = WideCleaner::new(contract, profile, header, ctx, opts.limits)?;
-    while let Some(chunk) = chunker.next_chunk(opts.batch_rows.max(1), 32 << 20)? {
+    while let Some(chunk) =
+        next_chunk(chunker, opts.batch_rows.max(1), opts.stage_times.as_deref())?
+    {
         check_deadline(opts.deadline)?;
         let rejects = cleaner.process(&chunk);
         quarantine.write(&rejects)?;
