@@ -107,7 +107,9 @@ def day_of_files(server, day, rows, seed):
 
 def bundle(out):
     """The archive EMR runs (tools/emr-bundle.sh), built from the release binary."""
-    subprocess.run([os.path.join(ROOT, "tools", "emr-bundle.sh"), binary(), out], check=True, capture_output=True)
+    done = subprocess.run([os.path.join(ROOT, "tools", "emr-bundle.sh"), binary(), out], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"tools/emr-bundle.sh exited {done.returncode}:\n{done.stderr}")
     return out
 
 

@@ -10,9 +10,11 @@ contracts=$(realpath "${3:-$(dirname "$0")/../contracts}")
 cd "$(dirname "$0")/.."
 # The library the binary was linked against (bondlake-warehouse-duckdb's build puts it in
 # ~/.cache/bondlake/ or BONDLAKE_LIBDUCKDB_DIR).
-lib=$(ldd "$bin" 2>/dev/null | awk '/libduckdb\.so/ && $3 ~ /^\// {print $3; exit}')
+# awk reads to the end: exiting at the first match could leave ldd writing into a closed pipe, and
+# under pipefail its SIGPIPE would end this script (2 runs in 300 on an idle machine; CI failed on it).
+lib=$(ldd "$bin" 2>/dev/null | awk '/libduckdb\.so/ && $3 ~ /^\// && !found {found = $3} END {print found}')
 [ -n "$lib" ] || lib=${BONDLAKE_LIBDUCKDB_DIR:+$BONDLAKE_LIBDUCKDB_DIR/libduckdb.so}
-[ -n "$lib" ] || lib=$(find "$HOME/.cache/bondlake" -name libduckdb.so 2>/dev/null | sort | tail -1)
+[ -n "$lib" ] || lib=$(find "${XDG_CACHE_HOME:-$HOME/.cache}/bondlake" -name libduckdb.so 2>/dev/null | sort | tail -1)
 [ -f "$lib" ] || { echo "emr-bundle: libduckdb.so not found (build the workspace once, or set BONDLAKE_LIBDUCKDB_DIR)" >&2; exit 1; }
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
