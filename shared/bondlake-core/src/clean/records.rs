@@ -203,15 +203,23 @@ impl<'c> RecordsCleaner<'c> {
         // A NUL is no character of any text a vendor sends (it is binary noise, or UTF-16 read
         // as bytes), and PostgreSQL cannot store one: `encoding`, here and in every path.
         let has_nul = text.has_nul && rec.bytes().contains(&0);
-        for j in 0..rec.len() {
-            let f = rec.field(j);
-            if f.len() > self.limits.max_field_bytes {
-                return Err((Reason::FieldTooLong, Some(Culprit::Field(j))));
-            }
-            if (needs_decoding && !f.is_ascii() && decode_text(self.profile.encoding, f).is_none())
-                || (has_nul && f.contains(&0))
-            {
-                return Err((Reason::Encoding, Some(Culprit::Field(j))));
+        // No field is longer than the whole record: a short, plain record (the usual case)
+        // skips the per-field checks.
+        let per_field =
+            needs_decoding || has_nul || rec.bytes().len() > self.limits.max_field_bytes;
+        if per_field {
+            for j in 0..rec.len() {
+                let f = rec.field(j);
+                if f.len() > self.limits.max_field_bytes {
+                    return Err((Reason::FieldTooLong, Some(Culprit::Field(j))));
+                }
+                if (needs_decoding
+                    && !f.is_ascii()
+                    && decode_text(self.profile.encoding, f).is_none())
+                    || (has_nul && f.contains(&0))
+                {
+                    return Err((Reason::Encoding, Some(Culprit::Field(j))));
+                }
             }
         }
         for (c, col) in self.contract.columns.iter().enumerate() {
