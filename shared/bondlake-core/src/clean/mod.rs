@@ -6,8 +6,8 @@
 //! never both and never neither.
 
 use crate::contract::{
-    Check, Column, ColumnType, Contract, DerivedKind, Encoding, Profile, RecordRule, Source,
-    header_key,
+    Check, Column, ColumnType, Contract, DerivedKind, Encoding, MarketValueFactors, Profile,
+    RecordRule, Source, header_key,
 };
 use crate::error::FileError;
 use crate::input::{Chunk, Limits, Record};

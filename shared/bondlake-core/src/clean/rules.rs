@@ -23,8 +23,13 @@ pub(super) fn record_rule(
             price,
             relative_bp,
             absolute,
+            factors,
         } => {
             let (mv, par, px) = (num(market_value)?, num(par_value)?, num(price)?);
+            if let Some(f) = factors {
+                let ok = market_value_within_unchecked(mv, par, px, relative_bp, f);
+                return (!ok).then_some(Reason::MarketValueMismatch);
+            }
             let (s_mv, s_par, s_px) = (
                 u32::from(columns[market_value].ty.scale()),
                 u32::from(columns[par_value].ty.scale()),
@@ -77,6 +82,21 @@ pub(crate) fn market_value_within(
         Some(diff <= tol)
     };
     check().unwrap_or(false)
+}
+
+/// [`market_value_within`] without overflow tests, for columns whose types were proven unable to
+/// overflow it ([`MarketValueFactors::prove`]): the same answer for every value they hold.
+#[inline]
+pub(crate) fn market_value_within_unchecked(
+    mv: i128,
+    par: i128,
+    px: i128,
+    relative_bp: i128,
+    f: MarketValueFactors,
+) -> bool {
+    let x = par * px * f.product;
+    let diff = (mv * f.mv * 100 - x).abs() * 10_000;
+    diff <= (relative_bp * x).max(f.absolute)
 }
 
 /// Computes the derived columns of one clean row into `out` (records shape: position, bucket,
@@ -153,5 +173,67 @@ pub(crate) fn part_key(v: Val<'_>, contract: &Contract, scratch: &str) -> PartKe
         Val::Scratch(a, b) => PartKey::Text(scratch[a as usize..b as usize].to_string()),
         Val::Num(n) => PartKey::Text(n.to_string()),
         Val::Null => PartKey::Text(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A value a decimal of precision `p` holds, from `raw`, with the extremes made likely.
+    fn within(p: u8, raw: i128, edge: u8) -> i128 {
+        let largest = 10i128.pow(u32::from(p)) - 1;
+        match edge % 4 {
+            0 => largest,
+            1 => -largest,
+            _ => raw % (largest + 1),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// Wherever the factors are proven at contract load, the unchecked check answers as the
+        /// checked one, for every value the three types hold (their extremes included).
+        #[test]
+        fn the_unchecked_market_value_check_agrees_where_it_is_proven(
+            (p_mv, s_mv) in (1u8..=24).prop_flat_map(|p| (Just(p), 0..=p)),
+            (p_par, s_par) in (1u8..=20).prop_flat_map(|p| (Just(p), 0..=p)),
+            (p_px, s_px) in (1u8..=16).prop_flat_map(|p| (Just(p), 0..=p)),
+            relative_bp in prop_oneof![0i128..=10_000, any::<i64>().prop_map(i128::from)],
+            absolute in prop_oneof![0i128..=1_000_000, any::<i64>().prop_map(i128::from)],
+            raw in any::<[i128; 3]>(),
+            edges in any::<[u8; 3]>(),
+        ) {
+            let Some(f) = MarketValueFactors::prove(
+                (p_mv, s_mv), (p_par, s_par), (p_px, s_px), relative_bp, absolute,
+            ) else {
+                return Ok(());
+            };
+            let mv = within(p_mv, raw[0], edges[0]);
+            let par = within(p_par, raw[1], edges[1]);
+            let px = within(p_px, raw[2], edges[2]);
+            let checked = market_value_within(
+                mv, u32::from(s_mv), par, u32::from(s_par), px, u32::from(s_px),
+                relative_bp, absolute,
+            );
+            prop_assert_eq!(market_value_within_unchecked(mv, par, px, relative_bp, f), checked);
+        }
+    }
+
+    #[test]
+    fn the_holdings_contract_runs_its_market_value_check_unchecked_and_wide_types_do_not() {
+        let contract = crate::contract::load_dataset("investor_holdings", None)
+            .expect("the holdings contract");
+        let factors = contract.record_rules.iter().find_map(|r| match r {
+            RecordRule::MarketValue { factors, .. } => Some(*factors),
+            _ => None,
+        });
+        assert!(matches!(factors, Some(Some(_))), "{factors:?}");
+        // 38 digits times 38 digits cannot be proven to fit.
+        assert_eq!(
+            MarketValueFactors::prove((38, 2), (38, 2), (38, 6), 100, 1),
+            None
+        );
     }
 }

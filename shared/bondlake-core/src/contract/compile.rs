@@ -484,12 +484,25 @@ fn compile_record_rules(
                     .map_err(|_| {
                         format!("{what}: absolute = \"{absolute}\" does not fit market_value")
                     })?;
+                let par_value = typed(par_value, what, is_dec)?;
+                let price = typed(price, what, is_dec)?;
+                let digits = |c: usize| match columns[c].ty {
+                    ColumnType::Decimal { precision, scale } => (precision, scale),
+                    _ => (38, 0),
+                };
                 Ok(RecordRule::MarketValue {
                     market_value,
-                    par_value: typed(par_value, what, is_dec)?,
-                    price: typed(price, what, is_dec)?,
+                    par_value,
+                    price,
                     relative_bp: rel,
                     absolute: abs,
+                    factors: MarketValueFactors::prove(
+                        digits(market_value),
+                        digits(par_value),
+                        digits(price),
+                        rel,
+                        abs,
+                    ),
                 })
             }
             RawRecordRule::OhlcInconsistent {
