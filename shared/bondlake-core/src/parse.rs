@@ -195,9 +195,21 @@ fn parse_scaled<T: Accumulator>(s: &[u8], precision: u8, scale: u8) -> Result<i1
     if !any_digit {
         return Err(Reason::InvalidNumber);
     }
-    let value = value.into_i128() * 10i128.pow(u32::from(scale) - frac_digits);
+    let value = value.into_i128() * POW10[(u32::from(scale) - frac_digits) as usize];
     Ok(if negative { -value } else { value })
 }
+
+/// 10^e for every scale a decimal can have (precision ≤ 38): a load, where `i128::pow` was a
+/// loop of 128-bit multiplies on every value whose fraction is shorter than its scale.
+const POW10: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut e = 1;
+    while e < 39 {
+        t[e] = t[e - 1] * 10;
+        e += 1;
+    }
+    t
+};
 
 /// After too many integer digits, the rest decides: garbage is `invalid_number`, digits `precision`.
 fn precision_or_number(rest: &[u8]) -> Reason {
@@ -822,6 +834,10 @@ mod tests {
         assert_eq!(p("12345678901234567"), Err(Reason::Precision));
         assert_eq!(p("12345678901234567x"), Err(Reason::InvalidNumber));
         assert_eq!(p("0000000000000000000001.5"), Ok(150));
+        // Short fractions are scaled up to the widest scales a contract allows.
+        assert_eq!(parse_decimal(b"0.1", 38, 38), Ok(10i128.pow(37)));
+        assert_eq!(parse_decimal(b"-1", 38, 20), Ok(-(10i128.pow(20))));
+        assert_eq!(parse_decimal(b"7", 1, 0), Ok(7));
     }
 
     #[test]
