@@ -84,6 +84,42 @@ pub(crate) fn market_value_within(
     check().unwrap_or(false)
 }
 
+impl MarketValueFactors {
+    /// The factors for columns of these (precision, scale), or `None` when values of those types
+    /// could overflow a product of [`market_value_within`] (which then tests each step).
+    pub fn prove(
+        mv: (u8, u8),
+        par: (u8, u8),
+        px: (u8, u8),
+        relative_bp: i128,
+        absolute: i128,
+    ) -> Option<Self> {
+        let p10 = |e: u32| 10i128.checked_pow(e);
+        // A decimal of precision p holds at most p digits: its magnitude is below 10^p.
+        let largest = |p: u8| p10(u32::from(p)).map(|x| x - 1);
+        let (s_mv, s_par, s_px) = (u32::from(mv.1), u32::from(par.1), u32::from(px.1));
+        let s = s_mv.max(s_par + s_px);
+        let f_mv = p10(s - s_mv)?;
+        let f_product = p10(s - s_par - s_px)?;
+        let mv_s = largest(mv.0)?.checked_mul(f_mv)?;
+        let x = largest(par.0)?
+            .checked_mul(largest(px.0)?)?
+            .checked_mul(f_product)?;
+        // |mv_s × 100 − x| × 10⁴ and relative × x at their largest.
+        mv_s.checked_mul(100)?.checked_add(x)?.checked_mul(10_000)?;
+        relative_bp.checked_abs()?.checked_mul(x)?;
+        let absolute = absolute
+            .checked_mul(f_mv)?
+            .checked_mul(100)?
+            .checked_mul(10_000)?;
+        Some(MarketValueFactors {
+            mv: f_mv,
+            product: f_product,
+            absolute,
+        })
+    }
+}
+
 /// [`market_value_within`] without overflow tests, for columns whose types were proven unable to
 /// overflow it ([`MarketValueFactors::prove`]): the same answer for every value they hold.
 #[inline]

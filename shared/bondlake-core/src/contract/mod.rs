@@ -299,7 +299,8 @@ pub struct Column {
 
 /// The market-value check's factors, fixed by its three columns' decimal types and its
 /// tolerances; made only when no product in the check can overflow an i128 for any values those
-/// types hold, so that the check on each row needs no overflow tests.
+/// types hold, so that the check on each row needs no overflow tests. Made by
+/// `MarketValueFactors::prove`, beside the check's arithmetic in `clean::rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MarketValueFactors {
     /// 10^(s − s_mv): the market value to the common scale s = max(s_mv, s_par + s_px).
@@ -308,42 +309,6 @@ pub struct MarketValueFactors {
     pub product: i128,
     /// The absolute tolerance at the common scale, × 100 × 10⁴ (as the difference is).
     pub absolute: i128,
-}
-
-impl MarketValueFactors {
-    /// The factors for columns of these (precision, scale), or `None` when values of those types
-    /// could overflow a product (the check then tests each step).
-    pub fn prove(
-        mv: (u8, u8),
-        par: (u8, u8),
-        px: (u8, u8),
-        relative_bp: i128,
-        absolute: i128,
-    ) -> Option<Self> {
-        let p10 = |e: u32| 10i128.checked_pow(e);
-        // A decimal of precision p holds at most p digits: its magnitude is below 10^p.
-        let largest = |p: u8| p10(u32::from(p)).map(|x| x - 1);
-        let (s_mv, s_par, s_px) = (u32::from(mv.1), u32::from(par.1), u32::from(px.1));
-        let s = s_mv.max(s_par + s_px);
-        let f_mv = p10(s - s_mv)?;
-        let f_product = p10(s - s_par - s_px)?;
-        let mv_s = largest(mv.0)?.checked_mul(f_mv)?;
-        let x = largest(par.0)?
-            .checked_mul(largest(px.0)?)?
-            .checked_mul(f_product)?;
-        // |mv_s × 100 − x| × 10⁴ and relative × x at their largest.
-        mv_s.checked_mul(100)?.checked_add(x)?.checked_mul(10_000)?;
-        relative_bp.checked_abs()?.checked_mul(x)?;
-        let absolute = absolute
-            .checked_mul(f_mv)?
-            .checked_mul(100)?
-            .checked_mul(10_000)?;
-        Some(MarketValueFactors {
-            mv: f_mv,
-            product: f_product,
-            absolute,
-        })
-    }
 }
 
 /// A record-level rule, compiled to column indexes.
