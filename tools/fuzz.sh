@@ -37,13 +37,23 @@ for target in "${targets[@]}"; do
   corpus="fuzz/corpus/$target"
   mkdir -p "$corpus"
   echo "fuzz: $target for ${seconds}s"
+  log=$(mktemp)
+  status=0
   (cd fuzz && cargo fuzz run -s none --release "$target" "corpus/$target" "corpus-seeds" -- \
-    -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1) \
-    | grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|.*panicked|SUMMARY|fuzz:)" || true
-  # libFuzzer exits non-zero on a crash; grep hid it, so look for the artifact.
+    -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1) \
+    >"$log" 2>&1 || status=$?
+  grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|.*panicked|SUMMARY|fuzz:)" "$log" || true
+  # libFuzzer exits non-zero on a crash and leaves the input as an artifact.
   if ls fuzz/artifacts/"$target"/crash-* fuzz/artifacts/"$target"/timeout-* fuzz/artifacts/"$target"/oom-* >/dev/null 2>&1; then
     echo "fuzz: $target found an input that fails: $(ls fuzz/artifacts/"$target")" >&2
     exit 1
   fi
+  # Non-zero without an artifact: the target did not build or run; that is a failure too.
+  if [ "$status" -ne 0 ]; then
+    tail -40 "$log" >&2
+    echo "fuzz: $target did not build or run (exit $status)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 done
 echo "fuzz: ${#targets[@]} targets, ${seconds}s each, no failures"
