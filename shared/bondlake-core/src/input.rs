@@ -351,6 +351,13 @@ pub struct CsvChunker<R> {
     unterminated: Arc<std::sync::atomic::AtomicBool>,
     /// Chunks handed back ([`CsvChunker::recycle`]), whose buffers the next chunks reuse.
     spare: Vec<Chunk>,
+    /// Split plain lines without csv-core ([`CsvChunker::split_plain_line`]).
+    plain_lines: bool,
+    /// csv-core has read once (it strips a byte-order mark only before its first read).
+    core_started: bool,
+    /// In `inbuf`, the first quote or CR at or after where it was last looked for (`in_len`
+    /// when none): lines before it are plain. Forgotten when the buffer is refilled.
+    next_special: Option<usize>,
 }
 
 impl<R: Read> CsvChunker<R> {
@@ -374,7 +381,17 @@ impl<R: Read> CsvChunker<R> {
             last_byte: None,
             unterminated: Default::default(),
             spare: Vec::new(),
+            plain_lines: true,
+            core_started: false,
+            next_special: None,
         }
+    }
+
+    /// Every record through csv-core alone, without the plain-line path (for the tests that
+    /// hold the two equal).
+    pub fn without_plain_lines(mut self) -> Self {
+        self.plain_lines = false;
+        self
     }
 
     /// Hands a spent chunk back: the next chunk reuses its buffers instead of allocating (and,
@@ -414,32 +431,41 @@ impl<R: Read> CsvChunker<R> {
         let mut used = 0usize;
         let mut rec_start = 0usize;
         let mut ends_scratch = [0usize; 64];
+        // csv-core is between records, so a plain line may go around it.
+        let mut at_record_start = true;
+        use csv_core::ReadRecordResult as R;
         loop {
             if self.in_pos == self.in_len && !self.eof {
                 self.refill()?;
             }
-            if used == chunk.data.len() {
-                let grown = chunk.data.len() * 2;
-                chunk.data.resize(grown, 0);
-            }
-            let (res, nin, nout, nend) = self.reader.read_record(
-                &self.inbuf[self.in_pos..self.in_len],
-                &mut chunk.data[used..],
-                &mut ends_scratch,
-            );
-            self.in_pos += nin;
-            used += nout;
-            // csv_core reports field ends relative to the record's start.
-            chunk
-                .ends
-                .extend(ends_scratch[..nend].iter().map(|&e| (rec_start + e) as u32));
-            if used - rec_start > self.max_record_bytes {
-                return Err(FileError::RecordTooLong {
-                    record: self.next_record + 1,
-                    limit: self.max_record_bytes,
-                });
-            }
-            use csv_core::ReadRecordResult as R;
+            let res = if at_record_start && self.split_plain_line(&mut chunk, &mut used) {
+                R::Record
+            } else {
+                if used == chunk.data.len() {
+                    let grown = chunk.data.len() * 2;
+                    chunk.data.resize(grown, 0);
+                }
+                let (res, nin, nout, nend) = self.reader.read_record(
+                    &self.inbuf[self.in_pos..self.in_len],
+                    &mut chunk.data[used..],
+                    &mut ends_scratch,
+                );
+                self.core_started = true;
+                self.in_pos += nin;
+                used += nout;
+                // csv_core reports field ends relative to the record's start.
+                chunk
+                    .ends
+                    .extend(ends_scratch[..nend].iter().map(|&e| (rec_start + e) as u32));
+                if used - rec_start > self.max_record_bytes {
+                    return Err(FileError::RecordTooLong {
+                        record: self.next_record + 1,
+                        limit: self.max_record_bytes,
+                    });
+                }
+                res
+            };
+            at_record_start = matches!(res, R::Record);
             match res {
                 R::InputEmpty | R::OutputFull | R::OutputEndsFull => {}
                 R::Record => {
@@ -485,7 +511,85 @@ impl<R: Read> CsvChunker<R> {
         Ok(header)
     }
 
+    /// Splits the next line itself when csv-core could only split it at its commas: the line
+    /// is wholly in the read buffer, ends with LF, holds no quote and no CR, and is within the
+    /// record limit. Anything else (and the first record, before which csv-core strips a
+    /// byte-order mark) is left to csv-core, so RFC 4180 behaviour does not change. Blank
+    /// lines before it are skipped, as csv-core skips them. Returns whether it split a line.
+    fn split_plain_line(&mut self, chunk: &mut Chunk, used: &mut usize) -> bool {
+        if !self.plain_lines || !self.core_started {
+            return false;
+        }
+        let avail = &self.inbuf[self.in_pos..self.in_len];
+        let start = self.in_pos + avail.iter().take_while(|&&b| b == b'\n').count();
+        let Some(len) = memchr::memchr(b'\n', &self.inbuf[start..self.in_len]) else {
+            return false;
+        };
+        let end = start + len;
+        if len > self.max_record_bytes {
+            return false;
+        }
+        let special = match self.next_special {
+            Some(s) if s >= start => s,
+            _ => {
+                let s = memchr::memchr2(b'"', b'\r', &self.inbuf[start..self.in_len])
+                    .map_or(self.in_len, |i| start + i);
+                self.next_special = Some(s);
+                s
+            }
+        };
+        if special < end {
+            return false;
+        }
+        // Room for the line's fields and one 32-byte copy past the last.
+        if chunk.data.len() < *used + len + 32 {
+            let grown = (chunk.data.len() * 2).max(*used + len + 32);
+            chunk.data.resize(grown, 0);
+        }
+        let src = &self.inbuf[..];
+        let mut field_start = start;
+        let mut push_field = |field_end: usize| {
+            let n = field_end - field_start;
+            // A short field (the usual) is copied as 32 fixed bytes, two loads and two stores
+            // instead of a call; the bytes past it are overwritten by the next field or never read.
+            if n <= 32 && field_start + 32 <= src.len() {
+                chunk.data[*used..*used + 32].copy_from_slice(&src[field_start..field_start + 32]);
+            } else {
+                chunk.data[*used..*used + n].copy_from_slice(&src[field_start..field_end]);
+            }
+            *used += n;
+            chunk.ends.push(*used as u32);
+            field_start = field_end + 1;
+        };
+        // Commas 64 bytes at a time, as a bit mask; the last block is cut at the line's end
+        // when the buffer holds 64 bytes from it (bytes past the end are the next line's).
+        let mut i = start;
+        while i < end {
+            let Some(block) = src.get(i..i + 64) else {
+                for (k, &b) in src[i..end].iter().enumerate() {
+                    if b == b',' {
+                        push_field(i + k);
+                    }
+                }
+                break;
+            };
+            let mut hits = commas_in(block.try_into().expect("64 bytes"));
+            if end - i < 64 {
+                hits &= (1u64 << (end - i)) - 1;
+            }
+            while hits != 0 {
+                push_field(i + hits.trailing_zeros() as usize);
+                hits &= hits - 1;
+            }
+            i += 64;
+        }
+        push_field(end);
+        self.in_pos = end + 1;
+        true
+    }
+
     fn refill(&mut self) -> Result<(), FileError> {
+        self.next_special = None;
         loop {
             match self.src.read(&mut self.inbuf) {
                 Ok(n) => {
@@ -502,6 +606,173 @@ impl<R: Read> CsvChunker<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(FileError::read(e)),
             }
+        }
+    }
+}
+
+/// Bit k set where `block[k]` is a comma: SSE2 (part of every x86_64), 16 bytes a compare.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline]
+fn commas_in(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let mut mask = 0u64;
+    // SAFETY: SSE2 is part of every x86_64 target, so its intrinsics are always available; each
+    // load reads the 16 bytes at 16k..16k+16 of a 64-byte array, unaligned, as
+    // `_mm_loadu_si128` allows.
+    unsafe {
+        let comma = _mm_set1_epi8(b',' as i8);
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
+            mask |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)) as u16) << (16 * k);
+        }
+    }
+    mask
+}
+
+/// Bit k set where `block[k]` is a comma: eight bytes a word elsewhere (aarch64 Lambdas).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn commas_in(block: &[u8; 64]) -> u64 {
+    commas_in_words(block)
+}
+
+/// The portable way: in `x` a comma's byte is zero; the top bit of exactly those bytes is set
+/// (no borrow runs between bytes), then gathered into one bit a byte by a multiply.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline]
+fn commas_in_words(block: &[u8; 64]) -> u64 {
+    const COMMAS: u64 = u64::from_ne_bytes([b','; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let mut mask = 0u64;
+    for (w, word) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes")) ^ COMMAS;
+        let tops = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+        let bits = ((tops >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+        mask |= bits << (8 * w);
+    }
+    mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Cursor;
+
+    /// Every record of `text` as (number, fields), and how the input ended, read `step` bytes at
+    /// a time in chunks of up to `batch` records, with or without the plain-line path.
+    type Split = (Vec<(u64, Vec<Vec<u8>>)>, String, bool);
+
+    fn split(text: &[u8], step: usize, batch: usize, limit: usize, plain: bool) -> Split {
+        let limits = Limits {
+            max_record_bytes: limit,
+            ..Limits::default()
+        };
+        let mut chunker = CsvChunker::new(Cursor::new(text.to_vec()), step, &limits);
+        if !plain {
+            chunker = chunker.without_plain_lines();
+        }
+        let unterminated = chunker.unterminated();
+        let mut records = Vec::new();
+        let end = match chunker.read_header() {
+            Ok(Some(h)) => {
+                records.push((0, h));
+                loop {
+                    match chunker.next_chunk(batch, 4096) {
+                        Ok(Some(chunk)) => {
+                            for i in 0..chunk.len() {
+                                let fields = chunk.record(i).fields().map(<[u8]>::to_vec).collect();
+                                records.push((chunk.first_record + i as u64, fields));
+                            }
+                            chunker.recycle(chunk);
+                        }
+                        Ok(None) => break "end".to_string(),
+                        Err(e) => break e.to_string(),
+                    }
+                }
+            }
+            Ok(None) => "empty".into(),
+            Err(e) => e.to_string(),
+        };
+        (records, end, unterminated.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn plain_lines_split_at_their_commas_and_the_rest_goes_to_csv_core() {
+        let text =
+            b"\xef\xbb\xbfa,b,c\n1,2,3\n\n\nfour,\"fi,ve\",6\r\n   \nseventeen-bytes-x,,\nx,y,z";
+        let (records, end, unterminated) = split(text, 1 << 16, 100, 1024, true);
+        let fields = |r: &(u64, Vec<Vec<u8>>)| -> Vec<String> {
+            r.1.iter()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect()
+        };
+        let got: Vec<(u64, Vec<String>)> = records.iter().map(|r| (r.0, fields(r))).collect();
+        let want: Vec<(u64, Vec<&str>)> = vec![
+            (0, vec!["a", "b", "c"]),
+            (1, vec!["1", "2", "3"]),
+            (2, vec!["four", "fi,ve", "6"]),
+            (3, vec!["seventeen-bytes-x", "", ""]),
+            (4, vec!["x", "y", "z"]),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((n, f), (m, g)) in got.iter().zip(&want) {
+            assert_eq!((n, f), (m, &g.iter().map(|s| s.to_string()).collect()));
+        }
+        assert_eq!(end, "end");
+        assert!(unterminated);
+        assert_eq!(
+            (records, end, unterminated),
+            split(text, 1 << 16, 100, 1024, false)
+        );
+    }
+
+    #[test]
+    fn a_plain_line_over_the_record_limit_fails_as_csv_core_fails_it() {
+        let text = b"a,b\n1,2\n0123456789,0123456789\n3,4\n";
+        let plain = split(text, 1 << 16, 100, 16, true);
+        assert!(plain.1.contains("record 2"), "{}", plain.1);
+        assert_eq!(plain, split(text, 1 << 16, 100, 16, false));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Both ways of finding commas give the bit of exactly each comma.
+        #[test]
+        fn comma_masks_mark_exactly_the_commas(
+            block in proptest::collection::vec(prop::sample::select(b",,\x2c\xac\x00\x7f\x80\xffa-+".to_vec()), 64),
+        ) {
+            let block: [u8; 64] = block.try_into().expect("64 bytes");
+            let want = block.iter().enumerate().fold(0u64, |m, (k, &b)| m | (u64::from(b == b',') << k));
+            prop_assert_eq!(commas_in(&block), want);
+            prop_assert_eq!(commas_in_words(&block), want);
+        }
+
+        /// The plain-line path splits every input exactly as csv-core alone does: quotes, bare
+        /// CRs, CRLF, blank and space-only lines, records over the limit, records across reads.
+        #[test]
+        fn plain_lines_split_as_csv_core_splits_them(
+            text in proptest::collection::vec(prop::sample::select(b"ab ,,,\"\r\n\n\n\t\xc3\xa9".to_vec()), 0..400),
+            step in 1usize..80,
+            batch in 1usize..9,
+        ) {
+            prop_assert_eq!(split(&text, step, batch, 64, true), split(&text, step, batch, 64, false));
+        }
+
+        /// The same with few separators, so that fields run past the 32-byte copy and commas
+        /// fall anywhere in the eight-byte words.
+        #[test]
+        fn long_plain_fields_split_as_csv_core_splits_them(
+            text in proptest::collection::vec(prop::sample::select(b"abcdefghijklmnopqrstuvwxyz0123456789,\n\"".to_vec()), 0..2000),
+            step in prop::sample::select(vec![1usize, 7, 64, 333, 4096]),
+            batch in 1usize..50,
+            limit in prop::sample::select(vec![8usize, 40, 1 << 16]),
+        ) {
+            prop_assert_eq!(split(&text, step, batch, limit, true), split(&text, step, batch, limit, false));
         }
     }
 }
