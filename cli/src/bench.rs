@@ -68,7 +68,8 @@ pub struct BenchArgs {
     cold_start: Option<PathBuf>,
     /// Instead: the engine's hot kernels, each beside the path it replaced (decimal parsing
     /// through a 64-bit accumulator against the 128-bit one; the duplicate-key set's batched
-    /// inserts against one at a time), best of --repeat.
+    /// inserts against one at a time; CSV splitting with the plain-line path against csv-core
+    /// alone), best of --repeat.
     #[arg(long)]
     kernels: bool,
 }

@@ -1,11 +1,13 @@
 //! `bondlake bench --kernels`: the engine's hot kernels, each beside the path it replaced, in
 //! the same run over the same generated values (best of `--repeat`, interleaved so that a busy
 //! machine slows both alike). Today: decimals through the 64-bit accumulator (precision ≤ 18)
-//! against the 128-bit one, and the duplicate-key set's batched, prefetched inserts against
-//! one at a time.
+//! against the 128-bit one, the duplicate-key set's batched, prefetched inserts against one at
+//! a time, and CSV splitting with the plain-line path against csv-core alone.
 
+use bondlake_core::input::{CsvChunker, Limits};
 use bondlake_core::keyset::KeySet;
 use bondlake_core::parse::{parse_decimal, parse_decimal_wide};
+use bondlake_testkit::synth;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -99,6 +101,34 @@ fn keyset_pass(hashes: &[u64], batched: bool) -> (f64, usize) {
     (ns, black_box(new))
 }
 
+/// Splits `text` (in memory, so inflate is not timed) into chunks of 4,096 records, with or
+/// without the plain-line path: nanoseconds a record, and a checksum of every field's length
+/// and place.
+fn split_pass(text: &[u8], plain_lines: bool) -> (f64, u64) {
+    let limits = Limits::default();
+    let start = Instant::now();
+    let mut chunker = CsvChunker::new(std::io::Cursor::new(text), 256 << 10, &limits);
+    if !plain_lines {
+        chunker = chunker.without_plain_lines();
+    }
+    let (mut records, mut sum) = (0u64, 0u64);
+    if let Ok(Some(_)) = chunker.read_header() {
+        while let Ok(Some(chunk)) = chunker.next_chunk(4096, 1 << 20) {
+            for i in 0..chunk.len() {
+                for (j, f) in chunk.record(i).fields().enumerate() {
+                    sum = sum
+                        .wrapping_mul(31)
+                        .wrapping_add((f.len() * (j + 1)) as u64);
+                }
+            }
+            records += chunk.len() as u64;
+            chunker.recycle(black_box(chunk));
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / records.max(1) as f64;
+    (ns, black_box(sum))
+}
+
 /// Times `before` and `after` in turn, best of `repeat` (at least 3), checks that they agree
 /// (each pass returns nanoseconds a value and a checksum), and prints the line.
 fn compare<T: PartialEq + std::fmt::Debug>(
@@ -159,6 +189,24 @@ pub fn run(repeat: usize) -> Result<ExitCode, String> {
         repeat,
         || keyset_pass(&hashes, false),
         || keyset_pass(&hashes, true),
+    )?;
+    // CSV splitting, nanoseconds a record: 200,000 generated holdings records (22 fields, about
+    // 210 bytes each, no quotes), the shape of the file bench.
+    let mut text = Vec::new();
+    let spec = synth::Spec {
+        dataset: "investor_holdings".into(),
+        profile: "standard".into(),
+        rows: 200_000,
+        seed: 7,
+        dirty: 0.0,
+    };
+    synth::generate(&spec, &mut text).map_err(|e| e.to_string())?;
+    compare(
+        "csv split (records)",
+        spec.rows as usize,
+        repeat,
+        || split_pass(&text, false),
+        || split_pass(&text, true),
     )?;
     Ok(ExitCode::SUCCESS)
 }
