@@ -797,7 +797,7 @@ mod tests {
             precision in 1u8..=18,
             scale_share in 0u8..=100,
         ) {
-            let scale = precision * scale_share / 100;
+            let scale = (u16::from(precision) * u16::from(scale_share) / 100) as u8;
             let b = text.as_bytes();
             let wide = parse_scaled::<i128>(b, precision, scale);
             prop_assert_eq!(
