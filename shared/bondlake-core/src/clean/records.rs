@@ -35,6 +35,11 @@ pub(crate) struct RecordsCleaner<'c> {
     placed: Vec<(usize, usize)>,
     /// The block's clean rows' derived values, `contract.derived.len()` each, as `placed`.
     block_derived: Vec<DerivedVal<'c>>,
+    /// Per builder: the block's rows placed in it so far.
+    placed_in: Vec<u32>,
+    /// One builder's rows of the block while they are appended: (index into `placed`, where
+    /// the row's values start in the block's).
+    appending: Vec<(usize, usize)>,
     times: Option<Arc<StageTimes>>,
 }
 
@@ -69,6 +74,8 @@ impl<'c> RecordsCleaner<'c> {
             derived: Vec::with_capacity(contract.derived.len()),
             placed: Vec::with_capacity(BLOCK),
             block_derived: Vec::with_capacity(BLOCK * contract.derived.len()),
+            placed_in: Vec::new(),
+            appending: Vec::with_capacity(BLOCK),
             times,
         }
     }
@@ -124,6 +131,7 @@ impl<'c> RecordsCleaner<'c> {
             timed(times, Stage::Columns, || {
                 self.placed.clear();
                 self.block_derived.clear();
+                self.placed_in.iter_mut().for_each(|n| *n = 0);
                 for (k, i) in rows.clone().enumerate() {
                     let number = chunk.first_record + i as u64;
                     self.stats.rows_read += 1;
@@ -179,6 +187,7 @@ impl<'c> RecordsCleaner<'c> {
     /// Finishes the open builders into batches.
     fn flush(&mut self) -> Result<Vec<(PartKey, RecordBatch)>, crate::error::Error> {
         let mut batches = Vec::with_capacity(self.builders.len());
+        self.placed_in.clear();
         for (key, b) in self.builders.drain(..) {
             if !b.is_empty() {
                 batches.push((key, b.finish()?));
@@ -410,11 +419,13 @@ impl<'c> RecordsCleaner<'c> {
                     key,
                     BatchBuilder::new(self.schema.clone(), self.batch_rows.min(1 << 16)),
                 ));
+                self.placed_in.push(0);
                 self.builders.len() - 1
             }
         };
         // Rows of this block already placed in the same builder come before this one.
-        let earlier = self.placed.iter().filter(|p| p.1 == idx).count();
+        let earlier = self.placed_in[idx] as usize;
+        self.placed_in[idx] += 1;
         self.keys.push(KeyEntry {
             hash,
             record: number,
@@ -430,27 +441,36 @@ impl<'c> RecordsCleaner<'c> {
     /// type per loop, instead of a dispatch per cell.
     fn append_placed(&mut self, values: &[Val<'_>], n_cols: usize, first_number: u64) {
         let n_derived = self.contract.derived.len();
-        let mut rows: Vec<usize> = Vec::with_capacity(self.placed.len());
         for b in 0..self.builders.len() {
-            // `rows`: indices into `placed` of this builder's rows, in record order.
-            rows.clear();
-            rows.extend((0..self.placed.len()).filter(|&p| self.placed[p].1 == b));
-            if rows.is_empty() {
+            if self.placed_in[b] == 0 {
                 continue;
             }
+            // This builder's rows, in record order, and where each one's values start.
+            let rows = &mut self.appending;
+            rows.clear();
+            rows.extend(
+                self.placed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, placed)| placed.1 == b)
+                    .map(|(p, placed)| (p, placed.0 * n_cols)),
+            );
             let builder = &mut self.builders[b].1;
             for (c, col) in self.contract.columns.iter().enumerate() {
-                let cells = rows.iter().map(|&p| values[self.placed[p].0 * n_cols + c]);
+                let cells = rows.iter().map(|&(_, start)| values[start + c]);
                 builder.push_column(c, col, cells, &self.scratch);
             }
             for d in 0..n_derived {
-                let cells = rows.iter().map(|&p| self.block_derived[p * n_derived + d]);
+                let cells = rows
+                    .iter()
+                    .map(|&(p, _)| self.block_derived[p * n_derived + d]);
                 builder.push_derived_column(n_cols + d, cells);
             }
             builder.push_lineage_rows(
                 n_cols + n_derived,
                 &self.ctx.source_key,
-                rows.iter().map(|&p| first_number + self.placed[p].0 as u64),
+                rows.iter()
+                    .map(|&(p, _)| first_number + self.placed[p].0 as u64),
                 self.ctx.ingested_at_us,
                 self.ctx.source_order.as_deref(),
             );
