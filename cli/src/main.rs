@@ -197,7 +197,7 @@ struct ProcessArgs {
 }
 
 fn main() -> ExitCode {
-    bondlake_core::alloc::pin_mmap_threshold();
+    bondlake_core::alloc::tune_allocator();
     quiet_on_closed_stdout();
     // BONDLAKE_LOG=info|debug|trace shows more; a level is all the CLI needs (env-filter's
     // directives would pull in regex for nothing).

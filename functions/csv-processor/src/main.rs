@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    bondlake_core::alloc::pin_mmap_threshold();
+    bondlake_core::alloc::tune_allocator();
     bondlake_lambda::init_logging();
     let settings = Settings::from_vars(&|name| std::env::var(name).ok())?;
     let topic = settings
