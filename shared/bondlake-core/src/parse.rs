@@ -335,6 +335,8 @@ pub struct DateFormat {
     text: String,
     tokens: Vec<DateToken>,
     epoch: Option<Epoch>,
+    /// `YYYY-MM-DD`: told once here, so the per-value fast path tests a flag, not the text.
+    iso: bool,
 }
 
 impl PartialEq for DateFormat {
@@ -412,6 +414,7 @@ impl DateFormat {
                 text: text.to_string(),
                 tokens: Vec::new(),
                 epoch: Some(epoch),
+                iso: false,
             });
         }
         let mut tokens = Vec::new();
@@ -449,6 +452,7 @@ impl DateFormat {
             ));
         }
         Ok(DateFormat {
+            iso: text == "YYYY-MM-DD",
             text: text.to_string(),
             tokens,
             epoch: None,
@@ -533,11 +537,7 @@ fn month_from_name(name: &[u8]) -> Option<u32> {
 #[inline]
 pub fn parse_date(s: &[u8], formats: &[DateFormat]) -> Result<i32, Reason> {
     // Fast path for ISO dates, by far the most common.
-    if s.len() == 10
-        && s[4] == b'-'
-        && s[7] == b'-'
-        && formats.first().is_some_and(|f| f.text == "YYYY-MM-DD")
-    {
+    if s.len() == 10 && s[4] == b'-' && s[7] == b'-' && formats.first().is_some_and(|f| f.iso) {
         let num = |a: &[u8]| -> Option<u32> {
             a.iter().try_fold(0u32, |acc, c| {
                 c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
