@@ -9,9 +9,10 @@ use crate::contract::{Column, ColumnType, Contract, DerivedKind};
 use crate::parse::format_date;
 use crate::value::{DerivedVal, Val};
 use arrow_array::builder::{
-    Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
+use arrow_array::types::ArrowPrimitiveType;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::Arc;
@@ -211,17 +212,24 @@ impl BatchBuilder {
                     }
                 }
             }
-            ColBuilder::Date(b) => values
-                .for_each(|v| b.append_option(if let Val::Date(d) = v { Some(d) } else { None })),
-            ColBuilder::Dec(b, ..) => values
-                .for_each(|v| b.append_option(if let Val::Num(n) = v { Some(n) } else { None })),
-            ColBuilder::I64(b) => values.for_each(|v| {
-                b.append_option(if let Val::Num(n) = v {
-                    Some(n as i64)
-                } else {
-                    None
-                })
-            }),
+            ColBuilder::Date(b) => append_runs(
+                b,
+                values.map(|v| if let Val::Date(d) = v { Some(d) } else { None }),
+            ),
+            ColBuilder::Dec(b, ..) => append_runs(
+                b,
+                values.map(|v| if let Val::Num(n) = v { Some(n) } else { None }),
+            ),
+            ColBuilder::I64(b) => append_runs(
+                b,
+                values.map(|v| {
+                    if let Val::Num(n) = v {
+                        Some(n as i64)
+                    } else {
+                        None
+                    }
+                }),
+            ),
             c => values.for_each(|_| c.append_null()),
         }
     }
@@ -234,8 +242,10 @@ impl BatchBuilder {
         values: impl Iterator<Item = DerivedVal<'v>>,
     ) {
         match &mut self.cols[i] {
-            ColBuilder::I32(b) => values
-                .for_each(|v| b.append_option(if let DerivedVal::Int(x) = v { x } else { None })),
+            ColBuilder::I32(b) => append_runs(
+                b,
+                values.map(|v| if let DerivedVal::Int(x) = v { x } else { None }),
+            ),
             ColBuilder::Utf8(b) => values.for_each(|v| {
                 b.append_option(if let DerivedVal::Label(x) = v {
                     x
@@ -263,7 +273,7 @@ impl BatchBuilder {
             (0..n).for_each(|_| b.append_value(source_key));
         }
         if let ColBuilder::I64(b) = &mut self.cols[i + 1] {
-            record_numbers.for_each(|r| b.append_value(r as i64));
+            append_runs(b, record_numbers.map(|r| Some(r as i64)));
         }
         if let ColBuilder::Ts(b) = &mut self.cols[i + 2] {
             b.append_value_n(ingested_at_us, n);
@@ -297,6 +307,30 @@ impl BatchBuilder {
     }
 }
 
+/// Appends values through runs of up to 64 gathered on the stack: one capacity check and one
+/// validity update a run, where `append_option` paid both for every value. A null is stored as
+/// `append_null` stores it (the type's default under a cleared validity bit).
+#[inline]
+fn append_runs<T: ArrowPrimitiveType>(
+    b: &mut PrimitiveBuilder<T>,
+    values: impl Iterator<Item = Option<T::Native>>,
+) {
+    const RUN: usize = 64;
+    let mut vals = [T::Native::default(); RUN];
+    let mut valid = [false; RUN];
+    let mut n = 0;
+    for v in values {
+        vals[n] = v.unwrap_or_default();
+        valid[n] = v.is_some();
+        n += 1;
+        if n == RUN {
+            b.append_values(&vals, &valid);
+            n = 0;
+        }
+    }
+    b.append_values(&vals[..n], &valid[..n]);
+}
+
 impl ColBuilder {
     fn append_null(&mut self) {
         match self {
@@ -308,5 +342,31 @@ impl ColBuilder {
             ColBuilder::F64(b) => b.append_null(),
             ColBuilder::Ts(b) => b.append_null(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Array as _;
+    use arrow_array::types::Decimal128Type;
+
+    /// Runs of 64 and a short tail, nulls among them and one run without any: the same array,
+    /// validity and values included, as one `append_option` a value.
+    #[test]
+    fn appending_in_runs_builds_what_one_value_at_a_time_builds() {
+        let values: Vec<Option<i128>> = (0..200)
+            .map(|i| (i % 7 != 3 || (64..128).contains(&i)).then_some(i * 1_000_003 - 77))
+            .collect();
+        let mut runs = PrimitiveBuilder::<Decimal128Type>::new();
+        append_runs(&mut runs, values.iter().copied());
+        let mut one_by_one = PrimitiveBuilder::<Decimal128Type>::new();
+        values.iter().for_each(|&v| one_by_one.append_option(v));
+        let (runs, one_by_one) = (runs.finish(), one_by_one.finish());
+        assert_eq!(runs.len(), 200);
+        assert_eq!(runs.null_count(), one_by_one.null_count());
+        assert!(runs.null_count() > 0);
+        assert_eq!(runs, one_by_one);
+        assert_eq!(runs.values(), one_by_one.values());
     }
 }
