@@ -550,8 +550,10 @@ impl<R: Read> CsvChunker<R> {
         let mut field_start = start;
         let mut push_field = |field_end: usize| {
             let n = field_end - field_start;
-            // A short field (the usual) is copied as 32 fixed bytes, two loads and two stores
-            // instead of a call; the bytes past it are overwritten by the next field or never read.
+            // A short field (the usual) is copied as 32 fixed bytes rather than its own length;
+            // the bytes past it are overwritten by the next field or never read. (callgrind of a
+            // release build shows a call to memcpy a field all the same; copied as arrays, the
+            // calls went but the run was only 0.2% fewer instructions: README, "Benchmark".)
             if n <= 32 && field_start + 32 <= src.len() {
                 chunk.data[*used..*used + 32].copy_from_slice(&src[field_start..field_start + 32]);
             } else {
