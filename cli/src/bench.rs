@@ -82,6 +82,9 @@ struct Measure {
     mb_per_s: f64,
     rows_per_s: f64,
     peak_rss_mib: f64,
+    /// CPU time (user and system) of the run's process, all its threads: over `seconds`, how
+    /// many cores it kept busy on average.
+    cpu_seconds: f64,
     note: String,
     /// Seconds per stage, summed over threads (bondlake only).
     stages: Vec<(String, f64)>,
@@ -250,6 +253,7 @@ fn input_file(a: &BenchArgs) -> Result<PathBuf, String> {
 
 struct Run {
     seconds: f64,
+    cpu_seconds: f64,
     rss_kib: u64,
     /// bondlake's time per stage (`--stage-times`), seconds, in pipeline order.
     stages: Vec<(String, f64)>,
@@ -395,12 +399,14 @@ fn best_of(n: usize, mut f: impl FnMut() -> Result<Run, String>) -> Result<Run, 
 }
 
 fn run_child(mut cmd: Command) -> Result<Run, String> {
+    let cpu_before = children_cpu_seconds();
     let start = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = children_cpu_seconds() - cpu_before;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!(
@@ -423,9 +429,24 @@ fn run_child(mut cmd: Command) -> Result<Run, String> {
         .collect();
     Ok(Run {
         seconds,
+        cpu_seconds,
         rss_kib,
         stages,
     })
+}
+
+/// CPU seconds (user and system) of every child this process has waited for so far: the
+/// difference across one run is that run's, whatever threads it used.
+#[allow(unsafe_code)]
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage through the pointer, which points at one.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn measure(engine: &str, threads: usize, r: Run, mb: f64, rows: u64, note: &str) -> Measure {
@@ -436,6 +457,7 @@ fn measure(engine: &str, threads: usize, r: Run, mb: f64, rows: u64, note: &str)
         mb_per_s: mb / r.seconds,
         rows_per_s: rows as f64 / r.seconds,
         peak_rss_mib: r.rss_kib as f64 / 1024.0,
+        cpu_seconds: r.cpu_seconds,
         note: note.into(),
         stages: r.stages,
     }
@@ -443,13 +465,25 @@ fn measure(engine: &str, threads: usize, r: Run, mb: f64, rows: u64, note: &str)
 
 fn print_table(results: &[Measure], cores: usize) {
     println!();
-    println!("engine     threads   seconds      MB/s       rows/s   peak MiB  note");
+    println!("engine     threads   seconds      MB/s       rows/s   peak MiB   CPU s  busy  note");
     for m in results {
         println!(
-            "{:<10} {:>7} {:>9.2} {:>9.1} {:>12.0} {:>10.1}  {}",
-            m.engine, m.threads, m.seconds, m.mb_per_s, m.rows_per_s, m.peak_rss_mib, m.note
+            "{:<10} {:>7} {:>9.2} {:>9.1} {:>12.0} {:>10.1} {:>7.2} {:>5.2}  {}",
+            m.engine,
+            m.threads,
+            m.seconds,
+            m.mb_per_s,
+            m.rows_per_s,
+            m.peak_rss_mib,
+            m.cpu_seconds,
+            m.cpu_seconds / m.seconds.max(f64::MIN_POSITIVE),
+            m.note
         );
     }
+    println!(
+        "(CPU s: user and system time of the run's process, all threads; busy: CPU s over seconds, \
+         the cores kept busy on average)"
+    );
     for m in results.iter().filter(|m| !m.stages.is_empty()) {
         let total: f64 = m.stages.iter().map(|(_, s)| s).sum();
         println!();

@@ -216,6 +216,46 @@ fn every_command_has_help() {
     }
 }
 
+/// The bench's own lines (no peers), each with its process's CPU time: more than nothing, and
+/// no more than the machine's cores could give in the run's wall time.
+#[test]
+fn bench_reports_each_runs_cpu_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("bench.json");
+    let out = bondlake(
+        &[
+            "bench",
+            "--no-peers",
+            "--rows",
+            "50000",
+            "--repeat",
+            "1",
+            "--work",
+            ".",
+            "--json",
+            json.to_str().expect("utf-8 path"),
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("CPU s  busy"),
+        "{}",
+        text(&out.stdout)
+    );
+    let runs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("bench json")).expect("json");
+    let runs = runs.as_array().expect("a list of runs");
+    assert!(!runs.is_empty());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    for run in runs {
+        let cpu = run["cpu_seconds"].as_f64().expect("cpu_seconds");
+        let wall = run["seconds"].as_f64().expect("seconds");
+        assert!(cpu > 0.0, "{run}");
+        assert!(cpu <= wall * cores + 0.05, "{run}");
+    }
+}
+
 #[test]
 fn demo_then_run_handles_only_new_files_and_routes_like_the_lambda() {
     let dir = tempfile::tempdir().expect("tempdir");
