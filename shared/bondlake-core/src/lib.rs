@@ -23,6 +23,7 @@ pub mod alloc;
 pub mod backfill;
 pub mod clean;
 pub mod contract;
+mod dict_chunk;
 pub mod error;
 pub mod events;
 pub mod failure;

@@ -4,17 +4,23 @@
 //! the same objects. Everything written for a file is tracked, so a failed run can remove it.
 
 use crate::clean::Rejected;
+use crate::dict_chunk::{self, DictChunk};
 use crate::error::Error;
 use crate::manifest::{OutputFile, QuarantineFile};
 use crate::schema::PartKey;
 use crate::store::{ObjectStore, ObjectWriter};
+use arrow_array::Array as _;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 use flate2::write::GzEncoder;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use std::sync::Arc;
 
 /// Writes `manifest` at `key`: the commit marker, so always the last object of a run.
 pub fn write_manifest(
@@ -214,8 +220,165 @@ pub(crate) fn writer_properties(
 struct OpenPart {
     partition: PartKey,
     key: String,
-    writer: ArrowWriter<Box<dyn ObjectWriter>>,
+    writer: PartWriter,
     rows: u64,
+}
+
+/// One Parquet part, a row group at a time: arrow-rs's column writers for most columns, and
+/// [`DictChunk`] for text that arrives as a dictionary array (enums, labels, constants), whose
+/// indices need no hashing again. The file's schema is the output schema (Utf8 for those
+/// columns), so the Arrow schema stored in the file is what `ArrowWriter` stores.
+struct PartWriter {
+    file: SerializedFileWriter<Box<dyn ObjectWriter>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    props: Arc<WriterProperties>,
+    group_rows: usize,
+    group: Option<RowGroup>,
+}
+
+/// The row group being gathered: one sink per column, and its rows so far.
+struct RowGroup {
+    columns: Vec<ColumnSink>,
+    rows: usize,
+}
+
+enum ColumnSink {
+    Arrow(Box<ArrowColumnWriter>),
+    Dict(DictChunk),
+}
+
+impl PartWriter {
+    fn try_new(
+        sink: Box<dyn ObjectWriter>,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self, Error> {
+        let group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let props = Arc::new(props);
+        let (file, factory) = ArrowWriter::try_new(sink, schema.clone(), Some((*props).clone()))?
+            .into_serialized_writer()?;
+        Ok(PartWriter {
+            file,
+            factory,
+            schema,
+            props,
+            group_rows,
+            group: None,
+        })
+    }
+
+    /// Bytes written so far plus an estimate of the row group being gathered.
+    fn size(&self) -> usize {
+        let gathering = self.group.as_ref().map_or(0, |g| {
+            g.columns
+                .iter()
+                .map(|c| match c {
+                    ColumnSink::Arrow(w) => w.get_estimated_total_bytes(),
+                    ColumnSink::Dict(d) => d.estimated_bytes(),
+                })
+                .sum()
+        });
+        self.file.bytes_written() + gathering
+    }
+
+    /// Adds a batch of the output schema, where any Utf8 column may come as a dictionary of
+    /// `UInt16` keys; a row group is written whenever it is full.
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.group.is_none() {
+                self.group = Some(self.new_group(batch)?);
+            }
+            let Some(group) = self.group.as_mut() else {
+                unreachable!("set just above")
+            };
+            let n = (self.group_rows - group.rows).min(batch.num_rows() - offset);
+            let rows = batch.slice(offset, n);
+            let fields = self.schema.fields().iter();
+            for ((sink, field), column) in group.columns.iter_mut().zip(fields).zip(rows.columns())
+            {
+                match sink {
+                    ColumnSink::Dict(d) => d.append(column)?,
+                    ColumnSink::Arrow(w) => {
+                        if column.data_type() != field.data_type() {
+                            return Err(Error::Parquet(ParquetError::General(format!(
+                                "column {} came as {}, not {}",
+                                field.name(),
+                                column.data_type(),
+                                field.data_type()
+                            ))));
+                        }
+                        for leaf in compute_leaves(field, column)? {
+                            w.write(&leaf)?;
+                        }
+                    }
+                }
+            }
+            group.rows += n;
+            offset += n;
+            if group.rows >= self.group_rows {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A row group's sinks, chosen by the columns of its first batch.
+    fn new_group(&self, batch: &RecordBatch) -> Result<RowGroup, Error> {
+        let writers = self
+            .factory
+            .create_column_writers(self.file.flushed_row_groups().len())?;
+        if writers.len() != batch.num_columns() || writers.len() != self.schema.fields().len() {
+            return Err(Error::Parquet(ParquetError::General(format!(
+                "a batch of {} columns for a schema of {}",
+                batch.num_columns(),
+                self.schema.fields().len()
+            ))));
+        }
+        let descr = self.file.schema_descr();
+        let columns = writers
+            .into_iter()
+            .zip(batch.columns())
+            .enumerate()
+            .map(|(i, (writer, column))| {
+                let leaf = descr.column(i);
+                let dictionary = matches!(column.data_type(), DataType::Dictionary(..))
+                    && dict_chunk::supports(self.props.compression(leaf.path()));
+                if dictionary {
+                    ColumnSink::Dict(DictChunk::new(leaf, &self.props))
+                } else {
+                    ColumnSink::Arrow(Box::new(writer))
+                }
+            })
+            .collect();
+        Ok(RowGroup { columns, rows: 0 })
+    }
+
+    /// Writes the row group being gathered, if any.
+    fn flush(&mut self) -> Result<(), Error> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        let mut row_group = self.file.next_row_group()?;
+        for sink in group.columns {
+            match sink {
+                ColumnSink::Arrow(w) => w.close()?.append_to_row_group(&mut row_group)?,
+                ColumnSink::Dict(d) => {
+                    let (bytes, close) = d.close(&self.props)?;
+                    row_group.append_column(&bytes, close)?;
+                }
+            }
+        }
+        row_group.close()?;
+        Ok(())
+    }
+
+    /// Writes what is gathered and the footer; returns the sink.
+    fn into_inner(mut self) -> Result<Box<dyn ObjectWriter>, Error> {
+        self.flush()?;
+        Ok(self.file.into_inner()?)
+    }
 }
 
 /// Writes batches to Parquet parts, one open part per partition value.
@@ -271,9 +434,7 @@ impl<'s> PartitionedWriter<'s> {
             part.rows += len as u64;
             offset += len;
             idx = Some(i);
-            if (part.writer.bytes_written() + part.writer.in_progress_size()) as u64
-                >= self.opts.part_bytes
-            {
+            if part.writer.size() as u64 >= self.opts.part_bytes {
                 let full = self.open.remove(i);
                 self.close(full)?;
                 idx = None;
@@ -300,7 +461,7 @@ impl<'s> PartitionedWriter<'s> {
         };
         let key = self.names.part_key(partition, n);
         let sink = self.store.create(&key)?;
-        let writer = ArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone()))?;
+        let writer = PartWriter::try_new(sink, self.schema.clone(), self.props.clone())?;
         self.open.push(OpenPart {
             partition: partition.clone(),
             key,
@@ -422,4 +583,194 @@ impl<'s> QuarantineWriter<'s> {
 
 fn csv_io(e: csv::Error) -> Error {
     Error::Storage(std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+    use arrow_array::builder::{StringBuilder, UInt16Builder};
+    use arrow_array::{ArrayRef, DictionaryArray, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    /// Rows of text with nulls and runs, the same text as the dictionary batches below carry.
+    fn text(rows: usize, offset: usize) -> Vec<Option<String>> {
+        (offset..offset + rows)
+            .map(|i| match i % 23 {
+                0 | 5 => None,
+                // Long runs of one value (RLE runs), and short ones.
+                _ if (i / 40) % 3 == 0 => Some(["bank", "pension"][(i / 120) % 2].to_string()),
+                _ => Some(format!("v{}", (i * 7) % 11)),
+            })
+            .collect()
+    }
+
+    /// A batch of `rows` rows as the cleaner builds it (`dict`: the text as UInt16 keys over a
+    /// dictionary in a varying order, with a value or two outside it; a constant over a
+    /// one-entry dictionary; a column of nulls over a dictionary no row uses) or as plain Utf8.
+    fn batch(schema: &SchemaRef, rows: usize, offset: usize, dict: bool) -> RecordBatch {
+        let values = text(rows, offset);
+        let column: ArrayRef = if dict {
+            let mut dictionary: Vec<String> = (0..11)
+                .map(|k| format!("v{}", (k * 5 + offset) % 11))
+                .collect();
+            dictionary.push("bank".into());
+            let mut keys = UInt16Builder::new();
+            for v in &values {
+                match v {
+                    None => keys.append_null(),
+                    Some(v) => match dictionary.iter().position(|d| d == v) {
+                        Some(k) => keys.append_value(k as u16),
+                        None => {
+                            dictionary.push(v.clone());
+                            keys.append_value((dictionary.len() - 1) as u16);
+                        }
+                    },
+                }
+            }
+            let dictionary = Arc::new(StringArray::from_iter_values(&dictionary));
+            Arc::new(DictionaryArray::try_new(keys.finish(), dictionary).expect("test"))
+        } else {
+            let mut b = StringBuilder::new();
+            values.iter().for_each(|v| b.append_option(v.as_deref()));
+            Arc::new(b.finish())
+        };
+        let numbers = Arc::new(Int64Array::from_iter_values(
+            (offset..offset + rows).map(|i| i as i64),
+        ));
+        let (constant, nothing): (ArrayRef, ArrayRef) = if dict {
+            let one = |v: &str| Arc::new(StringArray::from_iter_values([v]));
+            let mut keys = UInt16Builder::new();
+            keys.append_value_n(0, rows);
+            let constant = DictionaryArray::try_new(keys.finish(), one("s3://raw/in.csv"));
+            keys.append_nulls(rows);
+            let nothing = DictionaryArray::try_new(keys.finish(), one(""));
+            (
+                Arc::new(constant.expect("test")),
+                Arc::new(nothing.expect("test")),
+            )
+        } else {
+            (
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    "s3://raw/in.csv",
+                    rows,
+                ))),
+                Arc::new(StringArray::new_null(rows)),
+            )
+        };
+        let fields = schema.fields().iter().map(|f| {
+            if dict && f.data_type() == &DataType::Utf8 {
+                Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        });
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields.collect::<Vec<_>>())),
+            vec![column, numbers, constant, nothing],
+        )
+        .expect("test")
+    }
+
+    /// Writes 5,000 rows in uneven batches, in row groups of 1,500 rows and pages of 100.
+    fn write(dir: &std::path::Path, dict: bool) -> std::path::PathBuf {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("text", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, false),
+            Field::new("constant", DataType::Utf8, false),
+            Field::new("nothing", DataType::Utf8, true),
+        ]));
+        let store = LocalStore::new(dir);
+        let opts = OutputOptions {
+            row_group_rows: 1500,
+            ..OutputOptions::default()
+        };
+        let names = OutputNames::new("d", "1", "p", "local", "in.csv", "1");
+        let statistics = [
+            "text".to_string(),
+            "constant".to_string(),
+            "nothing".to_string(),
+        ];
+        let mut w = PartitionedWriter::new(&store, schema.clone(), names, opts, &statistics);
+        w.props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(1500))
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .build();
+        let part = PartKey::Text("x".into());
+        let mut offset = 0;
+        for rows in [1, 999, 1234, 7, 2000, 759] {
+            w.write(&part, &batch(&schema, rows, offset, dict))
+                .expect("test");
+            offset += rows;
+        }
+        let out = w.finish().expect("test");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].rows, 5000);
+        dir.join(&out[0].key)
+    }
+
+    #[test]
+    fn dictionary_columns_read_back_as_arrow_rs_writes_them() {
+        let dir = tempfile::tempdir().expect("test");
+        let ours = write(&dir.path().join("ours"), true);
+        let theirs = write(&dir.path().join("theirs"), false);
+        let read = |path: &std::path::Path| {
+            let file = std::fs::File::open(path).expect("test");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("test")
+                .build()
+                .expect("test");
+            let batches: Vec<RecordBatch> = reader.map(|b| b.expect("test")).collect();
+            arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("test")
+        };
+        let (a, b) = (read(&ours), read(&theirs));
+        for c in [0, 2, 3] {
+            assert_eq!(a.schema().field(c).data_type(), &DataType::Utf8);
+        }
+        assert_eq!(a.column(3).null_count(), 5000);
+        assert_eq!(a, b);
+        let expected: Vec<Option<String>> = text(5000, 0);
+        let got: Vec<Option<String>> = a
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("test")
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect();
+        assert_eq!(got, expected);
+        // The same row groups, encodings and statistics as arrow-rs's own dictionary encoder.
+        let meta = |path: &std::path::Path| {
+            SerializedFileReader::new(std::fs::File::open(path).expect("test"))
+                .expect("test")
+                .metadata()
+                .clone()
+        };
+        let (ma, mb) = (meta(&ours), meta(&theirs));
+        assert_eq!(ma.num_row_groups(), 4);
+        assert_eq!(ma.num_row_groups(), mb.num_row_groups());
+        for (g, c) in (0..ma.num_row_groups()).flat_map(|g| [(g, 0), (g, 2), (g, 3)]) {
+            let (ca, cb) = (ma.row_group(g).column(c), mb.row_group(g).column(c));
+            assert_eq!(ca.num_values(), cb.num_values());
+            assert_eq!(
+                ca.encodings().collect::<Vec<_>>(),
+                cb.encodings().collect::<Vec<_>>()
+            );
+            assert_eq!(
+                ca.statistics(),
+                cb.statistics(),
+                "row group {g}, column {c}"
+            );
+            assert!(ca.dictionary_page_offset().is_some());
+        }
+    }
 }

@@ -10,10 +10,10 @@ use crate::parse::format_date;
 use crate::value::{DerivedVal, Val};
 use arrow_array::builder::{
     Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
 };
-use arrow_array::types::ArrowPrimitiveType;
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::types::{ArrowPrimitiveType, UInt16Type};
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::Arc;
 
@@ -65,6 +65,71 @@ pub(crate) fn output_schema(contract: &Contract) -> SchemaRef {
     ));
     fields.push(Field::new(SOURCE_ORDER, DataType::Utf8, true));
     Arc::new(Schema::new(fields))
+}
+
+/// How a file's batches are built: the output schema, except that text columns whose values are
+/// known before any row (an enum's domain, a bucket's labels, the file's source key and order)
+/// are dictionaries of `UInt16` keys over those values. The Parquet writer then takes the keys
+/// as they are instead of hashing every value again (`dict_chunk`); the file's schema stays the
+/// output schema, so readers see Utf8 as before.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchLayout {
+    /// The batches' schema.
+    batch: SchemaRef,
+    /// Per column: the values of its dictionary, for the columns built as one.
+    dictionaries: Vec<Option<Arc<StringArray>>>,
+}
+
+impl BatchLayout {
+    /// Every column as the output schema has it (the wide shape's batches).
+    pub fn plain(output: SchemaRef) -> Self {
+        let n = output.fields().len();
+        BatchLayout {
+            batch: output,
+            dictionaries: vec![None; n],
+        }
+    }
+
+    /// A records-shape file's layout: `contract`'s enums and bucket labels, and the lineage
+    /// text constant over the file (`source_key`, `source_order`), as dictionaries.
+    pub fn for_file(contract: &Contract, source_key: &str, source_order: Option<&str>) -> Self {
+        let output = output_schema(contract);
+        let mut dictionaries: Vec<Option<Arc<StringArray>>> = vec![None; output.fields().len()];
+        let strings =
+            |v: &mut dyn Iterator<Item = &str>| Some(Arc::new(StringArray::from_iter_values(v)));
+        for (c, col) in contract.columns.iter().enumerate() {
+            if let (ColumnType::Enum, Some(d)) = (col.ty, &col.domain) {
+                dictionaries[c] = strings(&mut d.values.iter().map(String::as_str));
+            }
+        }
+        let n_cols = contract.columns.len();
+        for (i, d) in contract.derived.iter().enumerate() {
+            if let Some(mut labels) = d.kind.bucket_labels() {
+                dictionaries[n_cols + i] = strings(&mut labels);
+            }
+        }
+        let lineage = n_cols + contract.derived.len();
+        dictionaries[lineage] = strings(&mut std::iter::once(source_key));
+        // No order: the column is all null, over a one-entry dictionary no row uses.
+        dictionaries[lineage + 3] = strings(&mut std::iter::once(source_order.unwrap_or("")));
+        let fields: Vec<Field> = output
+            .fields()
+            .iter()
+            .zip(&dictionaries)
+            .map(|(f, d)| match d {
+                Some(_) => Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                ),
+                None => f.as_ref().clone(),
+            })
+            .collect();
+        BatchLayout {
+            batch: Arc::new(Schema::new(fields)),
+            dictionaries,
+        }
+    }
 }
 
 /// The columns whose Parquet statistics (min/max per column chunk) are worth their cost: the key
@@ -132,6 +197,7 @@ impl PartKey {
 
 enum ColBuilder {
     Utf8(StringBuilder),
+    Keys(KeysBuilder),
     Date(Date32Builder),
     Dec(Decimal128Builder, u8, i8),
     I64(Int64Builder),
@@ -148,12 +214,21 @@ pub(crate) struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    /// Empty builders for `schema`, sized for `capacity` rows.
-    pub fn new(schema: SchemaRef, capacity: usize) -> Self {
-        let cols = schema
+    /// Empty builders for `layout`'s batches, sized for `capacity` rows.
+    pub fn new(layout: &BatchLayout, capacity: usize) -> Self {
+        let cols = layout
+            .batch
             .fields()
             .iter()
-            .map(|f| match f.data_type() {
+            .zip(&layout.dictionaries)
+            .map(|(f, dictionary)| match f.data_type() {
+                DataType::Dictionary(..) => ColBuilder::Keys(KeysBuilder {
+                    keys: UInt16Builder::with_capacity(capacity),
+                    values: dictionary
+                        .clone()
+                        .unwrap_or_else(|| Arc::new(StringArray::new_null(0))),
+                    extra: Vec::new(),
+                }),
                 DataType::Utf8 => {
                     ColBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 12))
                 }
@@ -172,7 +247,7 @@ impl BatchBuilder {
             })
             .collect();
         BatchBuilder {
-            schema,
+            schema: layout.batch.clone(),
             cols,
             rows: 0,
         }
@@ -212,6 +287,24 @@ impl BatchBuilder {
                     }
                 }
             }
+            ColBuilder::Keys(k) => {
+                let KeysBuilder {
+                    keys,
+                    values: known,
+                    extra,
+                } = k;
+                append_runs(
+                    keys,
+                    values.map(|v| match v {
+                        Val::Enum(e) if col.domain.is_some() => Some(e),
+                        Val::Str(s) => Some(key_of(known, extra, s)),
+                        Val::Scratch(a, z) => {
+                            Some(key_of(known, extra, &scratch[a as usize..z as usize]))
+                        }
+                        _ => None,
+                    }),
+                )
+            }
             ColBuilder::Date(b) => append_runs(
                 b,
                 values.map(|v| if let Val::Date(d) = v { Some(d) } else { None }),
@@ -248,11 +341,20 @@ impl BatchBuilder {
             ),
             ColBuilder::Utf8(b) => values.for_each(|v| {
                 b.append_option(if let DerivedVal::Label(x) = v {
-                    x
+                    x.map(|(_, s)| s)
                 } else {
                     None
                 })
             }),
+            // The dictionary is the bucket's labels (`BatchLayout::for_file`): a label's key
+            // is its place among them.
+            ColBuilder::Keys(k) => append_runs(
+                &mut k.keys,
+                values.map(|v| match v {
+                    DerivedVal::Label(Some((key, _))) => Some(key),
+                    _ => None,
+                }),
+            ),
             c => values.for_each(|_| c.append_null()),
         }
     }
@@ -269,8 +371,13 @@ impl BatchBuilder {
         source_order: Option<&str>,
     ) {
         let n = record_numbers.len();
-        if let ColBuilder::Utf8(b) = &mut self.cols[i] {
-            (0..n).for_each(|_| b.append_value(source_key));
+        match &mut self.cols[i] {
+            ColBuilder::Keys(k) => {
+                let key = key_of(&k.values, &mut k.extra, source_key);
+                k.keys.append_value_n(key, n);
+            }
+            ColBuilder::Utf8(b) => (0..n).for_each(|_| b.append_value(source_key)),
+            _ => {}
         }
         if let ColBuilder::I64(b) = &mut self.cols[i + 1] {
             append_runs(b, record_numbers.map(|r| Some(r as i64)));
@@ -278,8 +385,14 @@ impl BatchBuilder {
         if let ColBuilder::Ts(b) = &mut self.cols[i + 2] {
             b.append_value_n(ingested_at_us, n);
         }
-        if let ColBuilder::Utf8(b) = &mut self.cols[i + 3] {
-            (0..n).for_each(|_| b.append_option(source_order));
+        match (&mut self.cols[i + 3], source_order) {
+            (ColBuilder::Keys(k), Some(order)) => {
+                let key = key_of(&k.values, &mut k.extra, order);
+                k.keys.append_value_n(key, n);
+            }
+            (ColBuilder::Keys(k), None) => k.keys.append_nulls(n),
+            (ColBuilder::Utf8(b), _) => (0..n).for_each(|_| b.append_option(source_order)),
+            _ => {}
         }
         self.rows += n;
     }
@@ -292,6 +405,7 @@ impl BatchBuilder {
             .map(|c| -> Result<ArrayRef, ArrowError> {
                 Ok(match c {
                     ColBuilder::Utf8(b) => Arc::new(b.finish()),
+                    ColBuilder::Keys(k) => Arc::new(k.finish()?),
                     ColBuilder::Date(b) => Arc::new(b.finish()),
                     ColBuilder::Dec(b, p, s) => {
                         Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
@@ -331,10 +445,51 @@ fn append_runs<T: ArrowPrimitiveType>(
     b.append_values(&vals[..n], &valid[..n]);
 }
 
+/// A dictionary column's keys, over values known before the rows; a value outside them (an
+/// enum column's empty default, say) is kept in `extra` and gets a key after them.
+struct KeysBuilder {
+    keys: UInt16Builder,
+    values: Arc<StringArray>,
+    extra: Vec<String>,
+}
+
+impl KeysBuilder {
+    fn finish(&mut self) -> Result<DictionaryArray<UInt16Type>, ArrowError> {
+        let keys = self.keys.finish();
+        let values: ArrayRef = if self.extra.is_empty() {
+            self.values.clone()
+        } else {
+            let mut all = StringBuilder::new();
+            self.values.iter().for_each(|v| all.append_option(v));
+            self.extra.drain(..).for_each(|v| all.append_value(v));
+            Arc::new(all.finish())
+        };
+        DictionaryArray::try_new(keys, values)
+    }
+}
+
+/// The key of `s`: its place among the known values, else among (or after) the extra ones.
+#[inline]
+fn key_of(known: &StringArray, extra: &mut Vec<String>, s: &str) -> u16 {
+    let n = known.len();
+    if let Some(i) = (0..n).find(|&i| known.value(i) == s) {
+        return i as u16;
+    }
+    let i = match extra.iter().position(|x| x == s) {
+        Some(i) => i,
+        None => {
+            extra.push(s.to_string());
+            extra.len() - 1
+        }
+    };
+    (n + i) as u16
+}
+
 impl ColBuilder {
     fn append_null(&mut self) {
         match self {
             ColBuilder::Utf8(b) => b.append_null(),
+            ColBuilder::Keys(k) => k.keys.append_null(),
             ColBuilder::Date(b) => b.append_null(),
             ColBuilder::Dec(b, ..) => b.append_null(),
             ColBuilder::I64(b) => b.append_null(),
@@ -348,7 +503,6 @@ impl ColBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::Array as _;
     use arrow_array::types::Decimal128Type;
 
     /// Runs of 64 and a short tail, nulls among them and one run without any: the same array,

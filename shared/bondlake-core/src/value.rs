@@ -23,6 +23,7 @@ pub enum Val<'a> {
 pub enum DerivedVal<'a> {
     /// Int32.
     Int(Option<i32>),
-    /// Text.
-    Label(Option<&'a str>),
+    /// A bucket's label: its place in [`crate::contract::DerivedKind::bucket_labels`] (the
+    /// output's dictionary key), and its text.
+    Label(Option<(u16, &'a str)>),
 }

@@ -16,7 +16,7 @@ use crate::parse::{
     parse_date_within, parse_decimal, trim, unquote_padded, weekday, weekday_number,
 };
 use crate::reason::Reason;
-use crate::schema::{BatchBuilder, PartKey, output_schema};
+use crate::schema::{BatchBuilder, BatchLayout, PartKey, output_schema};
 use arrow_array::RecordBatch;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -344,7 +344,7 @@ impl<'c> WideCleaner<'c> {
         batch_rows: usize,
         emit: &mut dyn FnMut(PartKey, RecordBatch) -> Result<(), Error>,
     ) -> Result<(u64, Stats), Error> {
-        let schema = output_schema(self.contract);
+        let schema = BatchLayout::plain(output_schema(self.contract));
         let batch_rows = batch_rows.max(1);
         let mut emitted = 0u64;
         let mut by_week: BTreeMap<i32, BatchBuilder> = BTreeMap::new();
@@ -372,7 +372,7 @@ impl<'c> WideCleaner<'c> {
             }
             let b = by_week
                 .entry(week)
-                .or_insert_with(|| BatchBuilder::new(schema.clone(), 64));
+                .or_insert_with(|| BatchBuilder::new(&schema, 64));
             for (c, col) in self.contract.columns.iter().enumerate() {
                 let v = if c == self.idx.source {
                     Val::Enum(source)
@@ -399,7 +399,7 @@ impl<'c> WideCleaner<'c> {
                 self.source_order.as_deref(),
             );
             if b.len() >= batch_rows
-                && let Some(full) = by_week.insert(week, BatchBuilder::new(schema.clone(), 64))
+                && let Some(full) = by_week.insert(week, BatchBuilder::new(&schema, 64))
             {
                 emitted += full.len() as u64;
                 emit(PartKey::Date(week), full.finish()?)?;

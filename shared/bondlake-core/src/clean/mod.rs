@@ -18,7 +18,6 @@ use crate::reason::Reason;
 use crate::schema::{BatchBuilder, PartKey};
 pub use crate::value::{DerivedVal, Val};
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use std::collections::BTreeMap;
 
 mod dedupe;

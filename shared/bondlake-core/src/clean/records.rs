@@ -2,6 +2,7 @@
 //! record-level rules, into Arrow builders or the quarantine.
 
 use super::*;
+use crate::schema::BatchLayout;
 use crate::stages::{Stage, StageTimes, timed};
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ pub(crate) struct RecordsCleaner<'c> {
     profile: &'c Profile,
     plan: Plan,
     limits: Limits,
-    schema: SchemaRef,
+    layout: BatchLayout,
     ctx: FileContext,
     stats: Stats,
     keys: Vec<KeyEntry>,
@@ -57,13 +58,13 @@ impl<'c> RecordsCleaner<'c> {
         batch_rows: usize,
         times: Option<Arc<StageTimes>>,
     ) -> Self {
-        let schema = crate::schema::output_schema(contract);
+        let layout = BatchLayout::for_file(contract, &ctx.source_key, ctx.source_order.as_deref());
         RecordsCleaner {
             contract,
             profile,
             plan,
             limits,
-            schema,
+            layout,
             ctx,
             stats: Stats::default(),
             keys: Vec::new(),
@@ -417,7 +418,7 @@ impl<'c> RecordsCleaner<'c> {
             None => {
                 self.builders.push((
                     key,
-                    BatchBuilder::new(self.schema.clone(), self.batch_rows.min(1 << 16)),
+                    BatchBuilder::new(&self.layout, self.batch_rows.min(1 << 16)),
                 ));
                 self.placed_in.push(0);
                 self.builders.len() - 1

@@ -168,7 +168,7 @@ pub(crate) fn derive_row<'c>(
                     _ => None,
                 },
                 Source::Derived(i) => match out.get(i) {
-                    Some(DerivedVal::Label(Some(l))) => order.get(*l).copied(),
+                    Some(DerivedVal::Label(Some((_, l)))) => order.get(*l).copied(),
                     _ => None,
                 },
             }),
@@ -178,10 +178,11 @@ pub(crate) fn derive_row<'c>(
                 labels,
                 null_label,
             } => DerivedVal::Label(match int_of(*source, out) {
-                Some(x) => Some(
-                    labels[bounds.iter().position(|&b| x < b).unwrap_or(bounds.len())].as_str(),
-                ),
-                None => null_label.as_deref(),
+                Some(x) => {
+                    let i = bounds.iter().position(|&b| x < b).unwrap_or(bounds.len());
+                    Some((i as u16, labels[i].as_str()))
+                }
+                None => null_label.as_deref().map(|l| (labels.len() as u16, l)),
             }),
             DerivedKind::DaysBetween { from, to } => {
                 DerivedVal::Int(match (int_of(*from, out), int_of(*to, out)) {

@@ -390,6 +390,19 @@ pub enum DerivedKind {
     },
 }
 
+impl DerivedKind {
+    /// A bucket's labels, then its null label: every value it can take, in the order its
+    /// [`crate::value::DerivedVal::Label`] keys count them. `None` for other kinds.
+    pub fn bucket_labels(&self) -> Option<impl Iterator<Item = &str>> {
+        match self {
+            DerivedKind::Bucket {
+                labels, null_label, ..
+            } => Some(labels.iter().chain(null_label).map(String::as_str)),
+            _ => None,
+        }
+    }
+}
+
 /// A derived column: its name and how it is computed.
 #[derive(Debug, Clone)]
 pub struct Derived {
