@@ -42,6 +42,18 @@ pub(crate) struct RecordsCleaner<'c> {
     /// the row's values start in the block's).
     appending: Vec<(usize, usize)>,
     times: Option<Arc<StageTimes>>,
+    /// Per contract column, what checking a cell of it needs: read from one slice per row.
+    steps: Vec<ColumnStep<'c>>,
+}
+
+/// One contract column as this file's records hold it.
+struct ColumnStep<'c> {
+    col: &'c Column,
+    /// The field that holds it.
+    input: Option<usize>,
+    shorten: Option<crate::contract::Shorten>,
+    /// The value used when the field is absent or null.
+    fixed: Option<Fixed>,
 }
 
 /// Rows a phase takes at a time: their values (a few kilobytes) stay in cache between phases.
@@ -59,6 +71,17 @@ impl<'c> RecordsCleaner<'c> {
         times: Option<Arc<StageTimes>>,
     ) -> Self {
         let layout = BatchLayout::for_file(contract, &ctx.source_key, ctx.source_order.as_deref());
+        let steps = contract
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(c, col)| ColumnStep {
+                col,
+                input: plan.inputs[c],
+                shorten: profile.shorten[c],
+                fixed: plan.fixed[c].clone(),
+            })
+            .collect();
         RecordsCleaner {
             contract,
             profile,
@@ -78,6 +101,7 @@ impl<'c> RecordsCleaner<'c> {
             placed_in: Vec::new(),
             appending: Vec::with_capacity(BLOCK),
             times,
+            steps,
         }
     }
 
@@ -232,36 +256,37 @@ impl<'c> RecordsCleaner<'c> {
                 }
             }
         }
-        for (c, col) in self.contract.columns.iter().enumerate() {
-            let input = self.plan.inputs[c];
-            let mut v = match input {
+        let (contract, profile, scratch) = (self.contract, self.profile, &mut self.scratch);
+        for (c, step) in self.steps.iter().enumerate() {
+            let col = step.col;
+            let mut v = match step.input {
                 Some(j) => {
                     let mut raw = rec.field(j);
-                    if let Some(s) = self.profile.shorten[c] {
+                    if let Some(s) = step.shorten {
                         raw = shorten(raw, s);
                     }
-                    self.parse_cell(col, raw, needs_decoding, text)
+                    parse_cell(contract, profile, scratch, col, raw, needs_decoding, text)
                         .map_err(|r| (r, Some(Culprit::Column(c, Some(j)))))?
                 }
                 None => Val::Null,
             };
             if v == Val::Null
-                && let Some(f) = &self.plan.fixed[c]
+                && let Some(f) = &step.fixed
             {
                 v = match f {
                     Fixed::Enum(i) => Val::Enum(*i),
                     Fixed::Date(d) => Val::Date(*d),
                     Fixed::Str(s) => {
-                        let start = self.scratch.len() as u32;
-                        self.scratch.push_str(s);
-                        Val::Scratch(start, self.scratch.len() as u32)
+                        let start = scratch.len() as u32;
+                        scratch.push_str(s);
+                        Val::Scratch(start, scratch.len() as u32)
                     }
                 };
             }
             if v == Val::Null
                 && let Some(d) = &col.default_from
                 && let Val::Enum(i) = values[base + d.column]
-                && let Some(domain) = &self.contract.columns[d.column].domain
+                && let Some(domain) = &contract.columns[d.column].domain
                 && let Some(default) = d.map.get(&domain.values[i as usize])
             {
                 v = col
@@ -271,7 +296,7 @@ impl<'c> RecordsCleaner<'c> {
                     .map_or(Val::Str(""), Val::Enum);
             }
             if v == Val::Null && col.required {
-                return Err((Reason::Required, Some(Culprit::Column(c, input))));
+                return Err((Reason::Required, Some(Culprit::Column(c, step.input))));
             }
             values.push(v);
         }
@@ -301,106 +326,6 @@ impl<'c> RecordsCleaner<'c> {
             self.key_buf.extend_from_slice(bytes);
         }
         Ok(twox_hash::XxHash3_64::oneshot(&self.key_buf))
-    }
-
-    /// Parses one cell by its column's type and rules.
-    #[inline]
-    fn parse_cell<'r>(
-        &mut self,
-        col: &Column,
-        raw: &'r [u8],
-        may_need_decoding: bool,
-        text: ChunkText<'r>,
-    ) -> Result<Val<'r>, Reason> {
-        let t = trim(raw);
-        if t.first() == Some(&b'"')
-            && let Some(u) = unquote_padded(t)
-        {
-            return self.parse_owned(col, trim(&u), may_need_decoding);
-        }
-        if self.contract.nulls.is_null(t) {
-            return Ok(Val::Null);
-        }
-        match col.ty {
-            ColumnType::String | ColumnType::Enum => {
-                if may_need_decoding && self.profile.encoding == Encoding::ShiftJis && !t.is_ascii()
-                {
-                    return self.parse_owned(col, t, true);
-                }
-                let s = match text.slice(t) {
-                    Some(s) => s,
-                    None => std::str::from_utf8(t).map_err(|_| Reason::Encoding)?,
-                };
-                if col.ty == ColumnType::Enum {
-                    return resolve_enum(col, s);
-                }
-                self.check_text(col, s)?;
-                Ok(Val::Str(s))
-            }
-            _ => parse_scalar(col, t, self.profile),
-        }
-    }
-
-    /// The slow path for text that had to be decoded or unquoted: it goes to the scratch buffer.
-    fn parse_owned<'r>(
-        &mut self,
-        col: &Column,
-        t: &[u8],
-        may_need_decoding: bool,
-    ) -> Result<Val<'r>, Reason> {
-        if self.contract.nulls.is_null(t) {
-            return Ok(Val::Null);
-        }
-        match col.ty {
-            ColumnType::String | ColumnType::Enum => {
-                let s = if may_need_decoding {
-                    decode_text(self.profile.encoding, t).ok_or(Reason::Encoding)?
-                } else {
-                    String::from_utf8(t.to_vec()).map_err(|_| Reason::Encoding)?
-                };
-                let s = s.trim_matches([' ', '\t', '\u{a0}']);
-                if self.contract.nulls.is_null(s.as_bytes()) {
-                    return Ok(Val::Null);
-                }
-                self.check_text(col, s)?;
-                if col.ty == ColumnType::Enum {
-                    return resolve_enum(col, s).map(|v| match v {
-                        Val::Enum(i) => Val::Enum(i),
-                        _ => Val::Null,
-                    });
-                }
-                let start = self.scratch.len() as u32;
-                self.scratch.push_str(s);
-                Ok(Val::Scratch(start, self.scratch.len() as u32))
-            }
-            _ => parse_scalar(col, t, self.profile).map(|v| match v {
-                Val::Date(d) => Val::Date(d),
-                Val::Num(n) => Val::Num(n),
-                _ => Val::Null,
-            }),
-        }
-    }
-
-    fn check_text(&self, col: &Column, s: &str) -> Result<(), Reason> {
-        // A CUSIP or ISIN of the wrong length is `check_digit` (the specification's table), so
-        // the check comes before the length bound.
-        match col.check {
-            Some(Check::Cusip) if !cusip_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
-            Some(Check::Isin) if !isin_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
-            _ => {}
-        }
-        // The warehouse's VARCHAR is sized from max_length, a bound of the column: a longer
-        // value is quarantined here (`out_of_range`) rather than failing the whole load later.
-        // `field_too_long` is the field-size limit's alone.
-        // An enum is stored as its canonical value, so its (longer) aliases are not bounded.
-        if let Some(n) = col.max_length
-            && col.ty != ColumnType::Enum
-            && s.len() > n
-            && s.chars().count() > n
-        {
-            return Err(Reason::OutOfRange);
-        }
-        Ok(())
     }
 
     /// Counts a clean row, finds its partition's builder and its key's place there; its values
@@ -477,6 +402,109 @@ impl<'c> RecordsCleaner<'c> {
             );
         }
     }
+}
+
+/// Parses one cell by its column's type and rules.
+#[inline]
+fn parse_cell<'r>(
+    contract: &Contract,
+    profile: &Profile,
+    scratch: &mut String,
+    col: &Column,
+    raw: &'r [u8],
+    may_need_decoding: bool,
+    text: ChunkText<'r>,
+) -> Result<Val<'r>, Reason> {
+    let t = trim(raw);
+    if t.first() == Some(&b'"')
+        && let Some(u) = unquote_padded(t)
+    {
+        return parse_owned(contract, profile, scratch, col, trim(&u), may_need_decoding);
+    }
+    if contract.nulls.is_null(t) {
+        return Ok(Val::Null);
+    }
+    match col.ty {
+        ColumnType::String | ColumnType::Enum => {
+            if may_need_decoding && profile.encoding == Encoding::ShiftJis && !t.is_ascii() {
+                return parse_owned(contract, profile, scratch, col, t, true);
+            }
+            let s = match text.slice(t) {
+                Some(s) => s,
+                None => std::str::from_utf8(t).map_err(|_| Reason::Encoding)?,
+            };
+            if col.ty == ColumnType::Enum {
+                return resolve_enum(col, s);
+            }
+            check_text(col, s)?;
+            Ok(Val::Str(s))
+        }
+        _ => parse_scalar(col, t, profile),
+    }
+}
+
+/// The slow path for text that had to be decoded or unquoted: it goes to the scratch buffer.
+fn parse_owned<'r>(
+    contract: &Contract,
+    profile: &Profile,
+    scratch: &mut String,
+    col: &Column,
+    t: &[u8],
+    may_need_decoding: bool,
+) -> Result<Val<'r>, Reason> {
+    if contract.nulls.is_null(t) {
+        return Ok(Val::Null);
+    }
+    match col.ty {
+        ColumnType::String | ColumnType::Enum => {
+            let s = if may_need_decoding {
+                decode_text(profile.encoding, t).ok_or(Reason::Encoding)?
+            } else {
+                String::from_utf8(t.to_vec()).map_err(|_| Reason::Encoding)?
+            };
+            let s = s.trim_matches([' ', '\t', '\u{a0}']);
+            if contract.nulls.is_null(s.as_bytes()) {
+                return Ok(Val::Null);
+            }
+            check_text(col, s)?;
+            if col.ty == ColumnType::Enum {
+                return resolve_enum(col, s).map(|v| match v {
+                    Val::Enum(i) => Val::Enum(i),
+                    _ => Val::Null,
+                });
+            }
+            let start = scratch.len() as u32;
+            scratch.push_str(s);
+            Ok(Val::Scratch(start, scratch.len() as u32))
+        }
+        _ => parse_scalar(col, t, profile).map(|v| match v {
+            Val::Date(d) => Val::Date(d),
+            Val::Num(n) => Val::Num(n),
+            _ => Val::Null,
+        }),
+    }
+}
+
+fn check_text(col: &Column, s: &str) -> Result<(), Reason> {
+    // A CUSIP or ISIN of the wrong length is `check_digit` (the specification's table), so
+    // the check comes before the length bound.
+    match col.check {
+        Some(Check::Cusip) if !cusip_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
+        Some(Check::Isin) if !isin_is_valid(s.as_bytes()) => return Err(Reason::CheckDigit),
+        _ => {}
+    }
+    // The warehouse's VARCHAR is sized from max_length, a bound of the column: a longer
+    // value is quarantined here (`out_of_range`) rather than failing the whole load later.
+    // `field_too_long` is the field-size limit's alone.
+    // An enum is stored as its canonical value, so its (longer) aliases are not bounded.
+    if let Some(n) = col.max_length
+        && col.ty != ColumnType::Enum
+        && s.len() > n
+        && s.chars().count() > n
+    {
+        return Err(Reason::OutOfRange);
+    }
+    Ok(())
 }
 
 /// A chunk's text when it is valid UTF-8 as a whole, and where its bytes start in memory.
