@@ -1,6 +1,6 @@
-"""Spark reads the Parquet the cleaner writes as pyarrow reads it, the text columns whose
-dictionary chunks bondlake writes itself (enums, bucket labels, `_source_key`, `_source_order`:
-shared/bondlake-core/src/dict_chunk.rs) included, nulls and statistics-bearing key columns too."""
+"""Spark reads the Parquet the cleaner writes as pyarrow reads it, the columns whose dictionary
+chunks bondlake writes itself (enums, bucket labels, `_source_key`, `_source_order`, dates and
+32-bit integers: shared/bondlake-core/src/dict_chunk.rs) included, nulls and key columns too."""
 
 import glob
 import os
@@ -16,7 +16,8 @@ CASES = {
     "investor_holdings": (
         None,
         "holdings/custodian_a/holdings_20261125.csv.gz",
-        ["rating", "investor_type", "bond_type", "currency", "credit_grade", "maturity_bucket"],
+        ["rating", "investor_type", "bond_type", "currency", "credit_grade", "maturity_bucket",
+         "maturity_date", "days_to_maturity", "rating_rank"],
         20,
     ),
     "market_daily": (

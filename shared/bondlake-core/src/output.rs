@@ -348,10 +348,14 @@ impl PartWriter {
             .enumerate()
             .map(|(i, (writer, column))| {
                 let leaf = descr.column(i);
-                let dictionary = matches!(column.data_type(), DataType::Dictionary(..))
+                let ty = column.data_type();
+                // Text built as a dictionary always; integers where they are to have one.
+                let dictionary = dict_chunk::takes(ty)
+                    && (matches!(ty, DataType::Dictionary(..))
+                        || self.props.dictionary_enabled(leaf.path()))
                     && dict_chunk::supports(self.props.compression(leaf.path()));
                 if dictionary {
-                    ColumnSink::Dict(DictChunk::new(leaf, &self.props))
+                    ColumnSink::Dict(DictChunk::new(leaf, ty, &self.props))
                 } else {
                     ColumnSink::Arrow(Box::new(writer))
                 }
@@ -596,7 +600,9 @@ mod tests {
     use super::*;
     use crate::store::LocalStore;
     use arrow_array::builder::{StringBuilder, UInt16Builder};
-    use arrow_array::{ArrayRef, DictionaryArray, Int64Array, StringArray};
+    use arrow_array::{
+        ArrayRef, Date32Array, DictionaryArray, Int32Array, Int64Array, StringArray,
+    };
     use arrow_schema::{Field, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -666,6 +672,17 @@ mod tests {
                 Arc::new(StringArray::new_null(rows)),
             )
         };
+        // Day counts in runs and spread, with nulls; dates around 2026, none null.
+        let days: ArrayRef = Arc::new(Int32Array::from_iter((offset..offset + rows).map(|i| {
+            (i % 17 != 3).then_some(if (i / 50) % 2 == 0 {
+                30
+            } else {
+                (i * 37 % 4001) as i32 - 2000
+            })
+        })));
+        let dates: ArrayRef = Arc::new(Date32Array::from_iter_values(
+            (offset..offset + rows).map(|i| 20_000 + (i * 13 % 1831) as i32),
+        ));
         let fields = schema.fields().iter().map(|f| {
             if dict && f.data_type() == &DataType::Utf8 {
                 Field::new(
@@ -679,7 +696,7 @@ mod tests {
         });
         RecordBatch::try_new(
             Arc::new(Schema::new(fields.collect::<Vec<_>>())),
-            vec![column, numbers, constant, nothing],
+            vec![column, numbers, constant, nothing, days, dates],
         )
         .expect("test")
     }
@@ -691,6 +708,8 @@ mod tests {
             Field::new("n", DataType::Int64, false),
             Field::new("constant", DataType::Utf8, false),
             Field::new("nothing", DataType::Utf8, true),
+            Field::new("days", DataType::Int32, true),
+            Field::new("dates", DataType::Date32, false),
         ]));
         let store = LocalStore::new(dir);
         let opts = OutputOptions {
@@ -698,22 +717,34 @@ mod tests {
             ..OutputOptions::default()
         };
         let names = OutputNames::new("d", "1", "p", "local", "in.csv", "1");
-        let statistics = [
-            "text".to_string(),
-            "constant".to_string(),
-            "nothing".to_string(),
-        ];
-        let mut w = PartitionedWriter::new(&store, schema.clone(), names, opts, &statistics);
-        w.props = WriterProperties::builder()
+        let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(1500))
             .set_data_page_row_count_limit(100)
             .set_write_batch_size(100)
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
+        let sizes = [1, 999, 1234, 7, 2000, 759];
+        if !dict {
+            // arrow-rs alone, for the comparison.
+            std::fs::create_dir_all(dir).expect("test");
+            let path = dir.join("arrow-rs.parquet");
+            let file = std::fs::File::create(&path).expect("test");
+            let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props)).expect("test");
+            let mut offset = 0;
+            for rows in sizes {
+                w.write(&batch(&schema, rows, offset, false)).expect("test");
+                offset += rows;
+            }
+            w.close().expect("test");
+            return path;
+        }
+        let statistics: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut w = PartitionedWriter::new(&store, schema.clone(), names, opts, &statistics);
+        w.props = props;
         let part = PartKey::Text("x".into());
         let mut offset = 0;
-        for rows in [1, 999, 1234, 7, 2000, 759] {
+        for rows in sizes {
             w.write(&part, &batch(&schema, rows, offset, dict))
                 .expect("test");
             offset += rows;
@@ -764,7 +795,7 @@ mod tests {
         let (ma, mb) = (meta(&ours), meta(&theirs));
         assert_eq!(ma.num_row_groups(), 4);
         assert_eq!(ma.num_row_groups(), mb.num_row_groups());
-        for (g, c) in (0..ma.num_row_groups()).flat_map(|g| [(g, 0), (g, 2), (g, 3)]) {
+        for (g, c) in (0..ma.num_row_groups()).flat_map(|g| [0, 2, 3, 4, 5].map(|c| (g, c))) {
             let (ca, cb) = (ma.row_group(g).column(c), mb.row_group(g).column(c));
             assert_eq!(ca.num_values(), cb.num_values());
             assert_eq!(
