@@ -18,6 +18,8 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
+        // As the binaries run (see the kafka target).
+        bondlake_core::alloc::tune_allocator();
         let dir = tempfile::tempdir().expect("tempdir");
         World {
             contract: bondlake_core::load_dataset("investor_holdings", None).expect("contract"),
