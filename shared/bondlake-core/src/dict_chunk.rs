@@ -83,19 +83,31 @@ impl Dict {
 pub(crate) struct DictChunk {
     descr: ColumnDescPtr,
     dict: Dict,
-    /// Indices into the dictionary of the non-null rows, in row order.
+    /// Indices into the dictionary of the non-null rows not yet in a page, in row order.
     keys: Vec<u32>,
-    /// Per row: present (1) or null (0); kept only when the column is nullable.
+    /// Per row not yet in a page: present (1) or null (0); kept only when the column is nullable.
     defs: Vec<u8>,
     rows: usize,
     /// Which entries of a text dictionary some row holds (for min/max), when statistics are on.
     used: Option<Vec<bool>>,
     value_bytes: i64,
+    /// Rows not yet in a page, and non-null rows in all.
+    pending: usize,
+    present: usize,
+    /// Data pages encoded and compressed as they filled (so a row group's keys are not all held),
+    /// with their rows; the dictionary page goes before them when the chunk closes.
+    pages: Vec<(CompressedPage, usize)>,
+    page_rows: usize,
+    codec: Codec,
 }
 
 impl DictChunk {
     /// An empty chunk for column `descr`, whose batches hold `data_type` (see [`takes`]).
-    pub fn new(descr: ColumnDescPtr, data_type: &DataType, props: &WriterProperties) -> Self {
+    pub fn new(
+        descr: ColumnDescPtr,
+        data_type: &DataType,
+        props: &WriterProperties,
+    ) -> Result<Self> {
         let stats = props.statistics_enabled(descr.path()) != EnabledStatistics::None;
         let dict = match data_type {
             DataType::Int32 | DataType::Date32 => Dict::Int32 {
@@ -110,7 +122,8 @@ impl DictChunk {
                 last: None,
             },
         };
-        DictChunk {
+        Ok(DictChunk {
+            codec: Codec::new(props.compression(descr.path()))?,
             descr,
             dict,
             keys: Vec::new(),
@@ -118,7 +131,11 @@ impl DictChunk {
             rows: 0,
             used: stats.then(Vec::new),
             value_bytes: 0,
-        }
+            pending: 0,
+            present: 0,
+            pages: Vec::new(),
+            page_rows: props.data_page_row_count_limit().clamp(1, 1 << 20),
+        })
     }
 
     /// A rough size of the chunk once encoded, for rolling parts by size.
@@ -127,7 +144,8 @@ impl DictChunk {
             Dict::Text { values, .. } => values.iter().map(|v| v.len() + 4).sum::<usize>(),
             Dict::Int32 { values, .. } => values.len() * 4,
         };
-        self.keys.len() * 2 + dict
+        let pages: usize = self.pages.iter().map(|(p, _)| p.data().len()).sum();
+        pages + self.keys.len() * 2 + dict
     }
 
     /// Adds a batch's column: a dictionary array of `UInt16` keys and Utf8 values, or an
@@ -229,7 +247,52 @@ impl DictChunk {
                 self.value_bytes += values[k as usize].len() as i64;
             }
         }
+        self.added(n, before)
+    }
+
+    /// Counts `n` rows just appended (their keys from `keys_before` on) and encodes the pages
+    /// they fill.
+    fn added(&mut self, n: usize, keys_before: usize) -> Result<()> {
         self.rows += n;
+        self.pending += n;
+        self.present += self.keys.len() - keys_before;
+        while self.pending >= self.page_rows {
+            self.encode_page(self.page_rows)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the first `rows` pending rows as a data page: definition levels when the column
+    /// is nullable, then the indices at the bit width the dictionary needs so far.
+    fn encode_page(&mut self, rows: usize) -> Result<()> {
+        // At least one bit, so that even a one-entry dictionary reads with any reader.
+        let bit_width = bit_width(self.dict.len()).max(1);
+        let mut buf = Vec::new();
+        let present = if self.descr.max_def_level() > 0 {
+            let defs = &self.defs[..rows];
+            let mut levels = Vec::new();
+            encode_hybrid(defs, 1, &mut levels);
+            buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&levels);
+            let present = defs.iter().filter(|&&d| d == 1).count();
+            self.defs.drain(..rows);
+            present
+        } else {
+            rows
+        };
+        buf.push(bit_width);
+        encode_hybrid(&self.keys[..present], bit_width, &mut buf);
+        self.keys.drain(..present);
+        let page = self.codec.page(buf, |buf| Page::DataPage {
+            buf,
+            num_values: rows as u32,
+            encoding: Encoding::RLE_DICTIONARY,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        })?;
+        self.pages.push((page, rows));
+        self.pending -= rows;
         Ok(())
     }
 
@@ -252,6 +315,7 @@ impl DictChunk {
         let nullable = self.descr.max_def_level() > 0;
         let n = array.len();
         self.keys.reserve(n);
+        let before = self.keys.len();
         let mut intern = |v: i32| -> u32 {
             let slot = &mut cache[v as u32 as usize % INT_CACHE];
             // A slot holds a value and its key plus one (0: empty).
@@ -291,23 +355,24 @@ impl DictChunk {
         if let (Some(lo), Some(hi)) = (lo, hi) {
             *range = Some(range.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
         }
-        self.rows += n;
-        Ok(())
+        self.added(n, before)
     }
 
     /// Encodes the chunk: its bytes (dictionary page first, offsets from 0) and what
     /// `append_column` needs to know of them.
-    pub fn close(self, props: &WriterProperties) -> Result<(Bytes, ColumnCloseResult)> {
-        let path = self.descr.path().clone();
-        let compression = props.compression(&path);
-        let mut codec = Codec::new(compression)?;
+    pub fn close(mut self, props: &WriterProperties) -> Result<(Bytes, ColumnCloseResult)> {
+        // The rest of the rows, and one page at least, so that an empty chunk is a valid one.
+        if self.pending > 0 || self.pages.is_empty() {
+            self.encode_page(self.pending)?;
+        }
+        let compression = props.compression(self.descr.path());
         let mut sink = TrackedWrite::new(Vec::new());
         let mut pages = SerializedPageWriter::new(&mut sink);
         let mut encodings = vec![Encoding::PLAIN, Encoding::RLE, Encoding::RLE_DICTIONARY];
         encodings.sort();
         let (mut compressed, mut uncompressed) = (0i64, 0i64);
 
-        let mut plain = Vec::with_capacity(self.estimated_bytes() - self.keys.len() * 2);
+        let mut plain = Vec::new();
         match &self.dict {
             Dict::Text { values, .. } => {
                 for v in values {
@@ -319,7 +384,7 @@ impl DictChunk {
                 .iter()
                 .for_each(|v| plain.extend_from_slice(&v.to_le_bytes())),
         }
-        let spec = pages.write_page(codec.page(plain, |buf| Page::DictionaryPage {
+        let spec = pages.write_page(self.codec.page(plain, |buf| Page::DictionaryPage {
             buf,
             num_values: self.dict.len() as u32,
             encoding: props.dictionary_page_encoding(),
@@ -329,48 +394,16 @@ impl DictChunk {
         uncompressed += spec.uncompressed_size as i64;
         let dictionary_offset = spec.offset as i64;
 
-        // At least one bit, so that even a one-entry dictionary reads with any reader.
-        let bit_width = bit_width(self.dict.len()).max(1);
-        let nullable = self.descr.max_def_level() > 0;
-        let page_rows = props.data_page_row_count_limit().clamp(1, 1 << 20);
         let mut offsets = (!props.offset_index_disabled()).then(OffsetIndexBuilder::new);
         let mut data_offset = None;
-        let (mut row, mut key) = (0usize, 0usize);
-        // One page at least, so that an empty chunk is still a valid one.
-        loop {
-            let end = (row + page_rows).min(self.rows);
-            let mut buf = Vec::new();
-            let present = if nullable {
-                let defs = &self.defs[row..end];
-                let mut levels = Vec::new();
-                encode_hybrid(defs, 1, &mut levels);
-                buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-                buf.extend_from_slice(&levels);
-                defs.iter().filter(|&&d| d == 1).count()
-            } else {
-                end - row
-            };
-            buf.push(bit_width);
-            encode_hybrid(&self.keys[key..key + present], bit_width, &mut buf);
-            let spec = pages.write_page(codec.page(buf, |buf| Page::DataPage {
-                buf,
-                num_values: (end - row) as u32,
-                encoding: Encoding::RLE_DICTIONARY,
-                def_level_encoding: Encoding::RLE,
-                rep_level_encoding: Encoding::RLE,
-                statistics: None,
-            })?)?;
+        for (page, rows) in std::mem::take(&mut self.pages) {
+            let spec = pages.write_page(page)?;
             compressed += spec.compressed_size as i64;
             uncompressed += spec.uncompressed_size as i64;
             data_offset.get_or_insert(spec.offset as i64);
             if let Some(o) = &mut offsets {
                 o.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
-                o.append_row_count((end - row) as i64);
-            }
-            key += present;
-            row = end;
-            if row >= self.rows {
-                break;
+                o.append_row_count(rows as i64);
             }
         }
         let bytes = Bytes::from(sink.into_inner()?);
@@ -383,7 +416,7 @@ impl DictChunk {
             .set_num_values(self.rows as i64)
             .set_data_page_offset(data_offset.unwrap_or(dictionary_offset))
             .set_dictionary_page_offset(Some(dictionary_offset));
-        let nulls = (self.rows - self.keys.len()) as u64;
+        let nulls = (self.rows - self.present) as u64;
         match (&self.dict, &self.used) {
             (Dict::Text { values, .. }, Some(used)) => {
                 let mut present = values.iter().zip(used).filter(|(_, u)| **u).map(|(v, _)| v);

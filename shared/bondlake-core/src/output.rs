@@ -250,7 +250,7 @@ struct RowGroup {
 
 enum ColumnSink {
     Arrow(Box<ArrowColumnWriter>),
-    Dict(DictChunk),
+    Dict(Box<DictChunk>),
 }
 
 impl PartWriter {
@@ -354,13 +354,13 @@ impl PartWriter {
                     && (matches!(ty, DataType::Dictionary(..))
                         || self.props.dictionary_enabled(leaf.path()))
                     && dict_chunk::supports(self.props.compression(leaf.path()));
-                if dictionary {
-                    ColumnSink::Dict(DictChunk::new(leaf, ty, &self.props))
+                Ok(if dictionary {
+                    ColumnSink::Dict(Box::new(DictChunk::new(leaf, ty, &self.props)?))
                 } else {
                     ColumnSink::Arrow(Box::new(writer))
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, Error>>()?;
         Ok(RowGroup { columns, rows: 0 })
     }
 
