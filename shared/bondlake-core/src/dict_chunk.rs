@@ -11,6 +11,7 @@
 //! chunk into its row group (`SerializedRowGroupWriter::append_column`); the file's schema is
 //! unchanged, so every reader sees what it saw when arrow-rs encoded the same values.
 
+use crate::contract::FastMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, UInt16Type};
 use arrow_array::{Array, ArrayRef, PrimitiveArray};
@@ -26,7 +27,6 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Whether a chunk of `compression` can be written here (the codecs this crate links).
@@ -45,8 +45,6 @@ pub(crate) fn takes(data_type: &DataType) -> bool {
         DataType::Dictionary(..) | DataType::Int32 | DataType::Date32
     )
 }
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Slots of the 32-bit integer chunks' value cache (32 KiB).
 const INT_CACHE: usize = 4096;

@@ -228,7 +228,7 @@ impl Bounds {
 
 /// Enum lookups run once per cell on short keys: foldhash (hashbrown's own) is several times
 /// faster than SipHash there, and flooding resistance buys nothing for a contract's fixed list.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The allowed values of an enum column and how input text maps onto them.
 #[derive(Debug, Clone)]
