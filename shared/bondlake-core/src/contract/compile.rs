@@ -188,11 +188,11 @@ fn compile_column(rc: &RawColumn, n: usize, columns: &[Column]) -> Result<Column
             };
             lookup.insert(key(alias), i as u16);
         }
-        Some(EnumDomain {
-            values: rc.values.clone(),
+        Some(EnumDomain::new(
+            rc.values.clone(),
             lookup,
-            case_sensitive: rc.case_sensitive,
-        })
+            rc.case_sensitive,
+        ))
     } else {
         if !rc.values.is_empty() || !rc.value_aliases.is_empty() {
             return Err(format!(

@@ -236,15 +236,45 @@ pub struct EnumDomain {
     /// Canonical values, in contract order.
     pub values: Vec<String>,
     lookup: FastMap<Vec<u8>, u16>,
+    /// The keys of `lookup` of up to 16 bytes: an ASCII cell (nearly all) is found by one
+    /// multiply and an integer compare or two, without hashing its bytes or copying them.
+    short: ShortKeys,
     case_sensitive: bool,
 }
 
 impl EnumDomain {
+    /// A domain over `values`, where `lookup` maps each accepted text (lower-cased unless
+    /// `case_sensitive`) to its canonical value's index.
+    pub(crate) fn new(
+        values: Vec<String>,
+        lookup: FastMap<Vec<u8>, u16>,
+        case_sensitive: bool,
+    ) -> Self {
+        let short = ShortKeys::new(&lookup);
+        EnumDomain {
+            values,
+            lookup,
+            short,
+            case_sensitive,
+        }
+    }
+
     /// The canonical value's index for an input text, or `None` when it is not allowed.
     #[inline]
     pub fn resolve(&self, s: &str) -> Option<u16> {
+        let b = s.as_bytes();
+        if let Some(mut key) = ShortKey::of(b) {
+            if self.case_sensitive {
+                return self.short.get(key);
+            }
+            if key.is_ascii() {
+                // Lower-casing ASCII keeps the length: the key, if any, is a short one.
+                key.ascii_lower();
+                return self.short.get(key);
+            }
+        }
         if self.case_sensitive {
-            return self.lookup.get(s.as_bytes()).copied();
+            return self.lookup.get(b).copied();
         }
         let mut buf = [0u8; 48];
         if s.len() <= buf.len() && s.is_ascii() {
@@ -254,6 +284,116 @@ impl EnumDomain {
             self.lookup.get(&b[..]).copied()
         } else {
             self.lookup.get(s.to_lowercase().as_bytes()).copied()
+        }
+    }
+}
+
+/// Text of up to 16 bytes as two integers and its length. Every byte is in `lo` or `hi` (the
+/// loads overlap when shorter), so for one length the pair is the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortKey {
+    lo: u64,
+    hi: u64,
+    len: u8,
+}
+
+impl ShortKey {
+    #[inline]
+    fn of(b: &[u8]) -> Option<ShortKey> {
+        let n = b.len();
+        let word = |at: usize| {
+            b.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let half = |at: usize| {
+            b.get(at..at + 4)
+                .and_then(|w| w.try_into().ok())
+                .map(|w| u64::from(u32::from_le_bytes(w)))
+        };
+        let (lo, hi) = match n {
+            0 => (0, 0),
+            1..=3 => (
+                u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16,
+                0,
+            ),
+            4..=7 => (half(0)?, half(n - 4)?),
+            8..=16 => (word(0)?, word(n - 8)?),
+            _ => return None,
+        };
+        Some(ShortKey {
+            lo,
+            hi,
+            len: n as u8,
+        })
+    }
+
+    #[inline]
+    fn is_ascii(self) -> bool {
+        (self.lo | self.hi) & (ONES * 0x80) == 0
+    }
+
+    /// ASCII upper-case letters to lower case, every byte being ASCII: a byte is in `A..=Z`
+    /// when adding 63 sets its top bit and adding 37 does not (no carries: all are below 0x80).
+    #[inline]
+    fn ascii_lower(&mut self) {
+        let lower = |x: u64| x | ((x + ONES * 63) & !(x + ONES * 37) & (ONES * 0x80)) >> 2;
+        self.lo = lower(self.lo);
+        self.hi = lower(self.hi);
+    }
+
+    #[inline]
+    fn slot(self, shift: u32) -> usize {
+        let x = self.lo.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (self.hi ^ u64::from(self.len)).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        (x >> shift) as usize
+    }
+}
+
+/// A byte of ones in every byte of a u64.
+const ONES: u64 = u64::MAX / 0xFF;
+
+/// An open-addressed table of [`ShortKey`]s, at most half full, probed linearly.
+#[derive(Debug, Clone)]
+struct ShortKeys {
+    slots: Vec<Option<(ShortKey, u16)>>,
+    /// 64 minus the table's size in bits: the hash's top bits pick the first slot.
+    shift: u32,
+}
+
+impl ShortKeys {
+    fn new(lookup: &FastMap<Vec<u8>, u16>) -> Self {
+        let bits = (lookup.len().max(4) * 2)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut table = ShortKeys {
+            slots: vec![None; 1 << bits],
+            shift: 64 - bits,
+        };
+        let mask = table.slots.len() - 1;
+        for (text, &i) in lookup {
+            let Some(key) = ShortKey::of(text) else {
+                continue;
+            };
+            let mut at = key.slot(table.shift);
+            while table.slots[at].is_some() {
+                at = (at + 1) & mask;
+            }
+            table.slots[at] = Some((key, i));
+        }
+        table
+    }
+
+    #[inline]
+    fn get(&self, key: ShortKey) -> Option<u16> {
+        let mask = self.slots.len() - 1;
+        let mut at = key.slot(self.shift);
+        loop {
+            match self.slots[at] {
+                None => return None,
+                Some((k, i)) if k == key => return Some(i),
+                Some(_) => at = (at + 1) & mask,
+            }
         }
     }
 }
@@ -593,6 +733,124 @@ impl Contract {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What `resolve` answered before the packed buckets: the map alone.
+    fn resolve_by_map(d: &EnumDomain, s: &str) -> Option<u16> {
+        if d.case_sensitive {
+            d.lookup.get(s.as_bytes()).copied()
+        } else {
+            d.lookup.get(s.to_lowercase().as_bytes()).copied()
+        }
+    }
+
+    /// A domain as `compile` builds one, from values and aliases.
+    fn domain(values: &[&str], aliases: &[(&str, usize)], case_sensitive: bool) -> EnumDomain {
+        let key = |s: &str| {
+            if case_sensitive {
+                s.as_bytes().to_vec()
+            } else {
+                s.to_lowercase().into_bytes()
+            }
+        };
+        let mut lookup = FastMap::default();
+        for (i, v) in values.iter().enumerate() {
+            lookup.insert(key(v), i as u16);
+        }
+        for &(a, i) in aliases {
+            lookup.insert(key(a), i as u16);
+        }
+        EnumDomain::new(
+            values.iter().map(|v| v.to_string()).collect(),
+            lookup,
+            case_sensitive,
+        )
+    }
+
+    const VALUES: [&str; 9] = [
+        "bank",
+        "AA+",
+        "A",
+        "mutual_fund",
+        "x\0",
+        "sixteen_bytes_ok",
+        "seventeen_bytes_x",
+        "\u{212a}elvin",
+        "Ünïcode",
+    ];
+    const ALIASES: [(&str, usize); 4] = [
+        ("HNW", 0),
+        ("Aa1", 1),
+        ("certificate of deposit", 3),
+        ("@[`{", 2),
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// The packed buckets answer as the map does, case-sensitive or not: on the keys in any
+        /// case, on their neighbours (a byte changed, cut, padded with a NUL) and on any text,
+        /// with keys of 1 to 22 bytes, an alias past 16 bytes and keys that lower-case out of
+        /// or into ASCII.
+        #[test]
+        fn enum_lookup_agrees_with_the_map(
+            pick in 0usize..13,
+            flips in proptest::collection::vec(any::<bool>(), 24),
+            edit in 0u8..4,
+            at in 0usize..24,
+            byte in any::<u8>(),
+            free in "\\PC{0,18}",
+        ) {
+            let key = VALUES.iter().copied().chain(ALIASES.iter().map(|a| a.0)).nth(pick);
+            let mut text: String = match key {
+                Some(k) => k
+                    .chars()
+                    .zip(flips.iter().cycle())
+                    .map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c })
+                    .collect(),
+                None => free.clone(),
+            };
+            let mut bytes = text.clone().into_bytes();
+            match edit {
+                1 if !bytes.is_empty() => {
+                    let n = bytes.len();
+                    bytes[at % n] = byte;
+                }
+                2 => bytes.truncate(at % (bytes.len() + 1)),
+                3 => bytes.push(0),
+                _ => {}
+            }
+            if let Ok(t) = String::from_utf8(bytes) {
+                text = t;
+            }
+            for case_sensitive in [false, true] {
+                let d = domain(&VALUES, &ALIASES, case_sensitive);
+                prop_assert_eq!(d.resolve(&text), resolve_by_map(&d, &text), "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn enum_lookup_finds_keys_in_any_ascii_case() {
+        let d = domain(&VALUES, &ALIASES, false);
+        assert_eq!(d.resolve("BANK"), Some(0));
+        assert_eq!(d.resolve("Mutual_Fund"), Some(3));
+        assert_eq!(d.resolve("hnw"), Some(0));
+        assert_eq!(d.resolve("CERTIFICATE OF DEPOSIT"), Some(3));
+        assert_eq!(
+            d.resolve("@[`{"),
+            Some(2),
+            "bytes beside A-Z stay as they are"
+        );
+        // The Kelvin sign lower-cases to an ASCII `k`: its key is plain `kelvin`.
+        assert_eq!(d.resolve("KELVIN"), Some(7));
+        assert_eq!(d.resolve("\u{212a}ELVIN"), Some(7));
+        assert_eq!(d.resolve("x"), None, "`x\\0` is two bytes");
+        assert_eq!(d.resolve("x\0"), Some(4));
+        let exact = domain(&VALUES, &ALIASES, true);
+        assert_eq!(exact.resolve("AA+"), Some(1));
+        assert_eq!(exact.resolve("aa+"), None);
+        assert_eq!(exact.resolve("Aa1"), Some(1));
+    }
 
     /// The built-in holdings contract with one line changed.
     fn holdings_with(from: &str, to: &str) -> String {
