@@ -109,7 +109,19 @@ impl NullTokens {
 /// Accepts grouping commas in the integer part, a leading `+` or `-`, `(123.45)` as negative, `.5`
 /// and `5.`; rejects exponents, `NaN` and a comma after the point (`invalid_number`); a non-zero digit
 /// past the scale or too many integer digits is `precision`.
+#[inline]
 pub fn parse_decimal(s: &[u8], precision: u8, scale: u8) -> Result<i128, Reason> {
+    // The plain shape inlined into the caller; everything else out of line.
+    if precision <= 18
+        && let Some(v) = parse_plain(s, precision, scale)
+    {
+        return Ok(v);
+    }
+    parse_decimal_in_full(s, precision, scale)
+}
+
+#[inline(never)]
+fn parse_decimal_in_full(s: &[u8], precision: u8, scale: u8) -> Result<i128, Reason> {
     // At most `precision` significant digits are ever accumulated (leading zeros add nothing),
     // so up to 18 they fit a u64, whose multiply is one instruction where i128's is three.
     if precision <= 18 {
@@ -118,6 +130,66 @@ pub fn parse_decimal(s: &[u8], precision: u8, scale: u8) -> Result<i128, Reason>
         parse_scaled::<i128>(s, precision, scale)
     }
 }
+
+/// The shape nearly every vendor value has, `-?[0-9]*(\.[0-9]*)?` within the column's digits, in
+/// one multiply-add per digit and no per-digit bookkeeping. `None` for anything else (a `+`,
+/// commas, parentheses, zeros past the scale, every error): [`parse_scaled`] alone decides those.
+/// Precision at most 18, so every value it builds fits a u64.
+#[inline(always)]
+fn parse_plain(s: &[u8], precision: u8, scale: u8) -> Option<i128> {
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    // 19 digits at most before any check: below 2^64.
+    if digits.len() > 19 {
+        return None;
+    }
+    let mut value = 0u64;
+    let mut i = 0;
+    while let Some(&b) = digits.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        value = value * 10 + u64::from(d);
+        i += 1;
+    }
+    // Significant integer digits within precision - scale, leading zeros not counted.
+    if value >= POW10_U64[usize::from(precision - scale)] {
+        return None;
+    }
+    let mut frac_len = 0;
+    if let Some(&b) = digits.get(i) {
+        let frac = &digits[i + 1..];
+        if b != b'.' || frac.len() > usize::from(scale) || (i == 0 && frac.is_empty()) {
+            return None;
+        }
+        for &b in frac {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            value = value * 10 + u64::from(d);
+        }
+        frac_len = frac.len();
+    } else if i == 0 {
+        return None;
+    }
+    let value = i128::from(value * POW10_U64[usize::from(scale) - frac_len]);
+    Some(if negative { -value } else { value })
+}
+
+/// 10^e up to the largest precision [`parse_plain`] serves.
+const POW10_U64: [u64; 19] = {
+    let mut t = [1u64; 19];
+    let mut e = 1;
+    while e < 19 {
+        t[e] = t[e - 1] * 10;
+        e += 1;
+    }
+    t
+};
 
 /// [`parse_decimal`] through the 128-bit accumulator whatever the precision: the fast path's
 /// reference, kept for the tests and `bondlake bench --kernels` until it is retired.
