@@ -122,10 +122,11 @@ impl<'c> RecordsCleaner<'c> {
                 .then(|| std::str::from_utf8(chunk.data()).ok())
                 .flatten(),
             base: chunk.data().as_ptr() as usize,
-            // Asked of the whole chunk once (SIMD over a mebibyte), so that records of a chunk
-            // that is all ASCII and free of NULs (the usual case) skip both scans.
+            // Asked of the whole chunk once, so that records of a chunk that is all ASCII and
+            // free of NULs (the usual case) skip both scans. `memchr` for the NUL: the slice's
+            // own `contains` reads two words a step (1% of all instructions), memchr a vector.
             all_ascii: chunk.data().is_ascii(),
-            has_nul: chunk.data().contains(&0),
+            has_nul: memchr::memchr(0, chunk.data()).is_some(),
         };
         let times = self.times.clone();
         let times = times.as_deref();
