@@ -156,7 +156,7 @@ fn parse_plain(s: &[u8], precision: u8, scale: u8) -> Option<i128> {
         i += 1;
     }
     // Significant integer digits within precision - scale, leading zeros not counted.
-    if value >= POW10_U64[usize::from(precision - scale)] {
+    if value >= POW10[usize::from(precision - scale)] as u64 {
         return None;
     }
     let mut frac_len = 0;
@@ -176,20 +176,10 @@ fn parse_plain(s: &[u8], precision: u8, scale: u8) -> Option<i128> {
     } else if i == 0 {
         return None;
     }
-    let value = i128::from(value * POW10_U64[usize::from(scale) - frac_len]);
+    // 10^scale ≤ 10^18: the table's low word is the power.
+    let value = i128::from(value * POW10[usize::from(scale) - frac_len] as u64);
     Some(if negative { -value } else { value })
 }
-
-/// 10^e up to the largest precision [`parse_plain`] serves.
-const POW10_U64: [u64; 19] = {
-    let mut t = [1u64; 19];
-    let mut e = 1;
-    while e < 19 {
-        t[e] = t[e - 1] * 10;
-        e += 1;
-    }
-    t
-};
 
 /// [`parse_decimal`] through the 128-bit accumulator whatever the precision: the fast path's
 /// reference, kept for the tests and `bondlake bench --kernels` until it is retired.
