@@ -149,7 +149,7 @@ impl DictChunk {
     /// Adds a batch's column: a dictionary array of `UInt16` keys and Utf8 values, or an
     /// Int32 or Date32 array, as the chunk was made for.
     pub fn append(&mut self, array: &ArrayRef) -> Result<()> {
-        let nullable = self.descr.max_def_level() > 0;
+        let nullable = self.nullable();
         if array.null_count() > 0 && !nullable {
             return Err(ParquetError::General(format!(
                 "{}: nulls in a required column",
@@ -248,6 +248,11 @@ impl DictChunk {
         self.added(n, before)
     }
 
+    /// Whether the column takes nulls (and so its pages carry definition levels).
+    fn nullable(&self) -> bool {
+        self.descr.max_def_level() > 0
+    }
+
     /// Counts `n` rows just appended (their keys from `keys_before` on) and encodes the pages
     /// they fill.
     fn added(&mut self, n: usize, keys_before: usize) -> Result<()> {
@@ -266,7 +271,7 @@ impl DictChunk {
         // At least one bit, so that even a one-entry dictionary reads with any reader.
         let bit_width = bit_width(self.dict.len()).max(1);
         let mut buf = Vec::new();
-        let present = if self.descr.max_def_level() > 0 {
+        let present = if self.nullable() {
             let defs = &self.defs[..rows];
             let mut levels = Vec::new();
             encode_hybrid(defs, 1, &mut levels);
@@ -301,6 +306,7 @@ impl DictChunk {
     where
         T: arrow_array::ArrowPrimitiveType<Native = i32>,
     {
+        let nullable = self.nullable();
         let Dict::Int32 {
             values,
             lookup,
@@ -310,7 +316,6 @@ impl DictChunk {
         else {
             unreachable!("called for 32-bit integer chunks only")
         };
-        let nullable = self.descr.max_def_level() > 0;
         let n = array.len();
         self.keys.reserve(n);
         let before = self.keys.len();
