@@ -552,15 +552,15 @@ fn bit_pack<T: Copy + Into<u64>>(values: &[T], width: u8, out: &mut Vec<u8>) {
             out.extend_from_slice(&acc[0].to_le_bytes()[..width as usize]);
         } else {
             // Four values of `width` bits are `width / 2` bytes when `width` is even; an odd
-            // width leaves half a byte between the halves, so they are joined bit by bit.
+            // width leaves half a byte between the halves, so they are joined bit by bit: the
+            // second half's low bits complete the first 16 bytes, its high bits follow (at width
+            // 32 the first half fills all 128 bits, and the shift would overflow).
             let (a, b) = (acc[0], acc[1]);
-            let bits = 4 * width as u32;
+            let bits = 4 * u32::from(width); // 68 to 128
             let whole = a | b.checked_shl(bits).unwrap_or(0);
-            let high = if bits == 0 { 0 } else { b >> (128 - bits) };
-            out.extend_from_slice(&whole.to_le_bytes()[..(width as usize).min(16)]);
-            if width as usize > 16 {
-                out.extend_from_slice(&high.to_le_bytes()[..width as usize - 16]);
-            }
+            let high = b >> (128 - bits);
+            out.extend_from_slice(&whole.to_le_bytes());
+            out.extend_from_slice(&high.to_le_bytes()[..usize::from(width) - 16]);
         }
     }
 }
