@@ -167,13 +167,7 @@ fn compile_column(rc: &RawColumn, n: usize, columns: &[Column]) -> Result<Column
         if rc.values.is_empty() {
             return Err(format!("{at}: an enum needs `values`"));
         }
-        let key = |s: &str| {
-            if rc.case_sensitive {
-                s.as_bytes().to_vec()
-            } else {
-                s.to_lowercase().into_bytes()
-            }
-        };
+        let key = |s: &str| EnumDomain::lookup_key(s, rc.case_sensitive);
         let mut lookup = FastMap::default();
         for (i, v) in rc.values.iter().enumerate() {
             if lookup.insert(key(v), i as u16).is_some() {

@@ -259,6 +259,16 @@ impl EnumDomain {
         }
     }
 
+    /// The text `lookup` keeps for a value or alias: as written when the domain is
+    /// case-sensitive, lower-cased otherwise.
+    pub(crate) fn lookup_key(text: &str, case_sensitive: bool) -> Vec<u8> {
+        if case_sensitive {
+            text.as_bytes().to_vec()
+        } else {
+            text.to_lowercase().into_bytes()
+        }
+    }
+
     /// The canonical value's index for an input text, or `None` when it is not allowed.
     #[inline]
     pub fn resolve(&self, s: &str) -> Option<u16> {
@@ -746,13 +756,7 @@ mod tests {
 
     /// A domain as `compile` builds one, from values and aliases.
     fn domain(values: &[&str], aliases: &[(&str, usize)], case_sensitive: bool) -> EnumDomain {
-        let key = |s: &str| {
-            if case_sensitive {
-                s.as_bytes().to_vec()
-            } else {
-                s.to_lowercase().into_bytes()
-            }
-        };
+        let key = |s: &str| EnumDomain::lookup_key(s, case_sensitive);
         let mut lookup = FastMap::default();
         for (i, v) in values.iter().enumerate() {
             lookup.insert(key(v), i as u16);
