@@ -540,28 +540,42 @@ fn bit_pack<T: Copy + Into<u64>>(values: &[T], width: u8, out: &mut Vec<u8>) {
     }
     let groups = values.len().div_ceil(8);
     put_uleb(out, ((groups as u64) << 1) | 1);
-    // Eight values of `width` bits are `width` bytes: a group at a time through 128 bits, or
-    // two halves of four values for the widths over 16.
+    out.reserve(groups * usize::from(width));
+    // Eight values of `width` bits are `width` bytes: a group at a time through 64 bits up to
+    // width 8, two halves of four values joined in 128 bits up to 16 (one wide shift a group,
+    // not one a value), and two 128-bit halves beyond.
     for group in values.chunks(8) {
-        let mut acc = [0u128; 2];
-        let per_half = if width <= 16 { 8 } else { 4 };
-        for (j, &v) in group.iter().enumerate() {
-            acc[j / per_half] |= u128::from(v.into()) << ((j % per_half) * width as usize);
+        let mut v = [0u64; 8];
+        for (slot, &x) in v.iter_mut().zip(group) {
+            *slot = x.into();
+        }
+        let w = u32::from(width);
+        if width <= 8 {
+            let acc = (0..8).fold(0u64, |acc, j| acc | v[j] << (j as u32 * w));
+            out.extend_from_slice(&acc.to_le_bytes()[..usize::from(width)]);
+            continue;
         }
         if width <= 16 {
-            out.extend_from_slice(&acc[0].to_le_bytes()[..width as usize]);
-        } else {
-            // Four values of `width` bits are `width / 2` bytes when `width` is even; an odd
-            // width leaves half a byte between the halves, so they are joined bit by bit: the
-            // second half's low bits complete the first 16 bytes, its high bits follow (at width
-            // 32 the first half fills all 128 bits, and the shift would overflow).
-            let (a, b) = (acc[0], acc[1]);
-            let bits = 4 * u32::from(width); // 68 to 128
-            let whole = a | b.checked_shl(bits).unwrap_or(0);
-            let high = b >> (128 - bits);
-            out.extend_from_slice(&whole.to_le_bytes());
-            out.extend_from_slice(&high.to_le_bytes()[..usize::from(width) - 16]);
+            let lo = (0..4).fold(0u64, |acc, j| acc | v[j] << (j as u32 * w));
+            let hi = (0..4).fold(0u64, |acc, j| acc | v[4 + j] << (j as u32 * w));
+            let acc = u128::from(lo) | u128::from(hi) << (4 * w);
+            out.extend_from_slice(&acc.to_le_bytes()[..usize::from(width)]);
+            continue;
         }
+        let mut acc = [0u128; 2];
+        for (j, &x) in v.iter().enumerate() {
+            acc[j / 4] |= u128::from(x) << ((j % 4) * usize::from(width));
+        }
+        // Four values of `width` bits are `width / 2` bytes when `width` is even; an odd
+        // width leaves half a byte between the halves, so they are joined bit by bit: the
+        // second half's low bits complete the first 16 bytes, its high bits follow (at width
+        // 32 the first half fills all 128 bits, and the shift would overflow).
+        let (a, b) = (acc[0], acc[1]);
+        let bits = 4 * w; // 68 to 128
+        let whole = a | b.checked_shl(bits).unwrap_or(0);
+        let high = b >> (128 - bits);
+        out.extend_from_slice(&whole.to_le_bytes());
+        out.extend_from_slice(&high.to_le_bytes()[..usize::from(width) - 16]);
     }
 }
 
