@@ -2,19 +2,22 @@
 //!
 //! arrow-rs's writer hashes every value of a dictionary column to find its index (its
 //! interner: about a tenth of a run's instructions). An enum's value, a derived label and a
-//! file-wide constant (the source key) already have an index when the cleaner meets them, so
-//! those columns reach the writer as Arrow dictionary arrays and their chunks are written here
-//! from the keys. 32-bit integer columns with a dictionary (dates, day counts, ranks) are
-//! interned here too, by value, for fewer instructions than arrow-rs's generic path spends.
-//! Either way: a PLAIN dictionary page, then data pages of RLE_DICTIONARY indices (format v1,
-//! as arrow-rs writes them), compressed with the column's codec. [`crate::output`] splices each
+//! file-wide constant (the source key) already have an index when the cleaner meets them, and
+//! free text is interned by the cleaner into each batch's own dictionary (on the cleaning
+//! threads, and once a batch here, not once a row); those columns reach the writer as Arrow
+//! dictionary arrays and their chunks are written here from the keys. 32-bit integer columns
+//! with a dictionary (dates, day counts, ranks) are interned here too, by value, for fewer
+//! instructions than arrow-rs's generic path spends. Either way: a PLAIN dictionary page, then
+//! data pages of RLE_DICTIONARY indices (format v1, as arrow-rs writes them), compressed with
+//! the column's codec; past the dictionary page size limit, text goes on in PLAIN data pages,
+//! as arrow-rs falls back. [`crate::output`] splices each
 //! chunk into its row group (`SerializedRowGroupWriter::append_column`); the file's schema is
 //! unchanged, so every reader sees what it saw when arrow-rs encoded the same values.
 
 use crate::contract::FastMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, UInt16Type};
-use arrow_array::{Array, ArrayRef, PrimitiveArray};
+use arrow_array::{Array, ArrayRef, DictionaryArray, PrimitiveArray};
 use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding};
@@ -45,6 +48,9 @@ pub(crate) fn takes(data_type: &DataType) -> bool {
         DataType::Dictionary(..) | DataType::Int32 | DataType::Date32
     )
 }
+
+/// A batch key whose value the chunk's full dictionary did not take.
+const UNMAPPED: u32 = u32::MAX;
 
 /// Slots of the 32-bit integer chunks' value cache (32 KiB).
 const INT_CACHE: usize = 4096;
@@ -97,6 +103,21 @@ pub(crate) struct DictChunk {
     pages: Vec<(CompressedPage, usize)>,
     page_rows: usize,
     codec: Codec,
+    /// Text only: past this many bytes of dictionary, later rows go in PLAIN pages (as
+    /// arrow-rs falls back), so that near-unique text never makes a huge dictionary page.
+    dictionary_limit: usize,
+    dictionary_bytes: usize,
+    page_bytes: usize,
+    plain: Option<Plain>,
+}
+
+/// The PLAIN pages' state, once a text chunk's dictionary has passed its limit.
+#[derive(Default)]
+struct Plain {
+    /// The pending rows' present values, each as its length (u32, little-endian) and bytes.
+    values: Vec<u8>,
+    min: Option<Vec<u8>>,
+    max: Option<Vec<u8>>,
 }
 
 impl DictChunk {
@@ -133,6 +154,10 @@ impl DictChunk {
             present: 0,
             pages: Vec::new(),
             page_rows: props.data_page_row_count_limit().clamp(1, 1 << 20),
+            dictionary_limit: props.dictionary_page_size_limit(),
+            dictionary_bytes: 0,
+            page_bytes: props.data_page_size_limit().max(1),
+            plain: None,
         })
     }
 
@@ -143,7 +168,8 @@ impl DictChunk {
             Dict::Int32 { values, .. } => values.len() * 4,
         };
         let pages: usize = self.pages.iter().map(|(p, _)| p.data().len()).sum();
-        pages + self.keys.len() * 2 + dict
+        let plain = self.plain.as_ref().map_or(0, |p| p.values.len());
+        pages + self.keys.len() * 2 + dict + plain
     }
 
     /// Adds a batch's column: a dictionary array of `UInt16` keys and Utf8 values, or an
@@ -169,6 +195,9 @@ impl DictChunk {
         let dict = array.as_dictionary_opt::<UInt16Type>().ok_or_else(|| {
             ParquetError::General(format!("{} is not a UInt16 dictionary", self.descr.path()))
         })?;
+        if self.plain.is_some() {
+            return self.append_plain(dict);
+        }
         let Dict::Text {
             values,
             lookup,
@@ -190,10 +219,13 @@ impl DictChunk {
                 let value = text.value(i).as_bytes();
                 let key = match lookup.get(value) {
                     Some(&k) => k,
+                    // A full dictionary takes no more values: the rows that hold one go PLAIN.
+                    None if self.dictionary_bytes >= self.dictionary_limit => UNMAPPED,
                     None => {
                         let k = values.len() as u32;
                         values.push(value.into());
                         lookup.insert(value.into(), k);
+                        self.dictionary_bytes += 4 + value.len();
                         k
                     }
                 };
@@ -201,9 +233,42 @@ impl DictChunk {
             }
             *last = Some((dict.values().clone(), map));
         }
-        let Some((_, map)) = last else {
+        let Some((batch_values, map)) = last.take() else {
             unreachable!("set just above")
         };
+        // The first row whose value is not in the dictionary: from it on, rows go PLAIN.
+        let cut = if self.dictionary_bytes >= self.dictionary_limit {
+            dict.keys()
+                .iter()
+                .position(|k| k.is_some_and(|k| map.get(usize::from(k)) == Some(&UNMAPPED)))
+        } else {
+            None
+        };
+        let coded = match cut {
+            Some(row) => self.append_keys(&dict.slice(0, row), &map),
+            None => self.append_keys(dict, &map),
+        };
+        if let Dict::Text { last, .. } = &mut self.dict {
+            *last = Some((batch_values, map));
+        }
+        coded?;
+        if self.dictionary_bytes >= self.dictionary_limit {
+            // The rows so far stay dictionary-coded; the rest go PLAIN.
+            if self.pending > 0 {
+                self.encode_page(self.pending)?;
+            }
+            self.plain = Some(Plain::default());
+        }
+        match cut {
+            Some(row) => self.append_plain(&dict.slice(row, dict.len() - row)),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a batch's rows as keys of the chunk's dictionary (`map`: the batch's keys to the
+    /// chunk's; every row's value is mapped).
+    fn append_keys(&mut self, dict: &DictionaryArray<UInt16Type>, map: &[u32]) -> Result<()> {
+        let nullable = self.nullable();
         let keys = dict.keys();
         let n = keys.len();
         self.keys.reserve(n);
@@ -238,7 +303,7 @@ impl DictChunk {
             }
         }
         // What statistics report: which values occur, and their bytes.
-        if let Some(used) = &mut self.used {
+        if let (Some(used), Dict::Text { values, .. }) = (&mut self.used, &self.dict) {
             used.resize(values.len(), false);
             for &k in &self.keys[before..] {
                 used[k as usize] = true;
@@ -246,6 +311,80 @@ impl DictChunk {
             }
         }
         self.added(n, before)
+    }
+
+    /// Adds a batch's text as PLAIN values, once the dictionary is full.
+    fn append_plain(&mut self, dict: &DictionaryArray<UInt16Type>) -> Result<()> {
+        let nullable = self.nullable();
+        let stats = self.used.is_some();
+        let text = dict.values().as_string_opt::<i32>().ok_or_else(|| {
+            ParquetError::General(format!(
+                "{}: dictionary values are not Utf8",
+                self.descr.path()
+            ))
+        })?;
+        for i in 0..dict.len() {
+            let present = dict.is_valid(i);
+            if nullable {
+                self.defs.push(present as u8);
+            }
+            if present {
+                let k = dict.keys().value(i) as usize;
+                if k >= text.len() {
+                    return Err(bad_key(k as u16));
+                }
+                let v = text.value(k).as_bytes();
+                let plain = self.plain.as_mut().expect("in PLAIN mode");
+                plain
+                    .values
+                    .extend_from_slice(&(v.len() as u32).to_le_bytes());
+                plain.values.extend_from_slice(v);
+                if stats {
+                    if plain.min.as_deref().is_none_or(|m| v < m) {
+                        plain.min = Some(v.to_vec());
+                    }
+                    if plain.max.as_deref().is_none_or(|m| v > m) {
+                        plain.max = Some(v.to_vec());
+                    }
+                    self.value_bytes += v.len() as i64;
+                }
+                self.present += 1;
+            }
+            self.rows += 1;
+            self.pending += 1;
+            let full = self.plain.as_ref().map_or(0, |p| p.values.len()) >= self.page_bytes;
+            if self.pending >= self.page_rows || full {
+                self.encode_plain_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes every pending row as a PLAIN data page.
+    fn encode_plain_page(&mut self) -> Result<()> {
+        let rows = self.pending;
+        let mut buf = Vec::new();
+        if self.nullable() {
+            let mut levels = Vec::new();
+            encode_hybrid(&self.defs, 1, &mut levels);
+            buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&levels);
+            self.defs.clear();
+        }
+        if let Some(plain) = &mut self.plain {
+            buf.append(&mut plain.values);
+        }
+        let page = self.codec.page(buf, |buf| Page::DataPage {
+            buf,
+            num_values: rows as u32,
+            encoding: Encoding::PLAIN,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        })?;
+        self.pages.push((page, rows));
+        self.pending = 0;
+        Ok(())
     }
 
     /// Whether the column takes nulls (and so its pages carry definition levels).
@@ -365,7 +504,11 @@ impl DictChunk {
     /// `append_column` needs to know of them.
     pub fn close(mut self, props: &WriterProperties) -> Result<(Bytes, ColumnCloseResult)> {
         // The rest of the rows, and one page at least, so that an empty chunk is a valid one.
-        if self.pending > 0 || self.pages.is_empty() {
+        if self.plain.is_some() {
+            if self.pending > 0 {
+                self.encode_plain_page()?;
+            }
+        } else if self.pending > 0 || self.pages.is_empty() {
             self.encode_page(self.pending)?;
         }
         let compression = props.compression(self.descr.path());
@@ -422,11 +565,23 @@ impl DictChunk {
         let nulls = (self.rows - self.present) as u64;
         match (&self.dict, &self.used) {
             (Dict::Text { values, .. }, Some(used)) => {
-                let mut present = values.iter().zip(used).filter(|(_, u)| **u).map(|(v, _)| v);
+                let mut present = values
+                    .iter()
+                    .zip(used)
+                    .filter(|(_, u)| **u)
+                    .map(|(v, _)| &v[..]);
                 let first = present.next();
-                let (min, max) = present.fold((first, first), |(lo, hi), v| {
+                let (mut min, mut max) = present.fold((first, first), |(lo, hi), v| {
                     (lo.min(Some(v)), hi.max(Some(v)))
                 });
+                if let Some(plain) = &self.plain {
+                    // `None` is below every value: take the other side's where one is missing.
+                    min = match (min, plain.min.as_deref()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    max = max.max(plain.max.as_deref());
+                }
                 let stats = ValueStatistics::new(
                     min.map(|v| ByteArray::from(v.to_vec())),
                     max.map(|v| ByteArray::from(v.to_vec())),

@@ -755,6 +755,129 @@ mod tests {
         dir.join(&out[0].key)
     }
 
+    /// Past its dictionary's limit, a text chunk goes on in PLAIN pages, as arrow-rs's does:
+    /// near-unique text (batches each over their own dictionary, as the cleaner builds them)
+    /// reads back as written, with arrow-rs's statistics and encodings, and without a
+    /// dictionary page over the limit.
+    #[test]
+    fn a_full_dictionary_goes_on_in_plain_pages() {
+        let text = |offset: usize, rows: usize| -> Vec<Option<String>> {
+            (offset..offset + rows)
+                .map(|i| (i % 13 != 0).then(|| format!("holder-{:05}", (i * 7919) % 4000)))
+                .collect()
+        };
+        let as_dictionary = |rows: &[Option<String>]| -> ArrayRef {
+            let mut dictionary: Vec<&str> = Vec::new();
+            let mut keys = UInt16Builder::new();
+            for r in rows {
+                match r {
+                    None => keys.append_null(),
+                    Some(v) => {
+                        let k = dictionary.iter().position(|d| d == v).unwrap_or_else(|| {
+                            dictionary.push(v);
+                            dictionary.len() - 1
+                        });
+                        keys.append_value(k as u16);
+                    }
+                }
+            }
+            let values = Arc::new(StringArray::from_iter_values(dictionary));
+            Arc::new(DictionaryArray::try_new(keys.finish(), values).expect("test"))
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, true)]));
+        let dict_type = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
+        let batch_schema = Arc::new(Schema::new(vec![Field::new("text", dict_type, true)]));
+        let limit = 1000;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(1500))
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .set_dictionary_page_size_limit(limit)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .build();
+        let dir = tempfile::tempdir().expect("test");
+        let store = LocalStore::new(dir.path());
+        let names = OutputNames::new("d", "1", "p", "local", "in.csv", "1");
+        let opts = OutputOptions {
+            row_group_rows: 1500,
+            ..OutputOptions::default()
+        };
+        let mut ours =
+            PartitionedWriter::new(&store, schema.clone(), names, opts, &["text".into()]);
+        ours.props = props.clone();
+        let theirs_path = dir.path().join("arrow-rs.parquet");
+        let file = std::fs::File::create(&theirs_path).expect("test");
+        let mut theirs = ArrowWriter::try_new(file, schema.clone(), Some(props)).expect("test");
+        let part = PartKey::Text("x".into());
+        let mut offset = 0;
+        for rows in [1, 999, 1234, 7, 2000, 759] {
+            let values = text(offset, rows);
+            let batch = RecordBatch::try_new(batch_schema.clone(), vec![as_dictionary(&values)]);
+            ours.write(&part, &batch.expect("test")).expect("test");
+            let plain: ArrayRef = Arc::new(StringArray::from(values));
+            theirs
+                .write(&RecordBatch::try_new(schema.clone(), vec![plain]).expect("test"))
+                .expect("test");
+            offset += rows;
+        }
+        theirs.close().expect("test");
+        let out = ours.finish().expect("test");
+        let ours_path = dir.path().join(&out[0].key);
+
+        let read = |path: &std::path::Path| -> Vec<Option<String>> {
+            let file = std::fs::File::open(path).expect("test");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("test")
+                .build()
+                .expect("test");
+            reader
+                .flat_map(|b| {
+                    let b = b.expect("test");
+                    let c = b.column(0).as_any().downcast_ref::<StringArray>().cloned();
+                    c.expect("Utf8")
+                        .iter()
+                        .map(|v| v.map(String::from))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(read(&ours_path), text(0, 5000));
+        let open = |path: &std::path::Path| {
+            SerializedFileReader::new(std::fs::File::open(path).expect("test")).expect("test")
+        };
+        let (ra, rb) = (open(&ours_path), open(&theirs_path));
+        let (ma, mb) = (ra.metadata(), rb.metadata());
+        assert_eq!(ma.num_row_groups(), mb.num_row_groups());
+        for g in 0..ma.num_row_groups() {
+            let (ca, cb) = (ma.row_group(g).column(0), mb.row_group(g).column(0));
+            assert_eq!(ca.num_values(), cb.num_values());
+            assert_eq!(ca.statistics(), cb.statistics(), "row group {g}");
+            assert_eq!(
+                ca.encodings().collect::<Vec<_>>(),
+                cb.encodings().collect::<Vec<_>>()
+            );
+            // The dictionary stops near the limit; the rest of the rows are PLAIN.
+            let pages = ra
+                .get_row_group(g)
+                .expect("test")
+                .get_column_page_reader(0)
+                .expect("test")
+                .map(|p| p.expect("test"))
+                .collect::<Vec<_>>();
+            let dictionary = pages
+                .iter()
+                .find(|p| p.page_type() == parquet::basic::PageType::DICTIONARY_PAGE);
+            assert!(dictionary.expect("a dictionary page").buffer().len() < limit + 64);
+            assert!(
+                pages
+                    .iter()
+                    .any(|p| p.encoding() == parquet::basic::Encoding::PLAIN
+                        && p.page_type() == parquet::basic::PageType::DATA_PAGE)
+            );
+        }
+    }
+
     #[test]
     fn dictionary_columns_read_back_as_arrow_rs_writes_them() {
         let dir = tempfile::tempdir().expect("test");

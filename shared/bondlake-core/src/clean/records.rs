@@ -70,7 +70,12 @@ impl<'c> RecordsCleaner<'c> {
         batch_rows: usize,
         times: Option<Arc<StageTimes>>,
     ) -> Self {
-        let layout = BatchLayout::for_file(contract, &ctx.source_key, ctx.source_order.as_deref());
+        let layout = BatchLayout::for_file(
+            contract,
+            &ctx.source_key,
+            ctx.source_order.as_deref(),
+            batch_rows,
+        );
         let steps = contract
             .columns
             .iter()
