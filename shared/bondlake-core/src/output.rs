@@ -685,11 +685,7 @@ mod tests {
         ));
         let fields = schema.fields().iter().map(|f| {
             if dict && f.data_type() == &DataType::Utf8 {
-                Field::new(
-                    f.name(),
-                    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
-                    f.is_nullable(),
-                )
+                crate::schema::dictionary_field(f)
             } else {
                 f.as_ref().clone()
             }
@@ -784,9 +780,11 @@ mod tests {
             let values = Arc::new(StringArray::from_iter_values(dictionary));
             Arc::new(DictionaryArray::try_new(keys.finish(), values).expect("test"))
         };
-        let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, true)]));
-        let dict_type = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
-        let batch_schema = Arc::new(Schema::new(vec![Field::new("text", dict_type, true)]));
+        let text_field = Field::new("text", DataType::Utf8, true);
+        let batch_schema = Arc::new(Schema::new(vec![crate::schema::dictionary_field(
+            &text_field,
+        )]));
+        let schema = Arc::new(Schema::new(vec![text_field]));
         let limit = 1000;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))

@@ -134,11 +134,7 @@ impl BatchLayout {
             .zip(dictionaries.iter().zip(&interned))
             .map(|(f, (d, &interned))| {
                 if d.is_some() || interned {
-                    Field::new(
-                        f.name(),
-                        DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
-                        f.is_nullable(),
-                    )
+                    dictionary_field(f)
                 } else {
                     f.as_ref().clone()
                 }
@@ -150,6 +146,15 @@ impl BatchLayout {
             interned,
         }
     }
+}
+
+/// Text column `f` as batches carry it when built as a dictionary: UInt16 keys over Utf8.
+pub(crate) fn dictionary_field(f: &Field) -> Field {
+    Field::new(
+        f.name(),
+        DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+        f.is_nullable(),
+    )
 }
 
 /// The most rows a batch may have for its free text to be interned: every key of a batch's
