@@ -69,17 +69,27 @@ pub(crate) fn output_schema(contract: &Contract) -> SchemaRef {
 
 /// How a file's batches are built: the output schema, except that text columns whose values are
 /// known before any row (an enum's domain, a bucket's labels, the file's source key and order)
-/// are dictionaries of `UInt16` keys over those values. The Parquet writer then takes the keys
-/// as they are instead of hashing every value again (`dict_chunk`); the file's schema stays the
-/// output schema, so readers see Utf8 as before.
+/// are dictionaries of `UInt16` keys over those values, and free text a dictionary of each
+/// batch's own distinct values. The Parquet writer then takes the keys as they are instead of
+/// hashing every value again (`dict_chunk`); the file's schema stays the output schema, so
+/// readers see Utf8 as before.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchLayout {
     /// The batches' schema.
     batch: SchemaRef,
-    /// Per column: the values of its dictionary, for the columns built as one.
-    dictionaries: Vec<Option<Arc<StringArray>>>,
-    /// Per column: free text built as a dictionary of the batch's own distinct values.
-    interned: Vec<bool>,
+    /// Per column: how its batches hold it.
+    columns: Vec<Keyed>,
+}
+
+/// How a column's batches hold it.
+#[derive(Debug, Clone)]
+enum Keyed {
+    /// As the output schema has it.
+    No,
+    /// UInt16 keys over values known before any row.
+    Over(Arc<StringArray>),
+    /// UInt16 keys over the batch's own distinct values, first seen first.
+    Interned,
 }
 
 impl BatchLayout {
@@ -88,8 +98,7 @@ impl BatchLayout {
         let n = output.fields().len();
         BatchLayout {
             batch: output,
-            dictionaries: vec![None; n],
-            interned: vec![false; n],
+            columns: vec![Keyed::No; n],
         }
     }
 
@@ -104,46 +113,43 @@ impl BatchLayout {
         batch_rows: usize,
     ) -> Self {
         let output = output_schema(contract);
-        let mut dictionaries: Vec<Option<Arc<StringArray>>> = vec![None; output.fields().len()];
-        let mut interned = vec![false; output.fields().len()];
-        if batch_rows <= MAX_INTERNED_ROWS {
-            for (c, col) in contract.columns.iter().enumerate() {
-                interned[c] = col.ty == ColumnType::String;
-            }
-        }
-        let strings =
-            |v: &mut dyn Iterator<Item = &str>| Some(Arc::new(StringArray::from_iter_values(v)));
+        let mut columns = vec![Keyed::No; output.fields().len()];
+        let over = |v: &mut dyn Iterator<Item = &str>| {
+            Keyed::Over(Arc::new(StringArray::from_iter_values(v)))
+        };
         for (c, col) in contract.columns.iter().enumerate() {
-            if let (ColumnType::Enum, Some(d)) = (col.ty, &col.domain) {
-                dictionaries[c] = strings(&mut d.values.iter().map(String::as_str));
+            match (col.ty, &col.domain) {
+                (ColumnType::Enum, Some(d)) => {
+                    columns[c] = over(&mut d.values.iter().map(String::as_str));
+                }
+                (ColumnType::String, _) if batch_rows <= MAX_INTERNED_ROWS => {
+                    columns[c] = Keyed::Interned;
+                }
+                _ => {}
             }
         }
         let n_cols = contract.columns.len();
         for (i, d) in contract.derived.iter().enumerate() {
             if let Some(mut labels) = d.kind.bucket_labels() {
-                dictionaries[n_cols + i] = strings(&mut labels);
+                columns[n_cols + i] = over(&mut labels);
             }
         }
         let lineage = n_cols + contract.derived.len();
-        dictionaries[lineage] = strings(&mut std::iter::once(source_key));
+        columns[lineage] = over(&mut std::iter::once(source_key));
         // No order: the column is all null, over a one-entry dictionary no row uses.
-        dictionaries[lineage + 3] = strings(&mut std::iter::once(source_order.unwrap_or("")));
+        columns[lineage + 3] = over(&mut std::iter::once(source_order.unwrap_or("")));
         let fields: Vec<Field> = output
             .fields()
             .iter()
-            .zip(dictionaries.iter().zip(&interned))
-            .map(|(f, (d, &interned))| {
-                if d.is_some() || interned {
-                    dictionary_field(f)
-                } else {
-                    f.as_ref().clone()
-                }
+            .zip(&columns)
+            .map(|(f, keyed)| match keyed {
+                Keyed::No => f.as_ref().clone(),
+                Keyed::Over(_) | Keyed::Interned => dictionary_field(f),
             })
             .collect();
         BatchLayout {
             batch: Arc::new(Schema::new(fields)),
-            dictionaries,
-            interned,
+            columns,
         }
     }
 }
@@ -250,31 +256,29 @@ impl BatchBuilder {
             .batch
             .fields()
             .iter()
-            .zip(layout.dictionaries.iter().zip(&layout.interned))
-            .map(|(f, (dictionary, &interned))| match f.data_type() {
-                DataType::Dictionary(..) if interned => ColBuilder::Text(TextDict::new(capacity)),
-                DataType::Dictionary(..) => ColBuilder::Keys(KeysBuilder {
+            .zip(&layout.columns)
+            .map(|(f, keyed)| match (keyed, f.data_type()) {
+                (Keyed::Interned, _) => ColBuilder::Text(TextDict::new(capacity)),
+                (Keyed::Over(values), _) => ColBuilder::Keys(KeysBuilder {
                     keys: UInt16Builder::with_capacity(capacity),
-                    values: dictionary
-                        .clone()
-                        .unwrap_or_else(|| Arc::new(StringArray::new_null(0))),
+                    values: values.clone(),
                     extra: Vec::new(),
                 }),
-                DataType::Utf8 => {
+                (_, DataType::Utf8) => {
                     ColBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 12))
                 }
-                DataType::Date32 => ColBuilder::Date(Date32Builder::with_capacity(capacity)),
-                DataType::Decimal128(p, s) => {
+                (_, DataType::Date32) => ColBuilder::Date(Date32Builder::with_capacity(capacity)),
+                (_, DataType::Decimal128(p, s)) => {
                     ColBuilder::Dec(Decimal128Builder::with_capacity(capacity), *p, *s)
                 }
-                DataType::Int64 => ColBuilder::I64(Int64Builder::with_capacity(capacity)),
-                DataType::Int32 => ColBuilder::I32(Int32Builder::with_capacity(capacity)),
-                DataType::Float64 => ColBuilder::F64(Float64Builder::with_capacity(capacity)),
-                DataType::Timestamp(_, tz) => ColBuilder::Ts(
+                (_, DataType::Int64) => ColBuilder::I64(Int64Builder::with_capacity(capacity)),
+                (_, DataType::Int32) => ColBuilder::I32(Int32Builder::with_capacity(capacity)),
+                (_, DataType::Float64) => ColBuilder::F64(Float64Builder::with_capacity(capacity)),
+                (_, DataType::Timestamp(_, tz)) => ColBuilder::Ts(
                     TimestampMicrosecondBuilder::with_capacity(capacity)
                         .with_timezone_opt(tz.clone()),
                 ),
-                other => unreachable!("output schemas hold no {other}"),
+                (_, other) => unreachable!("output schemas hold no {other}"),
             })
             .collect();
         BatchBuilder {
