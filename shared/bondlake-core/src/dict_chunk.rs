@@ -363,27 +363,42 @@ impl DictChunk {
     /// Encodes every pending row as a PLAIN data page.
     fn encode_plain_page(&mut self) -> Result<()> {
         let rows = self.pending;
-        let mut buf = Vec::new();
-        if self.nullable() {
-            let mut levels = Vec::new();
-            encode_hybrid(&self.defs, 1, &mut levels);
-            buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&levels);
-            self.defs.clear();
-        }
+        let (mut buf, _) = self.take_levels(rows);
         if let Some(plain) = &mut self.plain {
             buf.append(&mut plain.values);
         }
+        self.push_page(buf, rows, Encoding::PLAIN)
+    }
+
+    /// A data page's start: the definition levels of the first `rows` pending rows, when the
+    /// column is nullable (taken off the pending ones), and how many of them hold a value.
+    fn take_levels(&mut self, rows: usize) -> (Vec<u8>, usize) {
+        let mut buf = Vec::new();
+        if !self.nullable() {
+            return (buf, rows);
+        }
+        let defs = &self.defs[..rows];
+        let mut levels = Vec::new();
+        encode_hybrid(defs, 1, &mut levels);
+        buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&levels);
+        let present = defs.iter().filter(|&&d| d == 1).count();
+        self.defs.drain(..rows);
+        (buf, present)
+    }
+
+    /// Compresses a data page of `rows` pending rows and counts them out of the pending ones.
+    fn push_page(&mut self, buf: Vec<u8>, rows: usize, encoding: Encoding) -> Result<()> {
         let page = self.codec.page(buf, |buf| Page::DataPage {
             buf,
             num_values: rows as u32,
-            encoding: Encoding::PLAIN,
+            encoding,
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
             statistics: None,
         })?;
         self.pages.push((page, rows));
-        self.pending = 0;
+        self.pending -= rows;
         Ok(())
     }
 
@@ -409,33 +424,11 @@ impl DictChunk {
     fn encode_page(&mut self, rows: usize) -> Result<()> {
         // At least one bit, so that even a one-entry dictionary reads with any reader.
         let bit_width = bit_width(self.dict.len()).max(1);
-        let mut buf = Vec::new();
-        let present = if self.nullable() {
-            let defs = &self.defs[..rows];
-            let mut levels = Vec::new();
-            encode_hybrid(defs, 1, &mut levels);
-            buf.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&levels);
-            let present = defs.iter().filter(|&&d| d == 1).count();
-            self.defs.drain(..rows);
-            present
-        } else {
-            rows
-        };
+        let (mut buf, present) = self.take_levels(rows);
         buf.push(bit_width);
         encode_hybrid(&self.keys[..present], bit_width, &mut buf);
         self.keys.drain(..present);
-        let page = self.codec.page(buf, |buf| Page::DataPage {
-            buf,
-            num_values: rows as u32,
-            encoding: Encoding::RLE_DICTIONARY,
-            def_level_encoding: Encoding::RLE,
-            rep_level_encoding: Encoding::RLE,
-            statistics: None,
-        })?;
-        self.pages.push((page, rows));
-        self.pending -= rows;
-        Ok(())
+        self.push_page(buf, rows, Encoding::RLE_DICTIONARY)
     }
 
     /// Interns each present value, through a direct-mapped cache of recent values in front of
