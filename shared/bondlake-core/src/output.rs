@@ -619,6 +619,25 @@ mod tests {
             .collect()
     }
 
+    /// `rows` as UInt16 keys over `dictionary`, the values it lacks added after its own.
+    fn keys_over(mut dictionary: Vec<String>, rows: &[Option<String>]) -> ArrayRef {
+        let mut keys = UInt16Builder::new();
+        for r in rows {
+            match r {
+                None => keys.append_null(),
+                Some(v) => {
+                    let k = dictionary.iter().position(|d| d == v).unwrap_or_else(|| {
+                        dictionary.push(v.clone());
+                        dictionary.len() - 1
+                    });
+                    keys.append_value(k as u16);
+                }
+            }
+        }
+        let dictionary = Arc::new(StringArray::from_iter_values(&dictionary));
+        Arc::new(DictionaryArray::try_new(keys.finish(), dictionary).expect("test"))
+    }
+
     /// A batch of `rows` rows as the cleaner builds it (`dict`: the text as UInt16 keys over a
     /// dictionary in a varying order, with a value or two outside it; a constant over a
     /// one-entry dictionary; a column of nulls over a dictionary no row uses) or as plain Utf8.
@@ -629,21 +648,7 @@ mod tests {
                 .map(|k| format!("v{}", (k * 5 + offset) % 11))
                 .collect();
             dictionary.push("bank".into());
-            let mut keys = UInt16Builder::new();
-            for v in &values {
-                match v {
-                    None => keys.append_null(),
-                    Some(v) => match dictionary.iter().position(|d| d == v) {
-                        Some(k) => keys.append_value(k as u16),
-                        None => {
-                            dictionary.push(v.clone());
-                            keys.append_value((dictionary.len() - 1) as u16);
-                        }
-                    },
-                }
-            }
-            let dictionary = Arc::new(StringArray::from_iter_values(&dictionary));
-            Arc::new(DictionaryArray::try_new(keys.finish(), dictionary).expect("test"))
+            keys_over(dictionary, &values)
         } else {
             let mut b = StringBuilder::new();
             values.iter().for_each(|v| b.append_option(v.as_deref()));
@@ -762,24 +767,6 @@ mod tests {
                 .map(|i| (i % 13 != 0).then(|| format!("holder-{:05}", (i * 7919) % 4000)))
                 .collect()
         };
-        let as_dictionary = |rows: &[Option<String>]| -> ArrayRef {
-            let mut dictionary: Vec<&str> = Vec::new();
-            let mut keys = UInt16Builder::new();
-            for r in rows {
-                match r {
-                    None => keys.append_null(),
-                    Some(v) => {
-                        let k = dictionary.iter().position(|d| d == v).unwrap_or_else(|| {
-                            dictionary.push(v);
-                            dictionary.len() - 1
-                        });
-                        keys.append_value(k as u16);
-                    }
-                }
-            }
-            let values = Arc::new(StringArray::from_iter_values(dictionary));
-            Arc::new(DictionaryArray::try_new(keys.finish(), values).expect("test"))
-        };
         let text_field = Field::new("text", DataType::Utf8, true);
         let batch_schema = Arc::new(Schema::new(vec![crate::schema::dictionary_field(
             &text_field,
@@ -811,7 +798,8 @@ mod tests {
         let mut offset = 0;
         for rows in [1, 999, 1234, 7, 2000, 759] {
             let values = text(offset, rows);
-            let batch = RecordBatch::try_new(batch_schema.clone(), vec![as_dictionary(&values)]);
+            let batch =
+                RecordBatch::try_new(batch_schema.clone(), vec![keys_over(Vec::new(), &values)]);
             ours.write(&part, &batch.expect("test")).expect("test");
             let plain: ArrayRef = Arc::new(StringArray::from(values));
             theirs
