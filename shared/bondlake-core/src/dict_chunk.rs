@@ -14,7 +14,7 @@
 //! chunk into its row group (`SerializedRowGroupWriter::append_column`); the file's schema is
 //! unchanged, so every reader sees what it saw when arrow-rs encoded the same values.
 
-use crate::contract::FastMap;
+use crate::contract::{FastMap, text_eq};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, UInt16Type};
 use arrow_array::{Array, ArrayRef, DictionaryArray, PrimitiveArray};
@@ -60,8 +60,7 @@ enum Dict {
     /// BYTE_ARRAY text, from Arrow dictionaries; the last batch dictionary seen, and where its
     /// entries are in `values`.
     Text {
-        values: Vec<Box<[u8]>>,
-        lookup: FastMap<Box<[u8]>, u32>,
+        values: TextValues,
         last: Option<(ArrayRef, Vec<u32>)>,
     },
     /// INT32, from Int32 or Date32 arrays; `min` and `max` of the rows' values; recent values
@@ -79,6 +78,83 @@ impl Dict {
         match self {
             Dict::Text { values, .. } => values.len(),
             Dict::Int32 { values, .. } => values.len(),
+        }
+    }
+}
+
+/// A text dictionary's values laid out as its PLAIN page holds them (each value's length, u32
+/// little-endian, then its bytes), found through an open-addressed table of keys: a new value
+/// costs no allocation of its own (a map of boxed values took two, and freed them again at the
+/// chunk's end), and the page is written from the buffer as it is.
+#[derive(Default)]
+struct TextValues {
+    page: Vec<u8>,
+    /// Where each value's bytes start in `page`.
+    starts: Vec<usize>,
+    /// A value's key plus one (0: empty) at its hash's slot; at most half full.
+    slots: Vec<u32>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl TextValues {
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The value of key `k`.
+    fn get(&self, k: u32) -> &[u8] {
+        let start = self.starts[k as usize];
+        let mut len = [0; 4];
+        len.copy_from_slice(&self.page[start - 4..start]);
+        &self.page[start..start + u32::from_le_bytes(len) as usize]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len() as u32).map(|k| self.get(k))
+    }
+
+    /// The key of `v`, or the slot it would take.
+    fn find(&self, v: &[u8]) -> std::result::Result<u32, usize> {
+        use std::hash::BuildHasher;
+        if self.slots.is_empty() {
+            return Err(0);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.hasher.hash_one(v) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => return Err(i),
+                k if text_eq(self.get(k - 1), v) => return Ok(k - 1),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds `v` (not held yet) at `slot`, as [`TextValues::find`] gave it; returns its key.
+    fn insert(&mut self, slot: usize, v: &[u8]) -> u32 {
+        let k = self.len() as u32;
+        self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.starts.push(self.page.len());
+        self.page.extend_from_slice(v);
+        if (self.len() + 1) * 2 > self.slots.len() {
+            self.rehash();
+        } else {
+            self.slots[slot] = k + 1;
+        }
+        k
+    }
+
+    /// Doubles the table (64 slots at first) and places every value again.
+    fn rehash(&mut self) {
+        use std::hash::BuildHasher;
+        self.slots = vec![0; (self.slots.len() * 2).max(64)];
+        let mask = self.slots.len() - 1;
+        for k in 0..self.len() as u32 {
+            let mut i = self.hasher.hash_one(self.get(k)) as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = k + 1;
         }
     }
 }
@@ -136,8 +212,7 @@ impl DictChunk {
                 cache: vec![(0, 0); INT_CACHE],
             },
             _ => Dict::Text {
-                values: Vec::new(),
-                lookup: FastMap::default(),
+                values: TextValues::default(),
                 last: None,
             },
         };
@@ -164,7 +239,7 @@ impl DictChunk {
     /// A rough size of the chunk once encoded, for rolling parts by size.
     pub fn estimated_bytes(&self) -> usize {
         let dict = match &self.dict {
-            Dict::Text { values, .. } => values.iter().map(|v| v.len() + 4).sum::<usize>(),
+            Dict::Text { values, .. } => values.page.len(),
             Dict::Int32 { values, .. } => values.len() * 4,
         };
         let pages: usize = self.pages.iter().map(|(p, _)| p.data().len()).sum();
@@ -198,12 +273,7 @@ impl DictChunk {
         if self.plain.is_some() {
             return self.append_plain(dict);
         }
-        let Dict::Text {
-            values,
-            lookup,
-            last,
-        } = &mut self.dict
-        else {
+        let Dict::Text { values, last } = &mut self.dict else {
             unreachable!("the 32-bit integer case returned above")
         };
         let same = matches!(last, Some((v, _)) if Arc::ptr_eq(v, dict.values()));
@@ -217,16 +287,13 @@ impl DictChunk {
             let mut map = Vec::with_capacity(text.len());
             for i in 0..text.len() {
                 let value = text.value(i).as_bytes();
-                let key = match lookup.get(value) {
-                    Some(&k) => k,
+                let key = match values.find(value) {
+                    Ok(k) => k,
                     // A full dictionary takes no more values: the rows that hold one go PLAIN.
-                    None if self.dictionary_bytes >= self.dictionary_limit => UNMAPPED,
-                    None => {
-                        let k = values.len() as u32;
-                        values.push(value.into());
-                        lookup.insert(value.into(), k);
+                    Err(_) if self.dictionary_bytes >= self.dictionary_limit => UNMAPPED,
+                    Err(slot) => {
                         self.dictionary_bytes += 4 + value.len();
-                        k
+                        values.insert(slot, value)
                     }
                 };
                 map.push(key);
@@ -307,7 +374,7 @@ impl DictChunk {
             used.resize(values.len(), false);
             for &k in &self.keys[before..] {
                 used[k as usize] = true;
-                self.value_bytes += values[k as usize].len() as i64;
+                self.value_bytes += values.get(k).len() as i64;
             }
         }
         self.added(n, before)
@@ -511,18 +578,11 @@ impl DictChunk {
         encodings.sort();
         let (mut compressed, mut uncompressed) = (0i64, 0i64);
 
-        let mut plain = Vec::new();
-        match &self.dict {
-            Dict::Text { values, .. } => {
-                for v in values {
-                    plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                    plain.extend_from_slice(v);
-                }
-            }
-            Dict::Int32 { values, .. } => values
-                .iter()
-                .for_each(|v| plain.extend_from_slice(&v.to_le_bytes())),
-        }
+        // Text values are held in the page's layout already.
+        let plain = match &self.dict {
+            Dict::Text { values, .. } => values.page.clone(),
+            Dict::Int32 { values, .. } => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
         let spec = pages.write_page(self.codec.page(plain, |buf| Page::DictionaryPage {
             buf,
             num_values: self.dict.len() as u32,
@@ -558,11 +618,7 @@ impl DictChunk {
         let nulls = (self.rows - self.present) as u64;
         match (&self.dict, &self.used) {
             (Dict::Text { values, .. }, Some(used)) => {
-                let mut present = values
-                    .iter()
-                    .zip(used)
-                    .filter(|(_, u)| **u)
-                    .map(|(v, _)| &v[..]);
+                let mut present = values.iter().zip(used).filter(|(_, u)| **u).map(|(v, _)| v);
                 let first = present.next();
                 let (mut min, mut max) = present.fold((first, first), |(lo, hi), v| {
                     (lo.min(Some(v)), hi.max(Some(v)))

@@ -5,7 +5,7 @@
 //! COPY, Spark, DuckDB and pyarrow all read: Decimal128 (precision ≤ 38), Date32, Int32/Int64,
 //! Float64, Utf8 and Timestamp(µs, UTC).
 
-use crate::contract::{Column, ColumnType, Contract, DerivedKind};
+use crate::contract::{Column, ColumnType, Contract, DerivedKind, text_eq};
 use crate::parse::format_date;
 use crate::value::{DerivedVal, Val};
 use arrow_array::builder::{
@@ -543,7 +543,7 @@ impl Interner {
         loop {
             match self.slots[i] {
                 0 => break,
-                k if self.value(k - 1) == s.as_bytes() => return k - 1,
+                k if text_eq(self.value(k - 1), s.as_bytes()) => return k - 1,
                 _ => i = (i + 1) & mask,
             }
         }

@@ -363,6 +363,19 @@ impl ShortKey {
 /// A byte of ones in every byte of a u64.
 const ONES: u64 = u64::MAX / 0xFF;
 
+/// `a == b` in a few loads and compares where both are up to 16 bytes long: the interners' hits
+/// (ids, names) are that short, and a slice comparison calls `memcmp` for each.
+#[inline]
+pub(crate) fn text_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (ShortKey::of(a), ShortKey::of(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// An open-addressed table of [`ShortKey`]s, at most half full, probed linearly.
 #[derive(Debug, Clone)]
 struct ShortKeys {
@@ -788,6 +801,27 @@ mod tests {
         ("certificate of deposit", 3),
         ("@[`{", 2),
     ];
+
+    proptest! {
+        /// `text_eq` is `==`: on equal text, and on text of one length that differs in one byte
+        /// (any byte, at any place: the packed loads overlap), up to past 16 bytes.
+        #[test]
+        fn text_eq_is_byte_equality(
+            a in proptest::collection::vec(any::<u8>(), 0..24),
+            at in 0usize..24,
+            byte in any::<u8>(),
+            other in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            let mut b = a.clone();
+            prop_assert!(text_eq(&a, &b));
+            if !b.is_empty() {
+                let n = b.len();
+                b[at % n] = byte;
+            }
+            prop_assert_eq!(text_eq(&a, &b), a == b);
+            prop_assert_eq!(text_eq(&a, &other), a == other);
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
