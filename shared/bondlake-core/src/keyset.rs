@@ -42,9 +42,11 @@ impl KeySet {
                 std::cmp::Ordering::Equal => return false,
             }
         }
-        if shard.len() == shard.capacity() {
+        if shard.capacity() - shard.len() < WIDTH {
             // Grow by a quarter: slack stays small, and no shard ever doubles a large table.
-            shard.reserve_exact(shard.len() / 4 + 8 * WIDTH);
+            // Whole entries, so that the capacity stays a multiple of WIDTH: one that was not
+            // left `extend_from_slice` short by a few bytes, and it doubled the shard.
+            shard.reserve_exact((shard.len() / 4).next_multiple_of(WIDTH) + 8 * WIDTH);
         }
         shard.extend_from_slice(rest);
         shard[lo * WIDTH..].rotate_right(WIDTH);
@@ -186,5 +188,22 @@ mod tests {
         );
         assert!(!s.insert(0x0001_0000_0000_0005));
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_shard_grows_by_a_quarter_and_never_doubles() {
+        let mut s = KeySet::default();
+        for i in 0..20_000u64 {
+            // Distinct low 48 bits (an odd multiplier), all in shard 7.
+            assert!(s.insert((7 << 48) | (i.wrapping_mul(0x9E37_79B9) & ((1 << 48) - 1))));
+            let shard = &s.shards[7];
+            assert_eq!(shard.capacity() % WIDTH, 0, "whole entries, at {i}");
+            assert!(
+                shard.capacity() <= shard.len() + shard.len() / 4 + 9 * WIDTH,
+                "{} bytes held for {} at {i}",
+                shard.capacity(),
+                shard.len()
+            );
+        }
     }
 }
