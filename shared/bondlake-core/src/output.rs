@@ -7,11 +7,11 @@ use crate::clean::Rejected;
 use crate::dict_chunk::{self, DictChunk};
 use crate::error::Error;
 use crate::manifest::{OutputFile, QuarantineFile};
-use crate::schema::PartKey;
+use crate::schema::{PartKey, narrow_decimal};
 use crate::store::{ObjectStore, ObjectWriter};
 use arrow_array::Array as _;
 use arrow_array::RecordBatch;
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, Field, SchemaRef};
 use flate2::write::GzEncoder;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
@@ -237,6 +237,8 @@ struct PartWriter {
     file: SerializedFileWriter<Box<dyn ObjectWriter>>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// Per column: the field with the narrow decimal a batch may hold it as, where it has one.
+    narrow: Vec<Option<Field>>,
     props: Arc<WriterProperties>,
     group_rows: usize,
     group: Option<RowGroup>,
@@ -263,10 +265,16 @@ impl PartWriter {
         let props = Arc::new(props);
         let (file, factory) = ArrowWriter::try_new(sink, schema.clone(), Some((*props).clone()))?
             .into_serialized_writer()?;
+        let narrow = schema
+            .fields()
+            .iter()
+            .map(|f| narrow_decimal(f.data_type()).map(|t| f.as_ref().clone().with_data_type(t)))
+            .collect();
         Ok(PartWriter {
             file,
             factory,
             schema,
+            narrow,
             props,
             group_rows,
             group: None,
@@ -288,7 +296,8 @@ impl PartWriter {
     }
 
     /// Adds a batch of the output schema, where any Utf8 column may come as a dictionary of
-    /// `UInt16` keys; a row group is written whenever it is full.
+    /// `UInt16` keys and a decimal as narrow as its Parquet column ([`narrow_decimal`]); a row
+    /// group is written whenever it is full.
     fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
         let mut offset = 0;
         while offset < batch.num_rows() {
@@ -300,20 +309,25 @@ impl PartWriter {
             };
             let n = (self.group_rows - group.rows).min(batch.num_rows() - offset);
             let rows = batch.slice(offset, n);
-            let fields = self.schema.fields().iter();
-            for ((sink, field), column) in group.columns.iter_mut().zip(fields).zip(rows.columns())
+            let fields = self.schema.fields().iter().zip(&self.narrow);
+            for ((sink, (field, narrow)), column) in
+                group.columns.iter_mut().zip(fields).zip(rows.columns())
             {
                 match sink {
                     ColumnSink::Dict(d) => d.append(column)?,
                     ColumnSink::Arrow(w) => {
-                        if column.data_type() != field.data_type() {
-                            return Err(Error::Parquet(ParquetError::General(format!(
-                                "column {} came as {}, not {}",
-                                field.name(),
-                                column.data_type(),
-                                field.data_type()
-                            ))));
-                        }
+                        let field = match narrow {
+                            Some(n) if n.data_type() == column.data_type() => n,
+                            _ if field.data_type() == column.data_type() => field.as_ref(),
+                            _ => {
+                                return Err(Error::Parquet(ParquetError::General(format!(
+                                    "column {} came as {}, not {}",
+                                    field.name(),
+                                    column.data_type(),
+                                    field.data_type()
+                                ))));
+                            }
+                        };
                         for leaf in compute_leaves(field, column)? {
                             w.write(&leaf)?;
                         }
@@ -917,6 +931,134 @@ mod tests {
                 "row group {g}, column {c}"
             );
             assert!(ca.dictionary_page_offset().is_some());
+        }
+    }
+
+    /// Decimals that come as Decimal32 and Decimal64 (`schema::narrow_decimal`) are written as
+    /// arrow-rs writes the same values as Decimal128: the file's schema, values, statistics
+    /// and encodings, extremes of the precision and nulls included.
+    #[test]
+    fn narrow_decimals_write_what_decimal128_writes() {
+        use arrow_array::{Decimal32Array, Decimal64Array, Decimal128Array};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("rate", DataType::Decimal128(9, 6), true),
+            Field::new("value", DataType::Decimal128(18, 2), false),
+        ]));
+        let rows = 3000i64;
+        let rate = |i: i64| {
+            (i % 7 != 3).then(|| match i % 5 {
+                0 => 999_999_999,
+                1 => -999_999_999,
+                _ => (i * 7919) % 100_000_000 - 50_000_000,
+            })
+        };
+        let value = |i: i64| match i % 4 {
+            0 => 999_999_999_999_999_999,
+            1 => -999_999_999_999_999_999,
+            _ => i * 1_000_003 - 1_500_000_000,
+        };
+        let wide = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(
+                    Decimal128Array::from_iter((0..rows).map(|i| rate(i).map(i128::from)))
+                        .with_precision_and_scale(9, 6)
+                        .expect("test"),
+                ),
+                Arc::new(
+                    Decimal128Array::from_iter_values((0..rows).map(|i| i128::from(value(i))))
+                        .with_precision_and_scale(18, 2)
+                        .expect("test"),
+                ),
+            ],
+        )
+        .expect("test");
+        let narrow_schema = Arc::new(Schema::new(vec![
+            Field::new("rate", DataType::Decimal32(9, 6), true),
+            Field::new("value", DataType::Decimal64(18, 2), false),
+        ]));
+        let narrow = RecordBatch::try_new(
+            narrow_schema,
+            vec![
+                Arc::new(
+                    Decimal32Array::from_iter((0..rows).map(|i| rate(i).map(|v| v as i32)))
+                        .with_precision_and_scale(9, 6)
+                        .expect("test"),
+                ),
+                Arc::new(
+                    Decimal64Array::from_iter_values((0..rows).map(value))
+                        .with_precision_and_scale(18, 2)
+                        .expect("test"),
+                ),
+            ],
+        )
+        .expect("test");
+        let props = || {
+            WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .set_max_row_group_row_count(Some(1000))
+                .set_statistics_enabled(EnabledStatistics::Chunk)
+                .build()
+        };
+        let dir = tempfile::tempdir().expect("test");
+        let theirs = dir.path().join("arrow-rs.parquet");
+        let mut w = ArrowWriter::try_new(
+            std::fs::File::create(&theirs).expect("test"),
+            schema.clone(),
+            Some(props()),
+        )
+        .expect("test");
+        w.write(&wide).expect("test");
+        w.close().expect("test");
+        let store = LocalStore::new(dir.path().join("ours"));
+        let names = OutputNames::new("d", "1", "p", "local", "in.csv", "1");
+        let statistics = vec!["rate".to_string(), "value".to_string()];
+        let mut w = PartitionedWriter::new(
+            &store,
+            schema.clone(),
+            names,
+            OutputOptions::default(),
+            &statistics,
+        );
+        w.props = props();
+        let part = PartKey::Text("x".into());
+        w.write(&part, &narrow.slice(0, 1234)).expect("test");
+        w.write(&part, &narrow.slice(1234, 1766)).expect("test");
+        let out = w.finish().expect("test");
+        let ours = dir.path().join("ours").join(&out[0].key);
+        let read = |path: &std::path::Path| {
+            let file = std::fs::File::open(path).expect("test");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("test")
+                .build()
+                .expect("test");
+            let batches: Vec<RecordBatch> = reader.map(|b| b.expect("test")).collect();
+            arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("test")
+        };
+        assert_eq!(read(&ours), wide);
+        assert_eq!(read(&theirs), wide);
+        let meta = |path: &std::path::Path| {
+            SerializedFileReader::new(std::fs::File::open(path).expect("test"))
+                .expect("test")
+                .metadata()
+                .clone()
+        };
+        let (ma, mb) = (meta(&ours), meta(&theirs));
+        assert_eq!(ma.num_row_groups(), 3);
+        assert_eq!(ma.file_metadata().schema(), mb.file_metadata().schema());
+        for g in 0..3 {
+            for c in 0..2 {
+                let (ca, cb) = (ma.row_group(g).column(c), mb.row_group(g).column(c));
+                assert_eq!(
+                    ca.statistics(),
+                    cb.statistics(),
+                    "row group {g}, column {c}"
+                );
+                assert_eq!(
+                    ca.encodings().collect::<Vec<_>>(),
+                    cb.encodings().collect::<Vec<_>>()
+                );
+            }
         }
     }
 }

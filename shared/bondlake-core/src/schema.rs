@@ -9,8 +9,9 @@ use crate::contract::{Column, ColumnType, Contract, DerivedKind, text_eq};
 use crate::parse::format_date;
 use crate::value::{DerivedVal, Val};
 use arrow_array::builder::{
-    ArrayBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
-    PrimitiveBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    ArrayBuilder, Date32Builder, Decimal32Builder, Decimal64Builder, Decimal128Builder,
+    Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder, StringBuilder,
+    TimestampMicrosecondBuilder, UInt16Builder,
 };
 use arrow_array::types::{ArrowPrimitiveType, UInt16Type};
 use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArray};
@@ -72,7 +73,8 @@ pub(crate) fn output_schema(contract: &Contract) -> SchemaRef {
 /// are dictionaries of `UInt16` keys over those values, and free text a dictionary of each
 /// batch's own distinct values. The Parquet writer then takes the keys as they are instead of
 /// hashing every value again (`dict_chunk`); the file's schema stays the output schema, so
-/// readers see Utf8 as before.
+/// readers see Utf8 as before. Decimals of precision up to 18 come as Decimal32 or Decimal64
+/// ([`narrow_decimal`]).
 #[derive(Debug, Clone)]
 pub(crate) struct BatchLayout {
     /// The batches' schema.
@@ -143,7 +145,10 @@ impl BatchLayout {
             .iter()
             .zip(&columns)
             .map(|(f, keyed)| match keyed {
-                Keyed::No => f.as_ref().clone(),
+                Keyed::No => match narrow_decimal(f.data_type()) {
+                    Some(narrow) => f.as_ref().clone().with_data_type(narrow),
+                    None => f.as_ref().clone(),
+                },
                 Keyed::Over(_) | Keyed::Interned => dictionary_field(f),
             })
             .collect();
@@ -151,6 +156,19 @@ impl BatchLayout {
             batch: Arc::new(Schema::new(fields)),
             columns,
         }
+    }
+}
+
+/// How a records-shape batch holds a decimal column of `output` type: in the width its
+/// Parquet column has (INT32 up to precision 9, INT64 up to 18). arrow-rs writes a Decimal128
+/// array to those columns through a copy of every batch narrowed to 64 bits; a Decimal64 array
+/// it writes as it is, and either is a quarter or half the bytes to build. The file's schema
+/// stays Decimal128, so every reader sees what it saw.
+pub(crate) fn narrow_decimal(output: &DataType) -> Option<DataType> {
+    match *output {
+        DataType::Decimal128(p, s) if p <= 9 => Some(DataType::Decimal32(p, s)),
+        DataType::Decimal128(p, s) if p <= 18 => Some(DataType::Decimal64(p, s)),
+        _ => None,
     }
 }
 
@@ -236,6 +254,8 @@ enum ColBuilder {
     Keys(KeysBuilder),
     Date(Date32Builder),
     Dec(Decimal128Builder, u8, i8),
+    Dec32(Decimal32Builder, u8, i8),
+    Dec64(Decimal64Builder, u8, i8),
     I64(Int64Builder),
     I32(Int32Builder),
     F64(Float64Builder),
@@ -270,6 +290,12 @@ impl BatchBuilder {
                 (_, DataType::Date32) => ColBuilder::Date(Date32Builder::with_capacity(capacity)),
                 (_, DataType::Decimal128(p, s)) => {
                     ColBuilder::Dec(Decimal128Builder::with_capacity(capacity), *p, *s)
+                }
+                (_, DataType::Decimal32(p, s)) => {
+                    ColBuilder::Dec32(Decimal32Builder::with_capacity(capacity), *p, *s)
+                }
+                (_, DataType::Decimal64(p, s)) => {
+                    ColBuilder::Dec64(Decimal64Builder::with_capacity(capacity), *p, *s)
                 }
                 (_, DataType::Int64) => ColBuilder::I64(Int64Builder::with_capacity(capacity)),
                 (_, DataType::Int32) => ColBuilder::I32(Int32Builder::with_capacity(capacity)),
@@ -362,6 +388,28 @@ impl BatchBuilder {
             ColBuilder::Dec(b, ..) => append_runs(
                 b,
                 values.map(|v| if let Val::Num(n) = v { Some(n) } else { None }),
+            ),
+            // A parsed decimal has at most the column's precision in digits (`parse_decimal`):
+            // up to 9 fit an i32, up to 18 an i64.
+            ColBuilder::Dec32(b, ..) => append_runs(
+                b,
+                values.map(|v| {
+                    if let Val::Num(n) = v {
+                        Some(n as i32)
+                    } else {
+                        None
+                    }
+                }),
+            ),
+            ColBuilder::Dec64(b, ..) => append_runs(
+                b,
+                values.map(|v| {
+                    if let Val::Num(n) = v {
+                        Some(n as i64)
+                    } else {
+                        None
+                    }
+                }),
             ),
             ColBuilder::I64(b) => append_runs(
                 b,
@@ -459,6 +507,12 @@ impl BatchBuilder {
                     ColBuilder::Keys(k) => Arc::new(k.finish()?),
                     ColBuilder::Date(b) => Arc::new(b.finish()),
                     ColBuilder::Dec(b, p, s) => {
+                        Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
+                    }
+                    ColBuilder::Dec32(b, p, s) => {
+                        Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
+                    }
+                    ColBuilder::Dec64(b, p, s) => {
                         Arc::new(b.finish().with_precision_and_scale(*p, *s)?)
                     }
                     ColBuilder::I64(b) => Arc::new(b.finish()),
@@ -648,6 +702,8 @@ impl ColBuilder {
             ColBuilder::Keys(k) => k.keys.append_null(),
             ColBuilder::Date(b) => b.append_null(),
             ColBuilder::Dec(b, ..) => b.append_null(),
+            ColBuilder::Dec32(b, ..) => b.append_null(),
+            ColBuilder::Dec64(b, ..) => b.append_null(),
             ColBuilder::I64(b) => b.append_null(),
             ColBuilder::I32(b) => b.append_null(),
             ColBuilder::F64(b) => b.append_null(),

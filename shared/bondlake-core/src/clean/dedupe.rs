@@ -93,15 +93,22 @@ impl<'c> Deduper<'c> {
     }
 }
 
-/// A Decimal128 or Int64 cell as a scaled integer (0 for null or another type).
+/// A decimal (of any width a batch holds, `schema::narrow_decimal`) or Int64 cell as a scaled
+/// integer (0 for null or another type).
 fn numeric_value(a: &dyn arrow_array::Array, i: usize) -> i128 {
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Decimal128Type, Int64Type};
+    use arrow_array::types::{Decimal32Type, Decimal64Type, Decimal128Type, Int64Type};
     if a.is_null(i) {
         return 0;
     }
     match a.data_type() {
         arrow_schema::DataType::Decimal128(..) => a.as_primitive::<Decimal128Type>().value(i),
+        arrow_schema::DataType::Decimal64(..) => {
+            i128::from(a.as_primitive::<Decimal64Type>().value(i))
+        }
+        arrow_schema::DataType::Decimal32(..) => {
+            i128::from(a.as_primitive::<Decimal32Type>().value(i))
+        }
         arrow_schema::DataType::Int64 => i128::from(a.as_primitive::<Int64Type>().value(i)),
         _ => 0,
     }
