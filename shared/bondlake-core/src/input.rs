@@ -246,7 +246,10 @@ impl<R: Read> Read for LimitedReader<R> {
 /// A run of CSV records whose fields live in one buffer.
 #[derive(Debug, Default)]
 pub struct Chunk {
+    /// The fields' bytes in `data[..used]`; the buffer stays at its full length, so a chunk
+    /// that reuses it writes over old bytes instead of zeroing them first.
     data: Vec<u8>,
+    used: usize,
     /// End offset in `data` of every field, records one after the other.
     ends: Vec<u32>,
     /// Index into `ends` of each record's first field; one extra entry closes the last record.
@@ -272,7 +275,7 @@ impl Chunk {
         let (a, b) = (self.starts[i] as usize, self.starts[i + 1] as usize);
         let base = if a == 0 { 0 } else { self.ends[a - 1] as usize };
         Record {
-            data: &self.data,
+            data: &self.data[..self.used],
             ends: &self.ends[a..b],
             base,
         }
@@ -280,12 +283,12 @@ impl Chunk {
 
     /// Bytes held, for accounting.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.used
     }
 
     /// Every field's bytes, run together: one validation pass can cover the whole chunk.
     pub fn data(&self) -> &[u8] {
-        &self.data
+        &self.data[..self.used]
     }
 }
 
@@ -413,15 +416,13 @@ impl<R: Read> CsvChunker<R> {
             Some(mut c) => {
                 c.ends.clear();
                 c.starts.clear();
-                // Old bytes past `used` are never read: only the zeroing of a new tail is paid.
-                let len = c.data.capacity().max(4096);
-                c.data.resize(len, 0);
+                c.used = 0;
                 c.first_record = self.next_record + 1;
                 c
             }
             None => Chunk {
-                // The buffer is kept at its full length; `used` marks what holds data.
                 data: vec![0; max_bytes.clamp(4096, 1 << 20)],
+                used: 0,
                 ends: Vec::with_capacity(max_records.min(1 << 16) * 8),
                 starts: Vec::with_capacity(max_records.min(1 << 16) + 1),
                 first_record: self.next_record + 1,
@@ -495,7 +496,7 @@ impl<R: Read> CsvChunker<R> {
                 R::End => break,
             }
         }
-        chunk.data.truncate(used);
+        chunk.used = used;
         Ok((!chunk.is_empty()).then_some(chunk))
     }
 
