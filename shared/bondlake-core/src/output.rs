@@ -621,6 +621,25 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
+    /// A Parquet file's rows, as one batch.
+    fn read_back(path: &std::path::Path) -> RecordBatch {
+        let file = std::fs::File::open(path).expect("test");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("test")
+            .build()
+            .expect("test");
+        let batches: Vec<RecordBatch> = reader.map(|b| b.expect("test")).collect();
+        arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("test")
+    }
+
+    /// A Parquet file's footer.
+    fn metadata(path: &std::path::Path) -> parquet::file::metadata::ParquetMetaData {
+        SerializedFileReader::new(std::fs::File::open(path).expect("test"))
+            .expect("test")
+            .metadata()
+            .clone()
+    }
+
     /// Rows of text with nulls and runs, the same text as the dictionary batches below carry.
     fn text(rows: usize, offset: usize) -> Vec<Option<String>> {
         (offset..offset + rows)
@@ -825,24 +844,16 @@ mod tests {
         let out = ours.finish().expect("test");
         let ours_path = dir.path().join(&out[0].key);
 
-        let read = |path: &std::path::Path| -> Vec<Option<String>> {
-            let file = std::fs::File::open(path).expect("test");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("test")
-                .build()
-                .expect("test");
-            reader
-                .flat_map(|b| {
-                    let b = b.expect("test");
-                    let c = b.column(0).as_any().downcast_ref::<StringArray>().cloned();
-                    c.expect("Utf8")
-                        .iter()
-                        .map(|v| v.map(String::from))
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        };
-        assert_eq!(read(&ours_path), text(0, 5000));
+        let rows = read_back(&ours_path);
+        let got: Vec<Option<String>> = rows
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("Utf8")
+            .iter()
+            .map(|v| v.map(String::from))
+            .collect();
+        assert_eq!(got, text(0, 5000));
         let open = |path: &std::path::Path| {
             SerializedFileReader::new(std::fs::File::open(path).expect("test")).expect("test")
         };
@@ -883,16 +894,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("test");
         let ours = write(&dir.path().join("ours"), true);
         let theirs = write(&dir.path().join("theirs"), false);
-        let read = |path: &std::path::Path| {
-            let file = std::fs::File::open(path).expect("test");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("test")
-                .build()
-                .expect("test");
-            let batches: Vec<RecordBatch> = reader.map(|b| b.expect("test")).collect();
-            arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("test")
-        };
-        let (a, b) = (read(&ours), read(&theirs));
+        let (a, b) = (read_back(&ours), read_back(&theirs));
         for c in [0, 2, 3] {
             assert_eq!(a.schema().field(c).data_type(), &DataType::Utf8);
         }
@@ -909,13 +911,7 @@ mod tests {
             .collect();
         assert_eq!(got, expected);
         // The same row groups, encodings and statistics as arrow-rs's own dictionary encoder.
-        let meta = |path: &std::path::Path| {
-            SerializedFileReader::new(std::fs::File::open(path).expect("test"))
-                .expect("test")
-                .metadata()
-                .clone()
-        };
-        let (ma, mb) = (meta(&ours), meta(&theirs));
+        let (ma, mb) = (metadata(&ours), metadata(&theirs));
         assert_eq!(ma.num_row_groups(), 4);
         assert_eq!(ma.num_row_groups(), mb.num_row_groups());
         for (g, c) in (0..ma.num_row_groups()).flat_map(|g| [0, 2, 3, 4, 5].map(|c| (g, c))) {
@@ -1026,24 +1022,9 @@ mod tests {
         w.write(&part, &narrow.slice(1234, 1766)).expect("test");
         let out = w.finish().expect("test");
         let ours = dir.path().join("ours").join(&out[0].key);
-        let read = |path: &std::path::Path| {
-            let file = std::fs::File::open(path).expect("test");
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .expect("test")
-                .build()
-                .expect("test");
-            let batches: Vec<RecordBatch> = reader.map(|b| b.expect("test")).collect();
-            arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("test")
-        };
-        assert_eq!(read(&ours), wide);
-        assert_eq!(read(&theirs), wide);
-        let meta = |path: &std::path::Path| {
-            SerializedFileReader::new(std::fs::File::open(path).expect("test"))
-                .expect("test")
-                .metadata()
-                .clone()
-        };
-        let (ma, mb) = (meta(&ours), meta(&theirs));
+        assert_eq!(read_back(&ours), wide);
+        assert_eq!(read_back(&theirs), wide);
+        let (ma, mb) = (metadata(&ours), metadata(&theirs));
         assert_eq!(ma.num_row_groups(), 3);
         assert_eq!(ma.file_metadata().schema(), mb.file_metadata().schema());
         for g in 0..3 {
