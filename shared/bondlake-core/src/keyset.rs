@@ -44,8 +44,8 @@ impl KeySet {
         }
         if shard.capacity() - shard.len() < WIDTH {
             // Grow by a quarter: slack stays small, and no shard ever doubles a large table.
-            // Whole entries, so that the capacity stays a multiple of WIDTH: one that was not
-            // left `extend_from_slice` short by a few bytes, and it doubled the shard.
+            // Whole entries, so that the capacity stays a multiple of WIDTH: any other left
+            // `extend_from_slice` a few bytes short of the next entry, and it doubled the shard.
             shard.reserve_exact((shard.len() / 4).next_multiple_of(WIDTH) + 8 * WIDTH);
         }
         shard.extend_from_slice(rest);
