@@ -385,42 +385,12 @@ impl BatchBuilder {
                 b,
                 values.map(|v| if let Val::Date(d) = v { Some(d) } else { None }),
             ),
-            ColBuilder::Dec(b, ..) => append_runs(
-                b,
-                values.map(|v| if let Val::Num(n) = v { Some(n) } else { None }),
-            ),
+            ColBuilder::Dec(b, ..) => append_runs(b, values.map(number)),
             // A parsed decimal has at most the column's precision in digits (`parse_decimal`):
             // up to 9 fit an i32, up to 18 an i64.
-            ColBuilder::Dec32(b, ..) => append_runs(
-                b,
-                values.map(|v| {
-                    if let Val::Num(n) = v {
-                        Some(n as i32)
-                    } else {
-                        None
-                    }
-                }),
-            ),
-            ColBuilder::Dec64(b, ..) => append_runs(
-                b,
-                values.map(|v| {
-                    if let Val::Num(n) = v {
-                        Some(n as i64)
-                    } else {
-                        None
-                    }
-                }),
-            ),
-            ColBuilder::I64(b) => append_runs(
-                b,
-                values.map(|v| {
-                    if let Val::Num(n) = v {
-                        Some(n as i64)
-                    } else {
-                        None
-                    }
-                }),
-            ),
+            ColBuilder::Dec32(b, ..) => append_runs(b, values.map(|v| number(v).map(|n| n as i32))),
+            ColBuilder::Dec64(b, ..) => append_runs(b, values.map(|v| number(v).map(|n| n as i64))),
+            ColBuilder::I64(b) => append_runs(b, values.map(|v| number(v).map(|n| n as i64))),
             c => values.for_each(|_| c.append_null()),
         }
     }
@@ -524,6 +494,12 @@ impl BatchBuilder {
             .collect::<Result<_, _>>()?;
         RecordBatch::try_new(self.schema, arrays)
     }
+}
+
+/// A decimal's or an integer's scaled value; `None` for a null (or a cell of another type).
+#[inline]
+fn number(v: Val<'_>) -> Option<i128> {
+    if let Val::Num(n) = v { Some(n) } else { None }
 }
 
 /// Appends values through runs of up to 64 gathered on the stack: one capacity check and one
